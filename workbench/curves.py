@@ -1,0 +1,68 @@
+"""Generation curves: a pixel's rates over the DDIM grid of an image's trajectory.
+
+A curve is indexed like `trajectory.schedule.timesteps` (ascending t: t_N ... t_1).
+Pixels are (y, x) on the model grid.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from .adapters import ModelAdapter
+from .ddim import Trajectory
+from .errors import WorkbenchError
+from .rates import RateSpec, pixel_rates, rates_of, tangent_basis, unit_tangents
+
+__all__ = ["pixel_curves", "region_curve", "check_pixel", "normalise_curve"]
+
+
+def check_pixel(adapter: ModelAdapter, y: int, x: int) -> None:
+    """Raise a one-line error if (y, x) is outside the model grid."""
+    _, H, W = adapter.model_shape
+    if not (0 <= y < H and 0 <= x < W):
+        raise WorkbenchError(f"pixel (x={x}, y={y}) is outside the {W}x{H} model grid: pick 0<=x<{W}, 0<=y<{H}")
+
+
+def pixel_curves(adapter: ModelAdapter, trajectory: Trajectory, pixels: Sequence[tuple[int, int]],
+                 spec: RateSpec = RateSpec(), *, chunk: int = 64,
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Curves of pixels (P pairs (y, x)) -> (P, N): per timestep the rate of each pixel's unit
+    variations, averaged over channels (or `spec.channel` only)."""
+    C, H, W = adapter.model_shape
+    for y, x in pixels:
+        check_pixel(adapter, y, x)
+    channels = range(C) if spec.channel is None else [spec.channel]
+    if spec.channel is not None and not 0 <= spec.channel < C:
+        raise WorkbenchError(f"channel {spec.channel} out of range: the model has {C} channels (0..{C - 1})")
+    flat = torch.tensor([c * H * W + y * W + x for (y, x) in pixels for c in channels])
+    tangents = unit_tangents((C, H, W), flat, device=adapter.device, dtype=adapter.dtype)
+    schedule = trajectory.schedule
+    out = torch.empty(len(pixels), len(schedule), dtype=torch.float32)
+    for i in range(len(schedule)):
+        x_t = trajectory.states[i]
+        basis = (tangent_basis(adapter, schedule, i, x_t, spec.k, iters=spec.iters)
+                 if spec.definition == "projected" else None)
+        r = rates_of(adapter, schedule, i, x_t, tangents, spec, chunk=chunk, basis=basis)
+        out[:, i] = r.reshape(len(pixels), len(channels)).mean(1).float().cpu()
+        if progress:
+            progress(i + 1, len(schedule))
+    return out
+
+
+def region_curve(adapter: ModelAdapter, trajectory: Trajectory, mask: torch.Tensor, spec: RateSpec = RateSpec(),
+                 *, max_pixels: int = 256, seed: int = 0, **kw) -> torch.Tensor:
+    """Mean curve over the pixels of a model-grid mask (H, W) -> (N,). Regions larger than
+    `max_pixels` are subsampled uniformly (seeded)."""
+    ys, xs = torch.nonzero(mask > 0.5, as_tuple=True)
+    if len(ys) == 0:
+        raise WorkbenchError("the region is empty on the model grid: draw a larger mask")
+    if len(ys) > max_pixels:
+        pick = torch.randperm(len(ys), generator=torch.Generator().manual_seed(seed))[:max_pixels]
+        ys, xs = ys[pick], xs[pick]
+    return pixel_curves(adapter, trajectory, list(zip(ys.tolist(), xs.tolist())), spec, **kw).mean(0)
+
+
+def normalise_curve(curve: torch.Tensor) -> torch.Tensor:
+    """A curve as a distribution over timesteps (sums to 1 along the last axis)."""
+    return curve / curve.sum(-1, keepdim=True).clamp_min(1e-30)
