@@ -1,0 +1,1 @@
+"""Curve cubes: per-image chunked Zarr stores of per-pixel generation rates, opened as xarray."""
