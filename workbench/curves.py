@@ -12,7 +12,7 @@ import torch
 from .adapters import ModelAdapter
 from .ddim import Trajectory
 from .errors import WorkbenchError
-from .rates import RateSpec, pixel_rates, rates_of, tangent_basis, unit_tangents
+from .rates import RateSpec, rates_along, rates_of, tangent_basis, unit_tangents
 
 __all__ = ["pixel_curves", "region_curve", "check_pixel", "normalise_curve"]
 
@@ -38,15 +38,26 @@ def pixel_curves(adapter: ModelAdapter, trajectory: Trajectory, pixels: Sequence
     flat = torch.tensor([c * H * W + y * W + x for (y, x) in pixels for c in channels])
     tangents = unit_tangents((C, H, W), flat, device=adapter.device, dtype=adapter.dtype)
     schedule = trajectory.schedule
-    out = torch.empty(len(pixels), len(schedule), dtype=torch.float32)
-    for i in range(len(schedule)):
+    N = len(schedule)
+    out = torch.empty(len(pixels), N, dtype=torch.float32)
+    if spec.definition != "projected":
+        batch = max(1, min(N, chunk))
+        for p in range(len(pixels)):
+            r = torch.stack([rates_along(adapter, schedule, trajectory.states,
+                                         tangents[p * len(channels) + c].expand(N, C, H, W), spec.definition,
+                                         batch=batch) for c in range(len(channels))])
+            out[p] = r.mean(0).float().cpu()
+            if progress:
+                progress(p + 1, len(pixels))
+        return out
+    for i in range(N):
         x_t = trajectory.states[i]
         basis = (tangent_basis(adapter, schedule, i, x_t, spec.k, iters=spec.iters)
                  if spec.definition == "projected" else None)
         r = rates_of(adapter, schedule, i, x_t, tangents, spec, chunk=chunk, basis=basis)
         out[:, i] = r.reshape(len(pixels), len(channels)).mean(1).float().cpu()
         if progress:
-            progress(i + 1, len(schedule))
+            progress(i + 1, N)
     return out
 
 

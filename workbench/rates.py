@@ -17,7 +17,7 @@ from .adapters import ModelAdapter
 from .ddim import Schedule, step_coefficients
 from .linalg import jvp_columns, randomized_svd, vjp_rows
 
-__all__ = ["RATE_DEFINITIONS", "RateSpec", "rate_function", "tangent_basis", "rates_of", "exact_element_rates",
+__all__ = ["RATE_DEFINITIONS", "RateSpec", "rate_function", "batched_rate_function", "rates_along", "tangent_basis", "rates_of", "exact_element_rates",
            "pixel_rates", "unit_tangents"]
 
 RATE_DEFINITIONS = ("step", "eps", "h", "projected")
@@ -50,6 +50,40 @@ def rate_function(adapter: ModelAdapter, schedule: Schedule, i: int, definition:
         A, B = step_coefficients(float(schedule.alphas[i]), schedule.alpha_below(i))
         return lambda x: A * x + B * adapter.eps(x, t)
     raise ValueError(f"unknown rate definition {definition!r}: choose one of {', '.join(RATE_DEFINITIONS)}")
+
+
+def batched_rate_function(adapter: ModelAdapter, schedule: Schedule, indices: torch.Tensor, definition: str = "h"
+                          ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One map for several grid indices at once: row b of the batch (n, C, H, W) is evaluated at
+    timestep `schedule.timesteps[indices[b]]`. Rows do not interact, so the JVP of this map with a
+    batch of tangents gives each row's own Jacobian-vector product."""
+    if definition == "projected":
+        raise ValueError("the projected rate needs a per-timestep basis; use rates_of")
+    ts = schedule.timesteps[indices].to(adapter.device)
+    if definition == "h":
+        return lambda x: adapter.h(x, ts)
+    if definition == "eps":
+        return lambda x: adapter.eps(x, ts)
+    coef = [step_coefficients(float(schedule.alphas[i]), schedule.alpha_below(int(i))) for i in indices]
+    A = torch.tensor([c[0] for c in coef], device=adapter.device, dtype=adapter.dtype).view(-1, 1, 1, 1)
+    B = torch.tensor([c[1] for c in coef], device=adapter.device, dtype=adapter.dtype).view(-1, 1, 1, 1)
+    return lambda x: A * x + B * adapter.eps(x, ts)
+
+
+def rates_along(adapter: ModelAdapter, schedule: Schedule, states: torch.Tensor, tangents: torch.Tensor,
+                definition: str = "h", *, batch: int = 50) -> torch.Tensor:
+    """Rate of one variation per timestep: states (N, C, H, W), tangents (N, C, H, W) -> (N,);
+    row i is ||J_i v_i|| at grid index i. Timesteps are batched `batch` at a time."""
+    out = []
+    with adapter.autodiff():
+        for s in range(0, len(states), batch):
+            idx = torch.arange(s, min(s + batch, len(states)))
+            f = batched_rate_function(adapter, schedule, idx, definition)
+            x = states[idx].to(adapter.device, adapter.dtype)
+            v = tangents[idx].to(adapter.device, adapter.dtype)
+            _, jv = torch.func.jvp(f, (x,), (v,))
+            out.append(jv.flatten(1).norm(dim=1))
+    return torch.cat(out)
 
 
 def tangent_basis(adapter: ModelAdapter, schedule: Schedule, i: int, x_t: torch.Tensor, k: int, *,

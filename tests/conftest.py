@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny models saved in the real diffusers layouts (no downloads)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_pixel_dir(tmp_path_factory) -> Path:
+    from workbench.tiny import save_tiny_pixel_model
+
+    return save_tiny_pixel_model(tmp_path_factory.mktemp("tinypix"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory) -> Path:
+    from workbench.tiny import save_tiny_sd_model
+
+    os.environ["WORKBENCH_CACHE"] = str(tmp_path_factory.mktemp("wbcache"))
+    return save_tiny_sd_model(tmp_path_factory.mktemp("tinysd"))
+
+
+@pytest.fixture(scope="session", params=["pixel", "sd"])
+def tiny_adapter(request, tiny_pixel_dir, tiny_sd_dir):
+    from workbench.adapters import load_model
+
+    return load_model(tiny_pixel_dir if request.param == "pixel" else tiny_sd_dir, device="cpu")

@@ -1,0 +1,61 @@
+"""`workbench curve IMAGE --pixel X,Y`: one pixel's generation curve, printed and plotted."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .common import add_model_args, add_rate_args, device_from, parse_xy, progress_bar, rate_spec_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("curve", help="generation curve of one pixel of an image",
+                       description="Invert IMAGE with DDIM and print the generation rate of one pixel at every timestep.")
+    p.add_argument("image", help="PNG/JPEG image")
+    p.add_argument("--pixel", required=True, help="X,Y in the original image's pixel coordinates")
+    add_model_args(p)
+    add_rate_args(p)
+    p.add_argument("--plot", default=None, help="plot file (.html; default curve-<image>-x<X>-y<Y>.html)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..adapters import load_model
+    from ..curves import pixel_curves
+    from ..pipeline import prepare_image, source_to_model_pixel
+    from ..images import read_image
+
+    x, y = parse_xy(args.pixel)
+    pil = read_image(args.image)
+    device, dtype = device_from(args)
+    spec = rate_spec_from(args)
+    adapter = load_model(args.model, device=device, dtype=dtype)
+    my, mx = source_to_model_pixel(adapter, x, y, (pil.height, pil.width))
+    inv_bar = progress_bar(args.steps, "invert")
+    prep = prepare_image(adapter, pil, steps=args.steps, callback=lambda info: inv_bar(info["i"] + 1, args.steps))
+    curve = pixel_curves(adapter, prep.trajectory, [(my, mx)], spec)[0]
+    ts = prep.trajectory.schedule.timesteps.tolist()
+    values = curve.tolist()
+    if args.json:
+        print(json.dumps({"image": args.image, "pixel": [x, y], "model_pixel": [mx, my], "rate": spec.definition,
+                          "channel": spec.channel, "timestep": ts, "curve": values}))
+    else:
+        print(f"# {args.image} pixel x={x} y={y} -> model grid ({mx}, {my}); rate={spec.definition}; "
+              f"channel={'mean' if spec.channel is None else spec.channel}")
+        print("timestep\trate")
+        for t, r in zip(ts, values):
+            print(f"{t}\t{r:.6g}")
+    plot = Path(args.plot or f"curve-{Path(args.image).stem}-x{x}-y{y}.html")
+    _write_plot(plot, ts, values, f"{Path(args.image).name} pixel ({x}, {y}), rate {spec.definition}")
+    print(f"# plot: {plot}", flush=True)
+    return 0
+
+
+def _write_plot(path: Path, ts: list[int], values: list[float], title: str) -> None:
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(x=ts, y=values, mode="lines+markers"))
+    fig.update_layout(title=title, xaxis_title="timestep t", yaxis_title="generation rate", template="plotly_white")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(path, include_plotlyjs=True)
