@@ -233,7 +233,7 @@ def _hf_cache_snapshot(repo_id: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_id, local_files_only=True))
+        return Path(snapshot_download(repo_id, local_files_only=True))  # cache lookup only, never a download
     except Exception:
         return None
 
