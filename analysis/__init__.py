@@ -1,0 +1,25 @@
+"""Analysis: fluctuation maps, saliency data sets and metrics, baselines, experiments, export.
+
+Imports point one way: dashboards -> analysis -> cache -> workbench. The cube accessor's
+`ds.curves.fluctuation(window=, t_b=)` is registered here (when the cache package offers it).
+"""
+from __future__ import annotations
+
+from .fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation, fluctuation_map
+
+__all__ = ["fluctuation", "fluctuation_map", "DEFAULT_WINDOW", "DEFAULT_T_B"]
+
+
+def _register() -> None:
+    try:
+        from cache.accessor import register_fluctuation
+    except ImportError:  # the cache package's accessor has not landed: nothing to register
+        return
+
+    def _fluct(rate, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B, **kw):
+        return fluctuation_map(rate, window=window, t_b=t_b, **kw)
+
+    register_fluctuation(_fluct)
+
+
+_register()
