@@ -16,7 +16,7 @@ models?", TPAMI 2019, and the benchmark's MATLAB code):
   CC          Pearson correlation of S and the density map.
   SIM         sum of min(S / sum S, D / sum D) (each first scaled to [0, 1]).
   KLD         sum D' log(eps + D' / (S' + eps)), S', D' normalised to sum 1, eps = 2.2204e-16.
-Degenerate input (no fixations, a constant map, NaN) raises a one-line `WorkbenchError`:
+Degenerate input (no fixations, a constant map such as all zeros, NaN) raises a one-line `WorkbenchError`:
 no metric ever returns a silent NaN.
 """
 from __future__ import annotations
@@ -40,6 +40,8 @@ def _check(s: np.ndarray, ref: np.ndarray, what: str) -> tuple[np.ndarray, np.nd
                              "differ in size: resize the map first (analysis.datasets.resize_map)")
     if not np.isfinite(s).all():
         raise WorkbenchError("the saliency map contains NaN or inf: fix the map (or the cube it came from)")
+    if ref.dtype != bool and not np.isfinite(ref).all():
+        raise WorkbenchError(f"the {what} contains NaN or inf: fix the ground truth")
     return s, ref
 
 
@@ -65,6 +67,9 @@ def _not_constant(s: np.ndarray, metric: str) -> None:
 def AUC_Judd(saliency: np.ndarray, fixations: np.ndarray, *, jitter: bool = True, seed: int = 0) -> float:
     """AUC-Judd of a saliency map (H, W) against a binary fixation map (H, W); 0.5 = chance."""
     s, f = _fix(saliency, fixations)
+    _not_constant(s, "AUC_Judd")
+    if f.all():
+        raise WorkbenchError("every pixel is fixated, so there are no negatives: AUC_Judd is undefined")
     if jitter:  # break ties as the MIT code does (1e-7 uniform noise), seeded
         s = s + np.random.default_rng(seed).random(s.shape) / 1e7
     s = _unit(s)
@@ -89,6 +94,7 @@ def AUC_Borji(saliency: np.ndarray, fixations: np.ndarray, *, n_splits: int = 10
               seed: int = 0) -> float:
     """AUC-Borji: fixated pixels versus uniformly random pixels, thresholds every `step` of [0, 1]."""
     s, f = _fix(saliency, fixations)
+    _not_constant(s, "AUC_Borji")
     s = _unit(s)
     sth = s[f]
     rng = np.random.default_rng(seed)
@@ -102,6 +108,7 @@ def sAUC(saliency: np.ndarray, fixations: np.ndarray, other_fixations: np.ndarra
     """Shuffled AUC: fixated pixels versus the saliency at other images' fixations (a binary map
     of the same size, e.g. the union of 10 other images' fixations); cancels centre bias."""
     s, f = _fix(saliency, fixations)
+    _not_constant(s, "sAUC")
     _, o = _check(s, other_fixations, "other-fixation map")
     ind = np.flatnonzero(np.asarray(o).ravel() > 0)
     if ind.size == 0:
@@ -145,6 +152,7 @@ def _as_distribution(m: np.ndarray, what: str) -> np.ndarray:
 def SIM(saliency: np.ndarray, density: np.ndarray) -> float:
     """Similarity (histogram intersection) of the two maps as distributions; 1 = identical."""
     s, d = _check(saliency, density, "density map")
+    _not_constant(s, "SIM")
     s = _as_distribution(_unit(s), "saliency map (after scaling to [0, 1])")
     d = _as_distribution(_unit(d.astype(np.float64)), "density map")
     return float(np.minimum(s, d).sum())
