@@ -1,1 +1,21 @@
-"""Curve cubes: per-image chunked Zarr stores of per-pixel generation rates, opened as xarray."""
+"""Curve cubes: content-addressed, crash-safe Zarr stores of per-pixel generation rates, read as xarray.
+
+Modules: `schema` (names and versions), `params` (CubeParams), `keys` (content keys), `build`
+(compute one cube), `slots` (the on-disk multi-image groups), `store` (CubeStore), `batch`
+(resumable batch precompute, local or dask.distributed), `sources` (image folders and data set
+layouts), `accessor` (`ds.curves`). Importing `cache` registers the accessor.
+"""
+from __future__ import annotations
+
+from . import accessor as _accessor  # noqa: F401  (registers ds.curves)
+from .params import CubeParams
+
+__all__ = ["CubeParams", "CubeStore"]
+
+
+def __getattr__(name: str):
+    if name == "CubeStore":
+        from .store import CubeStore
+
+        return CubeStore
+    raise AttributeError(name)

@@ -1,0 +1,292 @@
+"""`CubeStore`: a folder of content-addressed curve cubes, written crash-safely, read as xarray.
+
+Layout of a store folder:
+  store.json                 {"format": "genrate-workbench cube store", "schema_version": ...}
+  groups/<gid>.zarr          multi-image Zarr v3 groups with preallocated slots (cache.slots)
+  groups/<gid>.zarr.lock     writer lock of a group
+`b-<hash>` groups come from batches (`build`, `workbench cubes`), `c-<key>` groups from single
+cubes (`put`, `get_or_compute`). A cube is served only when its slot's done flag is set.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import xarray as xr
+from PIL import Image
+
+from workbench.errors import WorkbenchError
+
+from . import schema, slots
+from .keys import cube_key, image_bytes
+from .params import CubeParams
+
+__all__ = ["CubeStore", "STORE_FILE"]
+
+STORE_FILE = "store.json"
+GROUPS = "groups"
+
+
+class CubeStore:
+    """A cube store folder (created when missing and `create`); a foreign or corrupt folder raises
+    `WorkbenchError`. Cubes are keyed by `cache.keys.cube_key`; `open(key)` returns a lazily read
+    single-image Dataset (t, y, x)."""
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = True):
+        self.path = Path(path).expanduser()
+        self._groups: dict[str, tuple[dict, np.ndarray]] = {}
+        self._where: dict[str, tuple[str, int]] = {}
+        self._opened: dict[str, xr.Dataset] = {}
+        marker = self.path / STORE_FILE
+        if not self.path.exists():
+            if not create:
+                raise WorkbenchError(f"no cube store at {self.path}: build one with `workbench cubes DIR --store "
+                                     f"{self.path}`")
+            self.path.mkdir(parents=True)
+            self._write_marker()
+        elif not self.path.is_dir():
+            raise WorkbenchError(f"{self.path} is a file, not a cube store folder: pass a folder")
+        elif marker.exists():
+            self._check_marker(marker)
+        elif create and not any(self.path.iterdir()):
+            self._write_marker()
+        else:
+            raise WorkbenchError(f"{self.path} is not a cube store (no {STORE_FILE}): pass a store folder, or a new "
+                                 "or empty folder to create one")
+        self.groups_dir = self.path / GROUPS
+        self.groups_dir.mkdir(exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"CubeStore({str(self.path)!r})"
+
+    # --- the store marker ---------------------------------------------------------------
+    def _write_marker(self) -> None:
+        from .build import package_version
+
+        tmp = self.path / f"{STORE_FILE}.partial-{os.getpid()}"
+        tmp.write_text(json.dumps({"format": schema.STORE_FORMAT, "schema_version": schema.SCHEMA_VERSION,
+                                   "package_version": package_version()}, indent=1))
+        tmp.replace(self.path / STORE_FILE)
+
+    def _check_marker(self, marker: Path) -> None:
+        try:
+            meta = json.loads(marker.read_text())
+        except (OSError, ValueError) as exc:
+            raise WorkbenchError(f"{marker} is corrupt ({type(exc).__name__}): this is not a readable cube store; "
+                                 "restore the file or use another --store folder") from None
+        if not isinstance(meta, dict) or meta.get("format") != schema.STORE_FORMAT:
+            raise WorkbenchError(f"{self.path} is not a cube store ({STORE_FILE} has another format): pass a store "
+                                 "folder made by `workbench cubes`")
+        if str(meta.get("schema_version")) != schema.SCHEMA_VERSION:
+            raise WorkbenchError(f"{self.path} has cube schema version {meta.get('schema_version')}, this workbench "
+                                 f"reads version {schema.SCHEMA_VERSION}: use a matching workbench or a new store")
+
+    # --- scanning -----------------------------------------------------------------------
+    def group_path(self, gid: str) -> Path:
+        """Folder of group `gid`."""
+        return self.groups_dir / f"{gid}.zarr"
+
+    def refresh(self) -> None:
+        """Re-read every group's slot list and done flags (cheap: two small reads per group)."""
+        groups, where = {}, {}
+        for p in sorted(self.groups_dir.glob("*.zarr")):
+            if not p.is_dir():
+                continue
+            attrs = slots.read_attrs(p)
+            done = slots.read_done(p)
+            gid = p.name[: -len(".zarr")]
+            groups[gid] = (attrs, done)
+            for i, slot in enumerate(attrs["slots"]):
+                if done[i] and slot["key"] not in where:
+                    where[slot["key"]] = (gid, i)
+        self._groups, self._where = groups, where
+
+    def keys(self) -> list[str]:
+        """Keys of the complete cubes (in group order, then slot order)."""
+        self.refresh()
+        return list(self._where)
+
+    def __contains__(self, key: str) -> bool:
+        return self._locate(key) is not None
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def _locate(self, key: str) -> tuple[str, int] | None:
+        loc = self._where.get(key)
+        if loc is not None and slots.read_done(self.group_path(loc[0]))[loc[1]]:
+            return loc
+        self.refresh()
+        return self._where.get(key)
+
+    def index(self) -> list[dict]:
+        """One dict per complete cube: key, name, source_image, source_size, group, slot, the
+        parameters (cache.schema.PARAM_ATTRS) and the model's fingerprint and name."""
+        self.refresh()
+        out = []
+        for key, (gid, i) in self._where.items():
+            attrs = self._groups[gid][0]
+            slot = attrs["slots"][i]
+            row = {"key": key, "name": slot.get("name") or Path(str(slot.get("source_image", key))).stem,
+                   "source_image": slot.get("source_image", ""), "source_size": slot.get("source_size"),
+                   "group": gid, "slot": i}
+            row.update({k: attrs.get(k) for k in (*schema.PARAM_ATTRS, "model_fingerprint", "model_name")})
+            out.append(row)
+        return out
+
+    def find(self, name_or_source: str, *, params: CubeParams | None = None,
+             model_fingerprint: str | None = None) -> str | None:
+        """Key of the complete cube whose key, source path, file name or stem (or `category/stem`)
+        is `name_or_source`, optionally of `params`/model; None when absent. Two different source
+        images answering to the name raise WorkbenchError (pass the path or the key)."""
+        q = str(name_or_source)
+        rows = self.index()
+        if params is not None:
+            rows = [r for r in rows if all(r.get(k) == v for k, v in params.as_attrs().items())]
+        if model_fingerprint is not None:
+            rows = [r for r in rows if r["model_fingerprint"] == model_fingerprint]
+        for test in (lambda r: r["key"] == q or r["key"].startswith(q) and len(q) >= 8,
+                     lambda r: _same_path(r["source_image"], q),
+                     lambda r: Path(str(r["source_image"])).name == q or r["name"] == q,
+                     lambda r: str(Path(str(r["source_image"])).with_suffix("")).endswith("/" + q.strip("/"))):
+            hits = [r for r in rows if test(r)]
+            if hits:
+                sources = sorted({str(r["source_image"]) for r in hits})
+                if len(sources) > 1:
+                    raise WorkbenchError(f"{q!r} names {len(sources)} images in {self.path} ({', '.join(sources[:4])}"
+                                         f"{' ...' if len(sources) > 4 else ''}): pass the image path or the key")
+                return hits[0]["key"]
+        return None
+
+    # --- reading ------------------------------------------------------------------------
+    def _group(self, gid: str) -> xr.Dataset:
+        if gid not in self._opened:
+            self._opened[gid] = slots.open_group(self.group_path(gid))
+        return self._opened[gid]
+
+    def open(self, key: str) -> xr.Dataset:
+        """The complete cube `key`: rate (t, y, x), image (iy, ix, rgb), timestep, alpha, attributes
+        (cache.schema.ATTR_KEYS), read lazily. A missing or incomplete cube raises WorkbenchError."""
+        loc = self._locate(key)
+        if loc is None:
+            raise WorkbenchError(f"no complete cube {key} in {self.path}: it was never computed or its writer was "
+                                 "stopped; run `workbench cubes` again to finish it")
+        return slots.slot_dataset(self._group(loc[0]), loc[1])
+
+    def open_many(self, keys: Iterable[str] | None = None) -> xr.Dataset:
+        """Several complete cubes (default: all) as one lazy Dataset (image_id, t, y, x) with
+        coordinates `key`, `name` and `source_image` along image_id. They must share the grid."""
+        keys = list(self.keys() if keys is None else keys)
+        if not keys:
+            raise WorkbenchError(f"{self.path} holds no complete cubes: compute some first (workbench cubes ...)")
+        parts, by_group = [], {}
+        for key in keys:
+            loc = self._locate(key)
+            if loc is None:
+                raise WorkbenchError(f"no complete cube {key} in {self.path}")
+            by_group.setdefault(loc[0], []).append((loc[1], key))
+        D = schema.DIMS
+        for gid, members in by_group.items():
+            g = self._group(gid)
+            idx = [i for i, _ in members]
+            meta = [g.attrs["slots"][i] for i in idx]
+            part = g.isel({D["image"]: idx}).drop_vars(schema.VAR_DONE)
+            part = part.assign_coords(key=(D["image"], [m["key"] for m in meta]),
+                                      name=(D["image"], [m.get("name", "") for m in meta]),
+                                      source_image=(D["image"], [m.get("source_image", "") for m in meta]))
+            parts.append(part)
+        first = parts[0]
+        for p in parts[1:]:
+            if p.sizes[D["t"]] != first.sizes[D["t"]] or p.sizes[D["y"]] != first.sizes[D["y"]] or \
+                    p.sizes[D["x"]] != first.sizes[D["x"]] or \
+                    not np.array_equal(p[schema.COORD_T].values, first[schema.COORD_T].values):
+                raise WorkbenchError("these cubes have different grids (model or steps): open_many needs cubes of "
+                                     "one model and one --steps; pass their keys")
+        out = xr.concat(parts, dim=D["image"], data_vars="minimal", coords="minimal", compat="override",
+                        combine_attrs="drop_conflicts") if len(parts) > 1 else parts[0]
+        out.attrs = {k: v for k, v in out.attrs.items() if k not in ("slots", "format")}
+        order = {k: i for i, k in enumerate(keys)}
+        return out.isel({D["image"]: np.argsort([order[k] for k in out["key"].values], kind="stable")})
+
+    # --- writing ------------------------------------------------------------------------
+    def sweep(self) -> list[Path]:
+        """Remove leftovers of killed writers (`*.partial-*`)."""
+        return slots.sweep_partials(self.groups_dir)
+
+    def put(self, ds: xr.Dataset) -> str:
+        """Store an already computed single-image cube (cache.build.compute_cube); returns its key.
+        A cube already complete under that key is kept (content addressing)."""
+        schema.check_cube(ds)
+        if int(ds.attrs.get("complete", 0)) != 1:
+            raise WorkbenchError("this cube is marked incomplete (complete != 1): it cannot be stored")
+        key = str(ds.attrs["key"])
+        if self._locate(key) is not None:
+            return key
+        self.sweep()
+        path = self.group_path(f"c-{key}")
+        spec = group_spec_of(ds)
+        with slots.group_lock(path):
+            slots.create_group(path, spec)
+            if not slots.read_done(path)[0]:
+                slots.write_slot(path, 0, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values)
+        self.refresh()
+        return key
+
+    def key_of(self, adapter, image: str | os.PathLike | Image.Image, params: CubeParams) -> str:
+        """The content key of `image` under this model and parameters."""
+        return cube_key(image_bytes(image), adapter.fingerprint(), params)
+
+    def get_or_compute(self, adapter, image: str | os.PathLike | Image.Image, params: CubeParams = CubeParams(), *,
+                       progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+        """The cube of `image` under `adapter` and `params`: from the store when complete, else
+        computed (cache.build.compute_cube), stored, and returned."""
+        from .build import compute_cube
+
+        key = self.key_of(adapter, image, params)
+        if self._locate(key) is None:
+            self.put(compute_cube(adapter, image, params, progress=progress))
+        return self.open(key)
+
+    def build(self, images: list, adapter, params: CubeParams = CubeParams(), *,
+              progress: Callable[[int, int], None] | None = None, scheduler=None, **kw) -> list[str]:
+        """Compute the cubes of many images (resumable; see `cache.batch.build_batch`); returns their keys."""
+        from .batch import build_batch
+
+        return build_batch(self, images, adapter, params, progress=progress, scheduler=scheduler, **kw)
+
+
+def group_spec_of(ds: xr.Dataset) -> slots.GroupSpec:
+    """A one-slot GroupSpec for a single-image cube Dataset."""
+    a = dict(ds.attrs)
+    slot = {"key": str(a["key"]), "source_image": str(a.get("source_image", "")),
+            "source_size": [int(v) for v in np.atleast_1d(a.get("source_size", [0, 0]))],
+            "name": Path(str(a.get("source_image") or a["key"])).stem}
+    shared = {k: _plain(v) for k, v in a.items() if k not in (*schema.SLOT_ATTRS, "complete", "slots", "format")}
+    rate = ds[schema.VAR_RATE]
+    return slots.GroupSpec(shape=tuple(int(s) for s in rate.shape),
+                           image_shape=tuple(int(s) for s in ds[schema.VAR_IMAGE].shape[:2]),
+                           timesteps=ds[schema.COORD_T].values, alphas=ds[schema.VAR_ALPHA].values,
+                           attrs=shared, slots=[slot])
+
+
+def _plain(v):
+    """numpy scalars/arrays -> JSON-able Python values."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
+
+
+def _same_path(a: str, b: str) -> bool:
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
