@@ -16,7 +16,7 @@ import xarray as xr
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["compute_cube", "save_cube", "open_cube", "open_cubes", "cube_name"]
+__all__ = ["compute_cube", "save_cube", "open_cube", "open_cubes", "cube_name", "cubes_for", "params_tag"]
 
 
 def compute_cube(adapter, image, *, definition: str = "h", estimator: str = "hutchinson", K: int = 32,
@@ -104,6 +104,11 @@ def open_cubes(path: str | Path) -> Iterator[tuple[str, xr.Dataset]]:
     except ImportError:
         CubeStore = None
     zarrs = sorted(p for p in path.glob("*.zarr") if p.is_dir())
+    nested = sorted(p for p in path.glob("*/*.zarr") if p.is_dir())  # cubes_for's store/<params_tag>/NAME.zarr
+    if not zarrs and nested and CubeStore is None:
+        for p in nested:
+            yield p.stem, open_cube(p)
+        return
     if CubeStore is not None and not zarrs:
         store = CubeStore(path)
         keys = list(store.keys())
@@ -117,3 +122,64 @@ def open_cubes(path: str | Path) -> Iterator[tuple[str, xr.Dataset]]:
         raise WorkbenchError(f"{path} holds no .zarr cubes: pass a cube store folder or a .zarr cube")
     for p in zarrs:
         yield p.stem, open_cube(p)
+
+
+def params_tag(definition: str = "h", estimator: str = "hutchinson", K: int = 32, seed: int = 0, steps: int = 50,
+               channel: int | None = None) -> str:
+    """A folder-safe name of the parameters a cube was computed with, e.g. 'h-hutchinson-K32-seed0-steps50'."""
+    return f"{definition}-{estimator}-K{K}-seed{seed}-steps{steps}" + ("" if channel is None else f"-c{channel}")
+
+
+def _matches(ds: xr.Dataset, adapter, p: dict) -> bool:
+    a = ds.attrs
+    return (a.get("complete", 0) == 1 and a.get("model_fingerprint") == adapter.fingerprint()
+            and a.get("rate_definition") == p["definition"] and a.get("estimator") == p["estimator"]
+            and int(a.get("K", -1)) == p["K"] and int(a.get("seed", -1)) == p["seed"]
+            and int(a.get("steps", -1)) == p["steps"])
+
+
+def cubes_for(images: list, adapter, *, store: str | Path, definition: str = "h", estimator: str = "hutchinson",
+              K: int = 32, seed: int = 0, steps: int = 50, channel: int | None = None,
+              progress: Callable[[int, int], None] | None = None,
+              cube_progress: Callable[[int, int], None] | None = None) -> list[xr.Dataset]:
+    """The cube of every image (paths), computed once and reused from `store`.
+
+    With the cache package's `CubeStore` the store is content-addressed (image bytes, model, params);
+    otherwise cubes live in `store/<params_tag>/<image stem>.zarr` and are reused when their attributes
+    match the model fingerprint and parameters. `progress(done, total)` counts images,
+    `cube_progress` the timesteps of the cube being computed.
+    """
+    p = dict(definition=definition, estimator=estimator, K=K, seed=seed, steps=steps, channel=channel)
+    try:
+        from cache.params import CubeParams
+        from cache.store import CubeStore
+    except ImportError:
+        CubeStore = None
+    out = []
+    if CubeStore is not None:
+        st = CubeStore(store)
+        params = CubeParams(**p)
+        for i, img in enumerate(images):
+            out.append(st.get_or_compute(adapter, img, params, progress=cube_progress))
+            if progress:
+                progress(i + 1, len(images))
+        return out
+    folder = Path(store) / params_tag(**p)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(images):
+        dst = folder / (Path(img).stem + ".zarr")
+        ds = None
+        if dst.exists():
+            try:
+                ds = open_cube(dst)
+            except WorkbenchError:
+                ds = None
+            if ds is not None and not _matches(ds, adapter, p):
+                ds = None
+        if ds is None:
+            ds = compute_cube(adapter, img, progress=cube_progress, **p)
+            save_cube(ds, dst)
+        out.append(ds)
+        if progress:
+            progress(i + 1, len(images))
+    return out

@@ -192,11 +192,12 @@ def _local_maxima(d: np.ndarray) -> np.ndarray:
     return (d == maximum_filter(d, size=15)) & (d > 0.5 * d.max())
 
 
-def load_cat2000(root: str | Path, *, categories: list[str] | None = None,
-                 names: list[str] | None = None) -> list[SaliencyItem]:
+def load_cat2000(root: str | Path, *, categories: list[str] | None = None, names: list[str] | None = None,
+                 sigma: float | None = None) -> list[SaliencyItem]:
     """MIT/CAT2000 layout: Stimuli/<category>/*.jpg with FIXATIONMAPS/<category>/<same stem>.* density
     maps (used as they are, scaled to [0, 1]) and, when present, FIXATIONLOCS/<category>/<stem>.mat
-    binary fixations; without them the density map's strong local maxima stand in for fixations."""
+    binary fixations; without them the density map's strong local maxima stand in for fixations.
+    `sigma` is accepted for a uniform call signature and unused: the data set's own maps are the density."""
     root = Path(root)
     stim, maps = root / "Stimuli", root / "FIXATIONMAPS"
     if not stim.is_dir() or not maps.is_dir():

@@ -1,0 +1,134 @@
+"""Export fluctuation maps (and rate-at-t maps) for saliency benchmarks' tools.
+
+For every cube, each requested map is brought to the source image's original resolution with
+`analysis.datasets.resize_map` and written as
+  OUT/<kind>/<image stem>.png   8-bit grey, min-max scaled per map (what benchmark tools read)
+  OUT/<kind>/<image stem>.npy   float32 at the same resolution, unscaled (model units)
+with <kind> = `fluctuation` or `rate_t<T>` (T the nearest cube timestep), and OUT/manifest.json
+recording the parameters (window, t_b, timesteps, cube attributes) and every map's min/max.
+Files are written to `*.partial` then renamed: an interrupted export leaves no half-written map.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import xarray as xr
+
+from workbench.errors import WorkbenchError
+
+from .cubes import open_cubes
+from .datasets import resize_map
+from .fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
+
+__all__ = ["parse_what", "cube_maps", "export_maps", "to_uint8"]
+
+
+def parse_what(what: str | Iterable[str]) -> list[tuple[str, int | None]]:
+    """'fluctuation,rate@500' -> [('fluctuation', None), ('rate', 500)]."""
+    items = [w.strip() for w in (what.split(",") if isinstance(what, str) else what) if w.strip()]
+    out = []
+    for w in items:
+        if w == "fluctuation":
+            out.append(("fluctuation", None))
+        elif w.startswith("rate@"):
+            try:
+                out.append(("rate", int(float(w[5:]))))
+            except ValueError:
+                raise WorkbenchError(f"--what {w!r}: write rate@T with an integer timestep, e.g. rate@500") from None
+        else:
+            raise WorkbenchError(f"--what {w!r}: choose fluctuation or rate@T (comma-separated)")
+    if not out:
+        raise WorkbenchError("--what is empty: ask for fluctuation and/or rate@T")
+    return out
+
+
+def to_uint8(m: np.ndarray) -> np.ndarray:
+    """Min-max scale a map to 0..255 uint8 (a flat map becomes all zeros)."""
+    m = np.asarray(m, dtype=np.float64)
+    lo, hi = float(m.min()), float(m.max())
+    return np.zeros(m.shape, np.uint8) if not hi > lo else np.round(255 * (m - lo) / (hi - lo)).astype(np.uint8)
+
+
+def _source_size(ds: xr.Dataset) -> tuple[int, int]:
+    s = ds.attrs.get("source_size")
+    if s is None or len(np.atleast_1d(s)) != 2:
+        H, W = ds["rate"].shape[-2:]
+        return int(H), int(W)
+    H0, W0 = (int(v) for v in np.atleast_1d(s))
+    return H0, W0
+
+
+def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B) -> dict[str, tuple]:
+    """kind -> (map at the original resolution float32, info dict) for one cube."""
+    rate = ds["rate"].values
+    ts = ds["timestep"].values
+    size = _source_size(ds)
+    out = {}
+    for kind, t in parse_what(what):
+        if kind == "fluctuation":
+            m = fluctuation(rate, ts, window=window, t_b=t_b, axis=0)
+            out["fluctuation"] = (resize_map(m, size), {"window": int(window), "t_b": float(t_b)})
+        else:
+            if not np.isfinite(rate).all():
+                raise WorkbenchError("the cube contains NaN or inf: recompute it")
+            i = int(np.argmin(np.abs(ts - t)))
+            out[f"rate_t{int(ts[i]):04d}"] = (resize_map(rate[i], size), {"asked_t": t, "timestep": int(ts[i])})
+    return out
+
+
+def _write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    writer(tmp)
+    tmp.replace(path)
+
+
+def export_maps(source, out_dir: str | Path, *, what="fluctuation", window: int = DEFAULT_WINDOW,
+                t_b: float = DEFAULT_T_B, formats=("png", "npy"), progress=None) -> dict:
+    """Export maps of every cube in `source` (a store/cube path, or an iterable of (name, Dataset)).
+
+    Returns the manifest (also written to OUT/manifest.json). Two cubes of one image name are an error
+    (export one parameter set at a time: point at that set's folder).
+    """
+    from PIL import Image
+
+    formats = tuple(formats)
+    if not formats or any(f not in ("png", "npy") for f in formats):
+        raise WorkbenchError(f"--format {','.join(formats)}: choose png and/or npy")
+    parse_what(what)
+    cubes = open_cubes(source) if isinstance(source, (str, Path)) else source
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {"window": int(window), "t_b": float(t_b), "what": what if isinstance(what, str) else ",".join(what),
+                "formats": list(formats), "png_scaling": "min-max per map to 0..255", "maps": {}}
+    seen = set()
+    n = 0
+    for name, ds in cubes:
+        if name in seen:
+            raise WorkbenchError(f"two cubes are named {name!r} (different parameters?): export one parameter set "
+                                 "at a time")
+        seen.add(name)
+        entry = {"cube": {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in ds.attrs.items()
+                          if k in ("rate_definition", "estimator", "K", "seed", "steps", "model_name",
+                                   "model_fingerprint", "source_image", "source_size")}}
+        for kind, (m, info) in cube_maps(ds, what, window=window, t_b=t_b).items():
+            folder = out_dir / kind
+            folder.mkdir(exist_ok=True)
+            if "png" in formats:
+                _write_atomic(folder / f"{name}.png", lambda p, m=m: Image.fromarray(to_uint8(m)).save(p, format="PNG"))
+            if "npy" in formats:
+                def save_npy(p, m=m):
+                    with open(p, "wb") as fh:
+                        np.save(fh, m.astype(np.float32))
+                _write_atomic(folder / f"{name}.npy", save_npy)
+            entry[kind] = info | {"min": float(m.min()), "max": float(m.max()), "shape": list(m.shape)}
+        manifest["maps"][name] = entry
+        n += 1
+        if progress:
+            progress(n, None)
+    if n == 0:
+        raise WorkbenchError(f"{source} holds no cubes to export")
+    _write_atomic(out_dir / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    return manifest

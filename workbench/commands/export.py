@@ -1,0 +1,36 @@
+"""`workbench export STORE --out DIR`: fluctuation (and rate-at-t) maps as 8-bit PNG and float .npy at
+each image's original resolution, named like the input image."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export fluctuation / rate-at-t maps of a cube store as PNG + .npy",
+                       description="Write OUT/<kind>/<image stem>.png (8-bit, min-max scaled) and .npy (float32) at "
+                                   "the image's original resolution for every cube of STORE, plus OUT/manifest.json.")
+    p.add_argument("store", help="cube store folder, a folder of .zarr cubes, or one .zarr cube")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--what", default="fluctuation", help="comma-separated: fluctuation, rate@T (default fluctuation)")
+    p.add_argument("--window", type=int, default=None, help="fluctuation window L (default: analysis default)")
+    p.add_argument("--t-b", type=float, default=None, help="fluctuation cut t_b (default: analysis default)")
+    p.add_argument("--format", default="png,npy", help="png, npy or both (default png,npy)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from analysis.export import export_maps
+    from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
+
+    bar = tqdm(desc="export", unit="cube", file=sys.stderr, leave=False, dynamic_ncols=True)
+    manifest = export_maps(args.store, args.out, what=args.what, window=args.window or DEFAULT_WINDOW,
+                           t_b=DEFAULT_T_B if args.t_b is None else args.t_b,
+                           formats=[f.strip() for f in args.format.split(",") if f.strip()],
+                           progress=lambda n, _t: bar.update(1))
+    bar.close()
+    print(f"exported {len(manifest['maps'])} images ({manifest['what']}, L={manifest['window']}, "
+          f"t_b={manifest['t_b']:g}) to {args.out}", flush=True)
+    return 0
