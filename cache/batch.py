@@ -1,0 +1,210 @@
+"""Resumable batch precompute of many cubes into a `CubeStore`, locally or on a dask.distributed cluster.
+
+A batch is one multi-image group `b-<hash of its keys>` (cache.slots) with a preallocated slot per
+image not yet in the store. Each slot is computed and written independently (on a cluster: one
+task per image; the rate chunks of one slot belong to that slot only, so no two tasks write one
+chunk); its done flag is set last. Rerunning the same batch finds the same group and recomputes
+exactly the slots whose flag is unset, so a batch survives Ctrl-C and kill -9. Cluster workers
+must see the store's folder (a shared file system); images travel to them as bytes.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from workbench.errors import WorkbenchError
+
+from . import schema, slots
+from .keys import cube_key, image_bytes
+from .params import CubeParams
+
+__all__ = ["BatchPlan", "plan_batch", "build_batch", "compute_slot"]
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What a batch will do: `keys`/`images` (unique images in the requested order), `todo` (indices of
+    those not complete in the store), `group` (the batch's group id)."""
+
+    keys: tuple[str, ...]
+    images: tuple[Path, ...]
+    todo: tuple[int, ...]
+    group: str
+    blobs: tuple[bytes, ...] = ()
+
+    @property
+    def cached(self) -> int:
+        return len(self.keys) - len(self.todo)
+
+
+def plan_batch(store, images, model_fingerprint: str, params: CubeParams) -> BatchPlan:
+    """Hash every image (content keys), drop duplicates, and find the ones the store lacks."""
+    keys, paths, blobs, seen = [], [], [], set()
+    for img in images:
+        raw = image_bytes(img)
+        key = cube_key(raw, model_fingerprint, params)
+        if key in seen:
+            continue
+        seen.add(key)
+        keys.append(key), paths.append(Path(img)), blobs.append(raw)
+    if not keys:
+        raise WorkbenchError("no images to compute: pass a folder with images")
+    complete = set(store.keys())
+    todo = tuple(i for i, k in enumerate(keys) if k not in complete)
+    gid = "b-" + hashlib.sha256(",".join(sorted(keys)).encode()).hexdigest()[:20]
+    return BatchPlan(tuple(keys), tuple(paths), todo, gid, tuple(blobs))
+
+
+def _group_spec(adapter, params: CubeParams, slot_rows: list[dict]) -> slots.GroupSpec:
+    from workbench.ddim import make_schedule
+
+    from .build import package_version
+
+    sched = make_schedule(adapter, params.steps)
+    _, H, W = adapter.model_shape
+    attrs = {"model_fingerprint": adapter.fingerprint(), "model_name": str(getattr(adapter, "name", "model")),
+             **params.as_attrs(), "scale": int(adapter.scale), "package_version": package_version()}
+    return slots.GroupSpec(shape=(len(sched), H, W), image_shape=tuple(adapter.image_size),
+                           timesteps=sched.timesteps.cpu().numpy(), alphas=sched.alphas.double().cpu().numpy(),
+                           attrs=attrs, slots=slot_rows)
+
+
+def _slot_row(key: str, path: Path) -> dict:
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Exception:
+        raise WorkbenchError(f"{path} is not a readable image: remove it from the folder or fix it") from None
+    return {"key": key, "source_image": str(path.resolve()), "source_size": [h, w], "name": path.stem}
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_adapter(model: str | None, device: str | None, dtype: str):
+    import torch
+
+    from workbench.adapters import load_model
+
+    return load_model(model, device=device, dtype=getattr(torch, dtype))
+
+
+def compute_slot(group_path: str, slot: int, blob: bytes, key: str, params: CubeParams, adapter=None, *,
+                 model: str | None = None, device: str | None = None, dtype: str = "float32",
+                 progress: Callable[[int, int], None] | None = None) -> int:
+    """Compute one image's cube (image given as its file bytes) and write it into slot `slot` of the
+    group, done flag last. Runs in-process or as a dask task (then the model loads from `model`)."""
+    import io
+
+    from .build import compute_cube
+
+    if adapter is None:
+        adapter = _worker_adapter(model, device, dtype)
+    pil = Image.open(io.BytesIO(blob))
+    pil.load()
+    ds = compute_cube(adapter, pil.convert("RGB"), params, progress=progress)
+    got = cube_key(blob, adapter.fingerprint(), params)
+    if got != key:  # a worker with other weights would silently store wrong cubes
+        raise WorkbenchError(f"the worker's model has fingerprint {adapter.fingerprint()}, not the batch's: give "
+                             "every worker the same --model")
+    slots.write_slot(Path(group_path), slot, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values)
+    return slot
+
+
+def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
+                progress: Callable[[int, int], None] | None = None,
+                cube_progress: Callable[[int, int], None] | None = None, scheduler: str | None = None,
+                local_cluster: int | None = None, model: str | None = None, device: str | None = None,
+                plan: BatchPlan | None = None) -> list[str]:
+    """Compute the cubes of `images` that `store` lacks, resumably; returns every image's key.
+
+    `progress(done, total)` counts images (complete ones included); `cube_progress(done, total)`
+    counts the timesteps of the image being computed (local runs). `scheduler` = "tcp://HOST:PORT"
+    runs one task per image on that dask.distributed cluster, `local_cluster` = N on a new local
+    cluster of N worker processes; cluster workers load the model from `model` (a path or "default";
+    None ships `adapter` to them) and must see the store's folder.
+    """
+    plan = plan or plan_batch(store, images, adapter.fingerprint(), params)
+    total = len(plan.keys)
+    if progress:
+        progress(plan.cached, total)
+    if not plan.todo:
+        return list(plan.keys)
+    store.sweep()
+    path = store.group_path(plan.group)
+    with slots.group_lock(path):
+        slot_of = _prepare_group(store, path, plan, adapter, params)
+        pending = [(slot_of[plan.keys[i]], i) for i in plan.todo if plan.keys[i] in slot_of]
+        done = slots.read_done(path)
+        jobs = [(s, i) for s, i in pending if not done[s]]
+        finished = plan.cached + (len(pending) - len(jobs))
+        if progress:
+            progress(finished, total)
+        if scheduler or local_cluster:
+            _run_dask(path, plan, jobs, adapter, params, scheduler=scheduler, local_cluster=local_cluster,
+                      model=model, device=device, progress=progress, start=finished, total=total)
+        else:
+            for s, i in jobs:
+                compute_slot(str(path), s, plan.blobs[i], plan.keys[i], params, adapter, progress=cube_progress)
+                finished += 1
+                if progress:
+                    progress(finished, total)
+    leftovers = [i for i in plan.todo if plan.keys[i] not in slot_of]
+    if leftovers:  # images of this batch that its existing group has no slot for (rare): a group of their own
+        sub = plan_batch(store, [plan.images[i] for i in leftovers], adapter.fingerprint(), params)
+        build_batch(store, sub.images, adapter, params, cube_progress=cube_progress, scheduler=scheduler,
+                    local_cluster=local_cluster, model=model, device=device, plan=sub)
+        if progress:
+            progress(total, total)
+    store.refresh()
+    return list(plan.keys)
+
+
+def _prepare_group(store, path: Path, plan: BatchPlan, adapter, params: CubeParams) -> dict[str, int]:
+    """Create the batch's group (slots for the images the store lacks) or reuse it; key -> slot."""
+    if not path.exists():
+        rows = [_slot_row(plan.keys[i], plan.images[i]) for i in plan.todo]
+        slots.create_group(path, _group_spec(adapter, params, rows))
+    attrs = slots.read_attrs(path)
+    if attrs.get("model_fingerprint") != adapter.fingerprint() or \
+            any(attrs.get(k) != v for k, v in params.as_attrs().items()):
+        raise WorkbenchError(f"{path.name} in {store.path} was written with another model or parameters: delete that "
+                             "folder and rerun")
+    return {row["key"]: i for i, row in enumerate(attrs["slots"])}
+
+
+def _run_dask(path: Path, plan: BatchPlan, jobs, adapter, params, *, scheduler, local_cluster, model, device,
+              progress, start: int, total: int) -> None:
+    """One task per slot on a dask.distributed cluster; the coordinator only tracks completion."""
+    import contextlib
+
+    from distributed import Client, LocalCluster, as_completed
+
+    dtype = str(adapter.dtype).replace("torch.", "")
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            if not str(scheduler).startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+                raise WorkbenchError(f"--scheduler {scheduler!r} is not a dask address: write tcp://HOST:PORT")
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="20s"))
+            except (OSError, TimeoutError) as exc:
+                raise WorkbenchError(f"cannot reach the dask scheduler at {scheduler} ({type(exc).__name__}): start "
+                                     "it (dask scheduler; dask worker ...) or drop --scheduler") from None
+        else:
+            cluster = stack.enter_context(LocalCluster(n_workers=int(local_cluster), threads_per_worker=1,
+                                                       processes=True, dashboard_address=None))
+            client = stack.enter_context(Client(cluster))
+        shipped = None if model is not None else client.scatter(adapter, broadcast=True)
+        futures = [client.submit(compute_slot, str(path.resolve()), s, plan.blobs[i], plan.keys[i], params, shipped,
+                                 model=model, device=device, dtype=dtype, key=f"cube-{plan.keys[i]}", pure=False)
+                   for s, i in jobs]
+        finished = start
+        for fut in as_completed(futures):
+            fut.result()  # re-raises a worker's error here
+            finished += 1
+            if progress:
+                progress(finished, total)

@@ -1,0 +1,101 @@
+"""`workbench cubes DIR --store PATH`: precompute the curve cubes of many images, resumably."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .common import add_model_args, progress_bar
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cubes", help="precompute curve cubes of a folder or data set into a store (resumable)",
+        description="Compute the rate cube (every pixel's generation rate at every DDIM timestep) of each image "
+                    "under DIR into the cube store PATH. DIR is a folder of images, an OSIE root (data/stimuli/) or "
+                    "a CAT2000/MIT root (Stimuli/<category>/). Cubes already in the store are not recomputed; after "
+                    "Ctrl-C or kill -9, rerun the same command to finish the missing ones.")
+    p.add_argument("dir", help="image folder, data set root, or one image")
+    p.add_argument("--store", required=True, help="cube store folder (created if missing)")
+    add_model_args(p)
+    p.add_argument("--rate", default="h", choices=("step", "eps", "h", "projected"),
+                   help="rate definition (default h, the paper's Eq. 10)")
+    p.add_argument("--estimator", default="hutchinson", choices=("hutchinson", "rsvd", "exact"),
+                   help="whole-map estimator (default hutchinson)")
+    p.add_argument("--K", type=int, default=32, help="Hutchinson probes / rSVD rank / projected tangent dimension "
+                                                     "(default 32)")
+    p.add_argument("--seed", type=int, default=0, help="probe seed (default 0)")
+    p.add_argument("--channel", type=int, default=None, help="one model channel instead of the channel mean")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by path)")
+    grp = p.add_mutually_exclusive_group()
+    grp.add_argument("--scheduler", default=None, help="run on an existing dask.distributed cluster (tcp://HOST:PORT);"
+                                                      " its workers must see the store folder")
+    grp.add_argument("--local-cluster", type=int, default=None, metavar="N",
+                     help="run on a new local dask cluster of N worker processes")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from cache.batch import build_batch, plan_batch
+    from cache.params import CubeParams
+    from cache.sources import find_images
+    from cache.store import CubeStore
+
+    from ..adapters import load_model
+    from ..errors import WorkbenchError
+    from .common import device_from
+
+    if args.local_cluster is not None and args.local_cluster < 1:
+        raise WorkbenchError(f"--local-cluster must be at least 1 worker, got {args.local_cluster}")
+    params = CubeParams(definition=args.rate, estimator=args.estimator, K=args.K, seed=args.seed, steps=args.steps,
+                        channel=args.channel)
+    source = find_images(args.dir, limit=args.limit)
+    print(f"# {source.describe()}", file=sys.stderr)
+    store = CubeStore(args.store)
+    device, dtype = device_from(args)
+    adapter = load_model(args.model, device=device, dtype=dtype)
+    if args.channel is not None and args.channel >= adapter.model_shape[0]:
+        raise WorkbenchError(f"--channel {args.channel} is out of range: the model has {adapter.model_shape[0]} "
+                             f"channels (0..{adapter.model_shape[0] - 1})")
+    plan = plan_batch(store, source.images, adapter.fingerprint(), params)
+    where = f"dask cluster {args.scheduler}" if args.scheduler else (
+        f"local dask cluster of {args.local_cluster} workers" if args.local_cluster else f"this process ({device})")
+    print(f"# {len(plan.keys)} images: {plan.cached} already in {store.path}, {len(plan.todo)} to compute on {where}; "
+          f"model {adapter.name} ({adapter.fingerprint()}), rate {params.definition}, {params.estimator} K={params.K}, "
+          f"{params.steps} steps", file=sys.stderr)
+    images_bar = progress_bar(len(plan.keys), "cubes")
+    cube_bar = _per_image_bar(params.steps)
+    t0 = time.perf_counter()
+    try:
+        keys = build_batch(store, source.images, adapter, params, progress=images_bar, cube_progress=cube_bar,
+                           scheduler=args.scheduler, local_cluster=args.local_cluster,
+                           model=_model_spec(args.model), device=args.device, plan=plan)
+    except KeyboardInterrupt:
+        print("# stopped: cubes finished so far are stored; rerun the same command to compute the rest",
+              file=sys.stderr)
+        raise
+    dt = time.perf_counter() - t0
+    print(f"{len(keys)} cubes in {store.path} ({len(plan.todo)} computed in {dt:.1f} s, {plan.cached} already there)")
+    return 0
+
+
+def _model_spec(model: str | None) -> str:
+    """What cluster workers load: "default", an absolute folder, or an HF-cache repo id."""
+    from pathlib import Path
+
+    if model is None:
+        return "default"
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else str(model)
+
+
+def _per_image_bar(steps: int):
+    """A tqdm bar over one image's timesteps, restarted for every image."""
+    state = {"bar": None}
+
+    def update(done: int, total: int) -> None:
+        if state["bar"] is None or done == 1:
+            state["bar"] = progress_bar(total, "timesteps")
+        state["bar"](done, total)
+
+    return update

@@ -1,0 +1,190 @@
+"""`workbench query STORE --image NAME --pixel X,Y | --region MASK.png | --t T`: read curves and maps from a cube store."""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .common import parse_xy
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "query", help="curve of a pixel or region, or the rate map at a timestep, from a cube store",
+        description="Read a stored cube (see `workbench cubes`): the generation curve of one pixel (--pixel X,Y in "
+                    "the source image's pixels) or the mean curve of a region (--region MASK.png, white = inside, at "
+                    "the source image's size), or the rate map at the timestep nearest to --t. --list shows the "
+                    "store's cubes.")
+    p.add_argument("store", help="cube store folder")
+    p.add_argument("--image", default=None, help="image name (file stem), path or cube key")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--pixel", default=None, help="X,Y in the source image's pixel coordinates")
+    what.add_argument("--region", default=None, help="mask image (white = region) at the source image's size")
+    what.add_argument("--t", type=int, default=None, help="timestep: the rate map at the nearest stored timestep")
+    what.add_argument("--list", action="store_true", help="list the store's complete cubes")
+    p.add_argument("--format", default=None, choices=("csv", "json", "png"),
+                   help="output format (default: from --out's suffix, else csv)")
+    p.add_argument("--out", default=None, help="output file (default: stdout for csv/json)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from cache.store import CubeStore
+
+    from ..errors import WorkbenchError
+
+    store = CubeStore(args.store, create=False)
+    fmt = args.format or (Path(args.out).suffix.lstrip(".").lower() if args.out else "csv")
+    if fmt not in ("csv", "json", "png"):
+        raise WorkbenchError(f"cannot tell the format from {args.out!r}: pass --format csv|json|png")
+    if args.list:
+        return _emit_text(_list_text(store.index(), fmt), args.out)
+    if args.image is None or (args.pixel is None and args.region is None and args.t is None):
+        raise WorkbenchError("say what to read: --image NAME with --pixel X,Y, --region MASK.png or --t T "
+                             "(or --list)")
+    key = store.find(args.image)
+    if key is None:
+        names = sorted({r["name"] for r in store.index()})
+        hint = f" (it has: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''})" if names else " (it is empty)"
+        raise WorkbenchError(f"no cube of {args.image!r} in {store.path}{hint}: compute it with `workbench cubes`")
+    ds = store.open(key)
+    name = Path(str(ds.attrs.get("source_image") or key)).stem
+    meta = {"image": name, "key": key, "source_image": ds.attrs.get("source_image"),
+            "rate_definition": ds.attrs.get("rate_definition"), "estimator": ds.attrs.get("estimator"),
+            "K": ds.attrs.get("K")}
+    if args.t is not None:
+        m = ds.curves.at(args.t)
+        meta.update(timestep=int(m.timestep), requested_t=args.t)
+        if fmt == "png":
+            return _emit_bytes(_map_png(m.values, ds.sizes["iy"], ds.sizes["ix"]), _out(args, name, f"t{int(m.timestep)}"))
+        return _emit_text(_map_text(m.values, meta, fmt), args.out)
+    if args.pixel is not None:
+        x, y = parse_xy(args.pixel)
+        my, mx = ds.curves.source_pixel(x, y)
+        curve = ds.curves.pixel(my, mx)
+        meta.update(pixel=[x, y], model_pixel=[mx, my])
+        title, tag = f"{name} pixel ({x}, {y})", f"x{x}-y{y}"
+    else:
+        weights = _region_weights(args.region, ds)
+        curve = ds.curves.region(weights)
+        meta.update(region=str(args.region), region_pixels=float(weights.sum()))
+        title, tag = f"{name} region {Path(args.region).name}", f"region-{Path(args.region).stem}"
+    ts, vals = curve.timestep.values.astype(int).tolist(), curve.values.astype(float).tolist()
+    if fmt == "png":
+        return _emit_bytes(_curve_png(ts, vals, title), _out(args, name, tag))
+    return _emit_text(_curve_text(ts, vals, meta, fmt), args.out)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+def _region_weights(path: str, ds) -> np.ndarray:
+    """Mask image at the source size -> fraction of each model-grid cell inside (H, W)."""
+    from PIL import Image
+
+    from ..errors import WorkbenchError
+    from ..images import read_image
+
+    H0, W0 = (int(v) for v in np.atleast_1d(ds.attrs["source_size"])[:2])
+    mask = read_image(path).convert("L")
+    if mask.size != (W0, H0):
+        raise WorkbenchError(f"the mask {path} is {mask.width}x{mask.height} but the image is {W0}x{H0}: draw the "
+                             "mask at the source image's size")
+    inside = Image.fromarray(((np.asarray(mask) > 127) * 255).astype(np.uint8))
+    H, W = ds.sizes["y"], ds.sizes["x"]
+    frac = np.asarray(inside.resize((W, H), Image.Resampling.BOX), dtype=np.float64) / 255.0
+    if frac.sum() <= 0:
+        raise WorkbenchError(f"the mask {path} selects no pixel (white = inside): draw the region in white")
+    return frac
+
+
+def _out(args, name: str, tag: str) -> str:
+    return args.out or f"query-{name}-{tag}.png"
+
+
+# --- outputs --------------------------------------------------------------------------------
+def _emit_text(text: str, out: str | None) -> int:
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+        print(f"# wrote {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _emit_bytes(data: bytes, out: str) -> int:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_bytes(data)
+    print(f"# wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _list_text(rows: list[dict], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=1) + "\n"
+    cols = ("name", "key", "rate_definition", "estimator", "K", "seed", "steps", "channel_rule", "model_name",
+            "source_image")
+    return "\n".join([",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]) + "\n"
+
+
+def _curve_text(ts: list[int], vals: list[float], meta: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({**meta, "timestep": ts, "rate": vals}) + "\n"
+    head = "# " + " ".join(f"{k}={v}" for k, v in meta.items() if v is not None)
+    return "\n".join([head, "timestep,rate"] + [f"{t},{v:.7g}" for t, v in zip(ts, vals)]) + "\n"
+
+
+def _map_text(m: np.ndarray, meta: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({**meta, "shape": list(m.shape), "map": m.astype(float).round(7).tolist()}) + "\n"
+    head = "# " + " ".join(f"{k}={v}" for k, v in meta.items() if v is not None) + " (rows = y, columns = x)"
+    return "\n".join([head] + [",".join(f"{v:.7g}" for v in row) for row in m]) + "\n"
+
+
+def _viridis(u: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> RGB uint8 via bokeh's 256-colour Viridis palette."""
+    from bokeh.palettes import Viridis256
+
+    lut = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in Viridis256], dtype=np.uint8)
+    return lut[np.clip((u * 255).round().astype(int), 0, 255)]
+
+
+def _map_png(m: np.ndarray, iy: int, ix: int) -> bytes:
+    """Rate map -> Viridis PNG at the model's image size (nearest upsampling, min-max scaled)."""
+    from PIL import Image
+
+    lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
+    u = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+    img = Image.fromarray(_viridis(u)).resize((max(ix, 256), max(iy, 256 * iy // max(ix, 1))), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _curve_png(ts: list[int], vals: list[float], title: str, size: tuple[int, int] = (640, 400)) -> bytes:
+    """A plain line chart (rate against timestep) drawn with PIL."""
+    from PIL import Image, ImageDraw
+
+    W, H = size
+    left, right, top, bottom = 70, 20, 30, 45
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+    t0, t1 = min(ts), max(ts)
+    lo, hi = min(vals), max(vals)
+    hi = hi if hi > lo else lo + 1.0
+    px = lambda t: left + (t - t0) / max(t1 - t0, 1) * (W - left - right)  # noqa: E731
+    py = lambda v: H - bottom - (v - lo) / (hi - lo) * (H - top - bottom)  # noqa: E731
+    d.rectangle([left, top, W - right, H - bottom], outline=(120, 120, 120))
+    for frac in (0.0, 0.5, 1.0):
+        v, t = lo + frac * (hi - lo), t0 + frac * (t1 - t0)
+        d.text((4, py(v) - 6), f"{v:.3g}", fill="black")
+        d.text((px(t) - 10, H - bottom + 6), f"{t:.0f}", fill="black")
+    d.line([(px(t), py(v)) for t, v in zip(ts, vals)], fill=(31, 119, 180), width=2)
+    d.text((left, 8), title, fill="black")
+    d.text((W // 2 - 30, H - 18), "timestep t", fill="black")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
