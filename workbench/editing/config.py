@@ -1,0 +1,88 @@
+"""The description of one curve-matching edit (DESIGN.md section 3): a frozen dataclass.
+
+Every knob has a default chosen by measurement with the shipped model on the shared editing data
+(docs/readme/editor.md, "How the defaults were chosen"); every result records the config it ran with.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from ..errors import WorkbenchError
+from ..rates import RATE_DEFINITIONS
+
+__all__ = ["TASKS", "EditConfig"]
+
+#: transfer: match a reference pixel's curve; removal: match a background pixel's curve (or the
+#: pseudo-curve: minimise the region's rates for t > t_b); saliency: +/- rates for t > t_b plus
+#: feature alignment; blending: minimise the rates of the band mask - erode(mask) plus feature alignment.
+TASKS = ("transfer", "removal", "saliency", "blending")
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """One edit. Timesteps are the model's training timesteps (0..T-1); pixels are model-grid pixels.
+
+    task: one of TASKS.  n_iter: Adam iterations on x_T.  lr: Adam learning rate (x_T has unit variance).
+    refresh_every: k, iterations between refreshes of the source (and in-region reference) curves and
+    the x_T blend.  blend: blend with the original outside the mask (local edit).  blend_t: states with
+    t >= blend_t are blended (x_T every k iterations, intermediate states at every generation).
+    t_b: timesteps t <= t_b are never sampled and are left out of the pseudo-curve, saliency and
+    blending losses (the sharp rise near t = 0).  direction: saliency +1 decrease / -1 increase.
+    rate_weight: lambda on the rate term of removal (pseudo-curve), saliency and blending.
+    feature_weight: weight of the feature-alignment term (saliency, blending; 0 disables).
+    erosion: blending band = mask minus its erosion by a square of this many model-grid pixels.
+    steps: DDIM steps of the editing trajectory.  seed: sampling of pixels, timesteps and channels.
+    rate: rate definition (workbench.rates).  pixels_per_iter: (pixel, channel) samples per iteration
+    (they share one differentiated chain).  curve_pixels: region pixels whose curves are reported
+    before/after.  fluct_window: window L of the region-fluctuation metric.  checkpoint: gradient
+    checkpointing of the chain (None = on for CUDA, off on CPU, where it only costs time).
+    """
+
+    task: str = "removal"
+    n_iter: int = 150
+    lr: float = 0.02
+    refresh_every: int = 10
+    blend: bool = True
+    blend_t: int = 500
+    t_b: int = 100
+    direction: int = 1
+    rate_weight: float = 1.0
+    feature_weight: float = 1.0
+    erosion: int = 5
+    steps: int = 10
+    seed: int = 0
+    rate: str = "h"
+    pixels_per_iter: int = 1
+    curve_pixels: int = 16
+    fluct_window: int = 3
+    checkpoint: bool | None = None
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise WorkbenchError(f"unknown task {self.task!r}: choose one of {', '.join(TASKS)}")
+        if self.n_iter < 0:
+            raise WorkbenchError(f"n_iter must be >= 0, got {self.n_iter}")
+        if not self.lr > 0:
+            raise WorkbenchError(f"the learning rate must be > 0, got {self.lr}")
+        if self.refresh_every < 1:
+            raise WorkbenchError(f"refresh_every must be >= 1, got {self.refresh_every}")
+        if self.direction not in (1, -1):
+            raise WorkbenchError(f"direction must be +1 (decrease) or -1 (increase), got {self.direction}")
+        if self.erosion < 1:
+            raise WorkbenchError(f"erosion must be >= 1 model-grid pixel, got {self.erosion}")
+        if self.steps < 2:
+            raise WorkbenchError(f"the editing trajectory needs >= 2 DDIM steps, got {self.steps}")
+        if self.rate not in RATE_DEFINITIONS or self.rate == "projected":
+            raise WorkbenchError(f"rate {self.rate!r} cannot be edited: choose one of step, eps, h")
+        if self.pixels_per_iter < 1 or self.curve_pixels < 1:
+            raise WorkbenchError("pixels_per_iter and curve_pixels must be >= 1")
+        if self.fluct_window < 2:
+            raise WorkbenchError(f"fluct_window must be >= 2, got {self.fluct_window}")
+
+    def as_dict(self) -> dict:
+        """Plain dict (JSON-ready) of every field."""
+        return asdict(self)
+
+    def with_(self, **changes) -> "EditConfig":
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)

@@ -1,0 +1,233 @@
+"""Generation-curve matching (the paper's Algorithm 1) as one loop for every task.
+
+invert -> reference curve (a pixel's, or none for pseudo-curve / saliency / blending losses) ->
+representative source-pixel curve c_s -> per iteration: sample (pixel, channel) pairs uniformly in
+the source region and a timestep t ~ c_s (restricted to t > t_b), generate differentiably from x_T
+down to t (blended with the original outside the mask at t >= blend_t), rate by a JVP, loss, Adam
+step on x_T (second-order AD) -> every k iterations blend x_T and refresh the curves -> generate and
+decode the best x_T. Progress goes to `callback`; `should_stop()` cancels and keeps the best so far.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..adapters import ModelAdapter
+from ..errors import WorkbenchError
+from ..images import read_image, to_uint8
+from ..pipeline import prepare_image, source_to_model_pixel
+from ..rates import rate_function, unit_tangents
+from .baselines import BASELINES
+from .config import EditConfig
+from .evaluate import image_region_curve, score_image
+from .metrics import psnr_outside
+from .masks import band, check_mask, mask_to_image_size, model_mask, region_pixels
+from .tasks import feature_alignment, needs_reference, task_loss, uses_features
+from .trajectory import blend_states, channel_curves, generate_states, generate_to
+
+__all__ = ["EditResult", "run_edit", "timestep_distribution"]
+
+
+@dataclass
+class EditResult:
+    """What an edit produced. Images are PIL at the model's image size; curves (N,) over `timesteps`
+    (ascending) are the mean over `curve_pixels` region pixels and all channels; the 'after' curve is
+    that of the edited image re-inverted (as for the baselines)."""
+
+    original: Image.Image
+    edited: Image.Image
+    mask_model: np.ndarray
+    timesteps: np.ndarray
+    curve_before: np.ndarray
+    curve_after: np.ndarray
+    reference_curve: np.ndarray | None
+    metrics: dict
+    losses: list[float]
+    iterations_done: int
+    cancelled: bool
+    region_model: np.ndarray | None = None
+    baselines: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def timestep_distribution(curve: torch.Tensor, timesteps: torch.Tensor, t_b: int) -> torch.Tensor:
+    """Sampling distribution over grid indices: the curve normalised over t > t_b, zero elsewhere."""
+    p = curve.double().clamp_min(0) * (timesteps > t_b).double()
+    if p.sum() <= 0:
+        raise WorkbenchError(f"no timestep of the editing trajectory lies above t_b={t_b}: lower t_b or raise steps")
+    return p / p.sum()
+
+
+def _check_ref(config: EditConfig, ref_xy, size, mask: np.ndarray) -> None:
+    if config.task == "transfer" and ref_xy is None:
+        raise WorkbenchError("semantic transfer needs a reference pixel: pass --ref X,Y (a pixel with the wanted look)")
+    if ref_xy is None:
+        return
+    if config.task in ("saliency", "blending"):
+        raise WorkbenchError(f"{config.task} takes no reference pixel: drop --ref")
+    x, y = ref_xy
+    H0, W0 = size
+    if not (0 <= x < W0 and 0 <= y < H0):
+        raise WorkbenchError(f"reference pixel (x={x}, y={y}) is outside the {W0}x{H0} image: pick 0<=x<{W0}, 0<=y<{H0}")
+    if config.task == "removal" and mask[y, x]:
+        raise WorkbenchError(f"reference pixel (x={x}, y={y}) lies inside the object to remove: pick a background pixel")
+
+
+def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.ndarray, config: EditConfig, *,
+             ref_xy: tuple[int, int] | None = None, callback: Callable[[dict], None] | None = None,
+             should_stop: Callable[[], bool] | None = None, baselines: bool = True) -> EditResult:
+    """Run one edit. mask: bool (H0, W0) in source-image pixels (the source region; the object for
+    removal; the foreground for blending). ref_xy: (x, y) in source-image pixels.
+    callback(dict(iteration, n_iter, loss, best_loss, stage)) every iteration."""
+    started = time.perf_counter()
+    pil = read_image(image) if not isinstance(image, Image.Image) else image.convert("RGB")
+    size = (pil.height, pil.width)
+    mask = check_mask(mask, size)
+    _check_ref(config, ref_xy, size, mask)
+    cfg = config
+    gen = torch.Generator().manual_seed(cfg.seed)
+    report = callback or (lambda info: None)
+
+    report({"stage": "invert", "iteration": 0, "n_iter": cfg.n_iter, "loss": float("nan"), "best_loss": float("nan")})
+    prep = prepare_image(adapter, pil, steps=cfg.steps)
+    traj = prep.trajectory
+    schedule, orig_states = traj.schedule, traj.states
+    C, H, W = adapter.model_shape
+    mask_img = mask_to_image_size(mask, adapter)
+    M = model_mask(mask_img, adapter).to(adapter.device, adapter.dtype)
+    if not (M > 0.5).any():
+        raise WorkbenchError("the mask is empty on the model grid: draw a larger region "
+                             f"(the model sees the image at {W}x{H})")
+    if (M > 0.5).all():
+        raise WorkbenchError("the mask covers the whole model grid: a local edit needs some background")
+    region = band(M, cfg.erosion) if cfg.task == "blending" else (M > 0.5).float()
+    pixels = region_pixels(region)
+    blend = dict(original_states=orig_states, mask=M, blend_t=cfg.blend_t) if cfg.blend else {}
+
+    # reference and representative source pixel (per-channel curves (C, N))
+    has_ref = ref_xy is not None
+    ref_px = source_to_model_pixel(adapter, ref_xy[0], ref_xy[1], size) if has_ref else None
+    match = needs_reference(cfg, has_ref)
+    ref_in_region = bool(match and region[ref_px] > 0.5)
+    rep = tuple(pixels[torch.randint(len(pixels), (1,), generator=gen)].tolist()[0])
+    report({"stage": "curves", "iteration": 0, "n_iter": cfg.n_iter, "loss": float("nan"), "best_loss": float("nan")})
+    ref_curves = channel_curves(adapter, schedule, orig_states, [ref_px], cfg.rate)[0] if match else None
+    src_curve = channel_curves(adapter, schedule, orig_states, [rep], cfg.rate)[0].mean(0)
+    p_t = timestep_distribution(src_curve, schedule.timesteps, cfg.t_b)
+    loss_fn = task_loss(cfg, has_ref)
+    features = uses_features(cfg)
+    orig_feats: dict[int, list[torch.Tensor]] = {}
+    checkpoint = cfg.checkpoint if cfg.checkpoint is not None else adapter.device.type == "cuda"
+
+    x_T_orig = traj.x_T[None].clone()
+    x = torch.nn.Parameter(x_T_orig.clone())
+    opt = torch.optim.Adam([x], lr=cfg.lr)
+    losses: list[float] = []
+    ema, best_ema, best_x = None, float("inf"), x_T_orig.clone()
+    cancelled, done = False, 0
+    N = len(schedule)
+    for it in range(cfg.n_iter):
+        if should_stop is not None and should_stop():
+            cancelled = True
+            break
+        i = int(torch.multinomial(p_t.float(), 1, generator=gen))
+        t = int(schedule.timesteps[i])
+        pick = torch.randint(len(pixels), (cfg.pixels_per_iter,), generator=gen)
+        chans = torch.randint(C, (cfg.pixels_per_iter,), generator=gen)
+        ys, xs = pixels[pick, 0], pixels[pick, 1]
+        flat = chans * H * W + ys * W + xs
+        tangents = unit_tangents((C, H, W), flat, device=adapter.device, dtype=adapter.dtype)
+        opt.zero_grad(set_to_none=True)
+        with adapter.autodiff():
+            x_t = generate_to(adapter, x, schedule, i, differentiable=True, checkpoint=checkpoint, **blend)
+            f = rate_function(adapter, schedule, i, cfg.rate)
+            primal = x_t.expand(len(flat), C, H, W).contiguous()
+            _, jv = torch.func.jvp(f, (primal,), (tangents,))
+            rates = jv.flatten(1).norm(dim=1)
+            ref = ref_curves[chans, i] if match else None
+            loss = loss_fn(rates, ref)
+            if features:
+                if i not in orig_feats:
+                    with torch.no_grad():
+                        orig_feats[i] = [f0.detach() for f0 in adapter.eps_and_features(orig_states[i][None], t)[1]]
+                feats = adapter.eps_and_features(x_t, t)[1]
+                loss = loss + cfg.feature_weight * feature_alignment(feats, orig_feats[i])
+            loss.backward()
+        opt.step()
+        value = float(loss.detach())
+        losses.append(value)
+        done = it + 1
+        ema = value if ema is None else 0.9 * ema + 0.1 * value
+        if (it + 1) % cfg.refresh_every == 0:
+            with torch.no_grad():
+                if cfg.blend and int(schedule.timesteps[N - 1]) >= cfg.blend_t:
+                    x.copy_(blend_states(x, x_T_orig, M))
+                states, _ = generate_states(adapter, x.detach()[0], schedule, **blend)
+            src_curve = channel_curves(adapter, schedule, states, [rep], cfg.rate)[0].mean(0)
+            p_t = timestep_distribution(src_curve, schedule.timesteps, cfg.t_b)
+            if ref_in_region:
+                ref_curves = channel_curves(adapter, schedule, states, [ref_px], cfg.rate)[0]
+        if it + 1 >= min(cfg.refresh_every, cfg.n_iter) and ema < best_ema:
+            best_ema, best_x = ema, x.detach().clone()
+            if cfg.blend and int(schedule.timesteps[N - 1]) >= cfg.blend_t:
+                best_x = blend_states(best_x, x_T_orig, M)
+        report({"stage": "optimise", "iteration": it + 1, "n_iter": cfg.n_iter, "loss": value,
+                "best_loss": best_ema, "t": t})
+
+    report({"stage": "evaluate", "iteration": done, "n_iter": cfg.n_iter, "loss": losses[-1] if losses else float("nan"),
+            "best_loss": best_ema})
+    return _finish(adapter, cfg, prep, best_x, mask_img, M, region, pixels, blend, ref_px if match else None,
+                   losses, done, cancelled, gen, baselines, started)
+
+
+def _finish(adapter, cfg, prep, best_x, mask_img, M, region, pixels, blend, ref_px, losses, done, cancelled, gen,
+            baselines, started) -> EditResult:
+    traj = prep.trajectory
+    schedule = traj.schedule
+    _, x0_edit = generate_states(adapter, best_x[0], schedule, **blend)
+    with torch.no_grad():
+        edited = to_uint8(adapter.decode(x0_edit[None])[0])
+        _, x0_rec = generate_states(adapter, traj.x_T, schedule)
+        recon = to_uint8(adapter.decode(x0_rec[None])[0])
+    original = to_uint8(prep.pixels)
+    ts = schedule.timesteps.numpy()
+    pick = torch.randperm(len(pixels), generator=gen)[:cfg.curve_pixels]
+    curve_px = [tuple(p) for p in pixels[pick].tolist()]
+    before = channel_curves(adapter, schedule, traj.states, curve_px, cfg.rate).mean((0, 1)).double().numpy()
+    reference = (channel_curves(adapter, schedule, traj.states, [ref_px], cfg.rate)[0].mean(0).double().numpy()
+                 if ref_px is not None else None)
+    region_img = _region_image(region, adapter, mask_img)
+    after = image_region_curve(adapter, edited, curve_px, cfg)
+    metrics = score_image(original, edited, mask_img, before, after, ts, cfg, reference)
+    metrics["psnr_outside_reconstruction"] = float(psnr_outside(original, recon, mask_img))
+    metrics["iterations"] = done
+    base: dict = {}
+    if baselines:
+        for name, fn in BASELINES.get(cfg.task, {}).items():
+            out = fn(original, mask_img)
+            b_after = image_region_curve(adapter, out, curve_px, cfg)
+            base[name] = {"image": Image.fromarray(out),
+                          "metrics": score_image(original, out, mask_img, before, b_after, ts, cfg, reference),
+                          "curve_after": b_after}
+    metrics["seconds"] = time.perf_counter() - started
+    return EditResult(original=Image.fromarray(original), edited=Image.fromarray(edited),
+                      mask_model=M.float().cpu().numpy(), timesteps=ts, curve_before=before, curve_after=after,
+                      reference_curve=reference, metrics=metrics, losses=losses, iterations_done=done,
+                      cancelled=cancelled, region_model=region.float().cpu().numpy(), baselines=base,
+                      config=cfg.as_dict() | {"region_image_fraction": float(region_img.mean())},
+                      seconds=metrics["seconds"])
+
+
+def _region_image(region: torch.Tensor, adapter: ModelAdapter, mask_img: np.ndarray) -> np.ndarray:
+    """The edited region at the model's image size (nearest upsampling of the model-grid region)."""
+    s = adapter.scale
+    r = (region > 0.5).cpu().numpy()
+    return np.kron(r, np.ones((s, s), bool)) if s > 1 else r
+
