@@ -1,0 +1,153 @@
+"""What the dashboards read: the cubes of a store, shared by every browser session.
+
+`CubeCatalog` wraps a `cache.store.CubeStore` folder (or, before the store existed, a
+folder of `*.zarr` cubes written by `analysis.cubes.save_cube`). Opened cubes are loaded
+into memory once and kept in a small LRU shared by all sessions; they are never mutated.
+Adding an image (a dropped file) writes the file under `<store>/uploads/` (the folder the
+user pointed the dashboard at) and computes its cube through the store, so it is cached.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import xarray as xr
+
+from workbench.errors import WorkbenchError
+
+__all__ = ["CubeCatalog", "cube_label"]
+
+
+def cube_label(entry: dict) -> str:
+    """A short human label for a catalog entry: image name, rate definition and estimator."""
+    parts = [str(entry.get("name") or entry["key"][:10])]
+    extra = [str(entry[k]) for k in ("rate_definition", "estimator") if entry.get(k)]
+    if extra:
+        parts.append(f"({', '.join(extra)})")
+    return " ".join(parts) + f" [{entry['key'][:6]}]"
+
+
+class CubeCatalog:
+    """The cubes under `path` (a CubeStore folder), opened lazily and cached in memory.
+
+    `entries()` lists one dict per complete cube (key, name, source_image, params attrs);
+    `open(key)` returns the loaded Dataset; `add_image(adapter, path, params, progress=)`
+    computes (or finds) the cube of a new image and returns its key.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True, max_open: int = 8):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._open: OrderedDict[str, xr.Dataset] = OrderedDict()
+        self._max_open = max_open
+        self._store = None
+        try:
+            from cache.store import CubeStore
+        except ImportError:  # before the cache package's store existed: a folder of .zarr cubes
+            CubeStore = None
+        if CubeStore is not None:
+            self._store = CubeStore(self.path, create=create)
+        elif not self.path.exists():
+            if not create:
+                raise WorkbenchError(f"no such cube store: {self.path} (check --store)")
+            self.path.mkdir(parents=True)
+
+    # -- listing -----------------------------------------------------------------------------
+    def entries(self) -> list[dict]:
+        """One dict per complete cube: key, name (image stem), source_image and the params attrs."""
+        if self._store is not None:
+            with self._lock:
+                rows = [dict(r) for r in self._store.index()]
+        else:
+            from analysis.cubes import open_cube
+
+            rows = []
+            for p in sorted(self.path.glob("*.zarr")):
+                ds = open_cube(p)
+                attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float))}
+                rows.append({**attrs, "key": p.stem, "name": p.stem})
+        for r in rows:
+            r.setdefault("name", Path(str(r.get("source_image") or r["key"])).stem)
+        return sorted(rows, key=lambda r: (str(r["name"]), r["key"]))
+
+    def keys(self) -> list[str]:
+        """Keys of the complete cubes."""
+        return [e["key"] for e in self.entries()]
+
+    def find(self, name: str) -> str | None:
+        """The key of the cube whose image is called `name` (stem or source path), or None."""
+        for e in self.entries():
+            if name in (e["key"], e.get("name"), e.get("source_image")):
+                return e["key"]
+        return None
+
+    # -- reading -----------------------------------------------------------------------------
+    def open(self, key: str) -> xr.Dataset:
+        """The cube `key`, loaded into memory (shared, read-only: do not modify it)."""
+        with self._lock:
+            if key in self._open:
+                self._open.move_to_end(key)
+                return self._open[key]
+        if self._store is not None:
+            with self._lock:
+                ds = self._store.open(key).load()
+        else:
+            from analysis.cubes import open_cube
+
+            ds = open_cube(self.path / f"{key}.zarr")
+        ds = ds.load()
+        if "rate" not in ds or "timestep" not in ds.coords:
+            raise WorkbenchError(f"cube {key} has no rate/timestep: it is not a curve cube (recompute it)")
+        with self._lock:
+            self._open[key] = ds
+            while len(self._open) > self._max_open:
+                self._open.popitem(last=False)
+        return ds
+
+    # -- adding ------------------------------------------------------------------------------
+    def save_upload(self, data: bytes, filename: str) -> Path:
+        """Write dropped image bytes to `<store>/uploads/<hash>-<name>` (idempotent) and return the path."""
+        from PIL import Image, UnidentifiedImageError
+        import io
+
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError):
+            raise WorkbenchError(f"{filename} is not a readable image: drop a PNG or JPEG") from None
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(filename).name) or "image.png"
+        folder = self.path / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha256(data).hexdigest()[:12]}-{safe}"
+        if not path.exists():
+            tmp = path.with_name(path.name + ".partial")
+            tmp.write_bytes(data)
+            tmp.rename(path)
+        return path
+
+    def add_image(self, adapter, image: str | Path, params=None, *,
+                  progress: Callable[[int, int], None] | None = None) -> str:
+        """Compute (or find cached) the cube of `image` with `params` (a CubeParams); returns its key."""
+        if self._store is not None:
+            from cache.build import compute_cube
+            from cache.params import CubeParams
+
+            params = params or CubeParams()
+            key = self._store.key_of(adapter, image, params)
+            with self._lock:
+                if key in self._store:
+                    return key
+            ds = compute_cube(adapter, image, params, progress=progress)  # long: outside the lock
+            with self._lock:
+                return self._store.put(ds)
+        from analysis.cubes import compute_cube, save_cube
+
+        kw = {} if params is None else {k: getattr(params, k) for k in ("definition", "estimator", "K", "seed",
+                                                                       "steps", "channel")}
+        ds = compute_cube(adapter, image, progress=progress, **kw)
+        key = Path(str(image)).stem
+        save_cube(ds, self.path / f"{key}.zarr")
+        return key

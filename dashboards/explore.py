@@ -1,0 +1,357 @@
+"""Explore: one cube's image, fluctuation map, rate map at a timestep and clicked pixels' curves.
+
+Everything a person does is a parameter or a method, so tests drive the view without a
+browser: set `cube`, `window`, `t_b`, `t_index`, `opacity`; call `click(y, x)` (what a
+click on any map does) or `upload(bytes, name)` then `poll()` until the cube is computed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+import param
+
+from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map
+from workbench.errors import WorkbenchError
+
+from . import figures
+from .catalog import cube_label
+from .context import AppContext
+from .jobs import Job
+
+__all__ = ["ExploreView", "MAX_PIXELS"]
+
+#: at most this many curves are compared on one plot (the oldest is dropped)
+MAX_PIXELS = 8
+
+_META = (("model_name", "model"), ("rate_definition", "rate definition"), ("estimator", "estimator"),
+         ("K", "K (probes / rank)"), ("channel_rule", "channel rule"), ("steps", "DDIM steps"),
+         ("seed", "probe seed"), ("source_image", "source image"), ("source_size", "source size (H, W)"),
+         ("scale", "image px per model px"), ("model_fingerprint", "model fingerprint"), ("key", "cube key"))
+
+
+class ExploreView(pn.viewable.Viewer):
+    """Pick a cube, see its fluctuation map over the image, click pixels for their curves."""
+
+    cube = param.Selector(default=None, objects=[], doc="key of the shown cube")
+    window = param.Integer(default=DEFAULT_WINDOW, bounds=(2, 50), doc="fluctuation window L (samples)")
+    t_b = param.Number(default=DEFAULT_T_B, bounds=(0, 1000), step=10, doc="only t > t_b enters the fluctuation")
+    t_index = param.Integer(default=0, bounds=(0, 0), doc="index of the timestep of the rate map")
+    opacity = param.Number(default=0.6, bounds=(0.0, 1.0), step=0.05, doc="opacity of the map over the image")
+    pixels = param.List(default=[], doc="clicked grid pixels (y, x), oldest first")
+    compare = param.Boolean(default=True, doc="keep earlier pixels (compare curves) instead of replacing")
+    normalise = param.Boolean(default=False, doc="show curves divided by their sum over t > t_b")
+    max_side = param.Integer(default=256, bounds=(16, 2048), doc="display resolution cap of the maps")
+
+    def __init__(self, context: AppContext, **params):
+        super().__init__(**params)
+        self.context = context
+        self._ds = None
+        self._fluct: np.ndarray | None = None
+        self._fluct_error: str | None = None
+        self.job: Job | None = None
+        self._poll_cb = None
+        cfg = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+        self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.fluct_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.rate_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.curve_pane = pn.pane.Plotly(None, link_figure=False, config={"displaylogo": False},
+                                         sizing_mode="stretch_width")
+        for pane in (self.image_pane, self.fluct_pane, self.rate_pane):
+            pane.param.watch(self._on_click_event, "click_data")
+        self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self.meta = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "12px"})
+        self.t_label = pn.pane.Markdown("", margin=(0, 10))
+        self.upload_widget = pn.widgets.FileInput(accept=".png,.jpg,.jpeg,.webp,.bmp", name="Drop an image",
+                                                  sizing_mode="stretch_width")
+        self.upload_widget.param.watch(self._on_upload, "value")
+        self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
+                                               bar_color="primary")
+        self.job_status = pn.pane.Markdown("", visible=False, margin=(0, 10))
+        self.clear_button = pn.widgets.Button(name="Clear curves", button_type="default")
+        self.clear_button.on_click(lambda _e: self.clear())
+        self.refresh_cubes()
+
+    # -- catalogue ---------------------------------------------------------------------------
+    def refresh_cubes(self, select: str | None = None) -> None:
+        """Re-read the store's cube list (after a new cube) and select `select` (or keep the current one)."""
+        entries = self.context.catalog.entries()
+        self._labels = {cube_label(e): e["key"] for e in entries}
+        keys = list(self._labels.values())
+        self.param.cube.objects = self._labels
+        target = select or (self.cube if self.cube in keys else (keys[0] if keys else None))
+        if target != self.cube:
+            self.cube = target
+        elif target is not None and self._ds is None:
+            self._load()
+
+    @param.depends("cube", watch=True)
+    def _load(self) -> None:
+        if self.cube is None:
+            return
+        ds = self.context.catalog.open(self.cube)
+        n = ds.sizes["t"]
+        self._ds = None  # the watchers below see no cube until it is set up
+        self.param.t_index.bounds = (0, n - 1)
+        if self.t_index > n - 1:
+            self.t_index = n - 1
+        self.pixels = []
+        self._ds = ds
+        self._image = np.asarray(self._ds["image"].values)
+        self._recompute_fluct()
+        self.meta.object = self._meta_markdown()
+        self._build_figures()
+
+    @property
+    def cube_keys(self) -> list[str]:
+        """Keys of the cubes one can pick (store order by image name)."""
+        return list(self._labels.values())
+
+    # -- derived arrays ----------------------------------------------------------------------
+    @property
+    def dataset(self):
+        """The shown cube (xarray.Dataset) or None."""
+        return self._ds
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self._ds.sizes["y"]), int(self._ds.sizes["x"])
+
+    @property
+    def timesteps(self) -> np.ndarray:
+        return np.asarray(self._ds["timestep"].values)
+
+    @property
+    def timestep(self) -> int:
+        """The timestep of the rate map."""
+        return int(self.timesteps[self.t_index])
+
+    def fluctuation(self) -> np.ndarray | None:
+        """The fluctuation map (H, W) for the current window and t_b (None when they are invalid)."""
+        return self._fluct
+
+    def rate_map(self) -> np.ndarray:
+        """The rate map (H, W) at the selected timestep."""
+        return np.asarray(self._ds["rate"].values[self.t_index])
+
+    def curve(self, y: int, x: int) -> np.ndarray:
+        """The generation curve (N,) of grid pixel (y, x), optionally normalised."""
+        c = np.asarray(self._ds["rate"].values[:, y, x], dtype=np.float64)
+        if self.normalise:
+            keep = self.timesteps > self.t_b
+            s = c[keep].sum()
+            c = c / s if s > 0 else c
+        return c
+
+    def _recompute_fluct(self) -> None:
+        try:
+            self._fluct = np.asarray(fluctuation_map(self._ds["rate"], window=self.window, t_b=self.t_b).values)
+            self._fluct_error = None
+        except WorkbenchError as exc:
+            self._fluct, self._fluct_error = None, str(exc)
+        self._show_message(self._fluct_error)
+
+    def _show_message(self, text: str | None, kind: str = "danger") -> None:
+        self.message.object = text or ""
+        self.message.alert_type = kind
+        self.message.visible = bool(text)
+
+    def _meta_markdown(self) -> str:
+        a = self._ds.attrs
+        rows = [f"| {label} | `{a[k]}` |" for k, label in _META if k in a and a[k] not in ("", None)]
+        H, W = self.shape
+        rows.append(f"| cube | {self._ds.sizes['t']} timesteps × {H} × {W} |")
+        return "| | |\n|---|---|\n" + "\n".join(rows)
+
+    # -- figures -----------------------------------------------------------------------------
+    def _build_figures(self) -> None:
+        shape = self.shape
+        name = str(self._ds.attrs.get("source_image", "")).rsplit("/", 1)[-1] or self.cube[:10]
+        self.image_pane.object = figures.map_figure(shape, image=self._image, title=f"Image: {name}",
+                                                    pixels=self.pixels)
+        self.fluct_pane.object = figures.map_figure(shape, image=self._image, values=self._fluct_values(),
+                                                    name="F", title=self._fluct_title(), opacity=self.opacity,
+                                                    colorscale="Inferno", pixels=self.pixels,
+                                                    max_side=self.max_side)
+        self.rate_pane.object = figures.map_figure(shape, values=self.rate_map(), name="rate",
+                                                   title=self._rate_title(), pixels=self.pixels,
+                                                   max_side=self.max_side)
+        self._update_curves()
+
+    def _fluct_values(self) -> np.ndarray:
+        return self._fluct if self._fluct is not None else np.zeros(self.shape, np.float32)
+
+    def _fluct_title(self) -> str:
+        return f"Fluctuation F (L={self.window}, t_b={self.t_b:g})" + ("" if self._fluct is not None else " — invalid")
+
+    def _rate_title(self) -> str:
+        return f"Rate map at t={self.timestep} (step {self.t_index + 1}/{len(self.timesteps)})"
+
+    def _heatmap_index(self, fig) -> int:
+        return next(i for i, tr in enumerate(fig.data) if tr.type == "heatmap")
+
+    def _set_heatmap(self, pane: pn.pane.Plotly, values: np.ndarray, title: str) -> None:
+        fig = pane.object
+        z, _xs, _ys = figures.downsample(values, self.max_side)
+        zmin, zmax = figures.robust_range(z)
+        fig.data[self._heatmap_index(fig)].update(z=z, zmin=zmin, zmax=zmax)
+        fig.layout.title.text = title
+        pane.param.trigger("object")
+
+    @param.depends("t_index", watch=True)
+    def _on_t(self) -> None:
+        if self._ds is None:
+            return
+        self.t_label.object = f"**t = {self.timestep}**"
+        self._set_heatmap(self.rate_pane, self.rate_map(), self._rate_title())
+        self._update_curves()
+
+    @param.depends("window", "t_b", watch=True)
+    def _on_fluct_params(self) -> None:
+        if self._ds is None:
+            return
+        self._recompute_fluct()
+        self._set_heatmap(self.fluct_pane, self._fluct_values(), self._fluct_title())
+        self._update_curves()
+
+    @param.depends("opacity", watch=True)
+    def _on_opacity(self) -> None:
+        if self._ds is None:
+            return
+        fig = self.fluct_pane.object
+        fig.data[self._heatmap_index(fig)].opacity = self.opacity
+        self.fluct_pane.param.trigger("object")
+
+    @param.depends("normalise", watch=True)
+    def _on_normalise(self) -> None:
+        if self._ds is not None:
+            self._update_curves()
+
+    def _update_curves(self) -> None:
+        curves = []
+        for (y, x) in self.pixels:
+            label = f"x={x}, y={y}"
+            if self._fluct is not None:
+                label += f" (F={self._fluct[y, x]:.3g})"
+            curves.append((label, self.curve(y, x)))
+        ytitle = "rate / sum over t > t_b" if self.normalise else "generation rate"
+        self.curve_pane.object = figures.curves_figure(self.timesteps, curves, t_now=self.timestep, t_b=self.t_b,
+                                                       yaxis_title=ytitle)
+
+    def _update_markers(self) -> None:
+        for pane in (self.image_pane, self.fluct_pane, self.rate_pane):
+            fig = pane.object
+            new = figures.markers_trace(self.pixels)
+            fig.data[-1].update(x=new.x, y=new.y, text=new.text, marker=new.marker)
+            pane.param.trigger("object")
+
+    # -- interactions ------------------------------------------------------------------------
+    def click(self, y: int, x: int) -> None:
+        """Add grid pixel (y, x) to the compared curves (or replace them when `compare` is off)."""
+        H, W = self.shape
+        if not (0 <= y < H and 0 <= x < W):
+            raise WorkbenchError(f"pixel (x={x}, y={y}) is outside the {W}x{H} grid")
+        pix = [p for p in self.pixels if p != (y, x)] if self.compare else []
+        pix.append((int(y), int(x)))
+        self.pixels = pix[-MAX_PIXELS:]
+        self._update_markers()
+        self._update_curves()
+
+    def clear(self) -> None:
+        """Forget the clicked pixels."""
+        self.pixels = []
+        if self._ds is not None:
+            self._update_markers()
+            self._update_curves()
+
+    def _on_click_event(self, event) -> None:
+        if self._ds is None:
+            return
+        pix = figures.click_to_pixel(event.new, self.shape)
+        if pix is not None:
+            self.click(*pix)
+
+    # -- a new image -------------------------------------------------------------------------
+    def _on_upload(self, event) -> None:
+        if event.new:
+            self.upload(event.new, self.upload_widget.filename or "image.png")
+
+    def upload(self, data: bytes, filename: str) -> Job | None:
+        """Save a dropped image into the store and compute its cube off the UI thread."""
+        if self.job is not None and not self.job.done:
+            self._show_message("a cube is being computed already: wait for it to finish", "warning")
+            return None
+        try:
+            path = self.context.catalog.save_upload(data, filename)
+        except WorkbenchError as exc:
+            self._show_message(str(exc))
+            return None
+        ctx = self.context
+
+        def compute(report, _should_stop):
+            report(done=0, total=1, status="loading the model")
+            adapter = ctx.adapter()
+            report(status="inverting and estimating rates")
+            return ctx.catalog.add_image(adapter, path, progress=lambda d, t: report(done=d, total=t))
+
+        self.job = Job(compute, name="cube").start()
+        self.progress.value, self.progress.visible = 0, True
+        self.job_status.object, self.job_status.visible = f"computing the cube of **{filename}** ...", True
+        self._start_polling()
+        return self.job
+
+    def _start_polling(self) -> None:
+        if pn.state.curdoc is not None and self._poll_cb is None:
+            self._poll_cb = pn.state.add_periodic_callback(self.poll, period=250)
+
+    def poll(self) -> None:
+        """Copy the job's progress into the widgets; when it is done, show the new cube."""
+        job = self.job
+        if job is None:
+            return
+        info = job.snapshot()
+        if info.get("total"):
+            self.progress.value = int(100 * info.get("done", 0) / max(1, info["total"]))
+        if not job.done:
+            self.job_status.object = f"{info.get('status', 'running')} ... {job.elapsed:.0f} s"
+            return
+        if self._poll_cb is not None:
+            self._poll_cb.stop()
+            self._poll_cb = None
+        self.progress.visible = False
+        if job.error:
+            self.job_status.visible = False
+            self._show_message(f"could not compute the cube: {job.error}")
+        else:
+            self.job_status.object = f"cube computed in {job.elapsed:.0f} s and cached in the store"
+            self.refresh_cubes(select=job.result)
+        self.job = None
+
+    # -- layout ------------------------------------------------------------------------------
+    def controls(self) -> pn.Column:
+        """The sidebar widgets."""
+        w = pn.widgets
+        cube = w.Select.from_param(self.param.cube, name="Cube", sizing_mode="stretch_width")
+        slider = w.IntSlider.from_param(self.param.t_index, name="Timestep index (rate map)",
+                                        sizing_mode="stretch_width")
+        return pn.Column(
+            cube, self.upload_widget, self.progress, self.job_status,
+            pn.pane.Markdown("### Fluctuation", margin=(0, 10)),
+            w.IntSlider.from_param(self.param.window, name="Window L", end=20, sizing_mode="stretch_width"),
+            w.FloatSlider.from_param(self.param.t_b, name="t_b", end=900, sizing_mode="stretch_width"),
+            w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
+            pn.pane.Markdown("### Rate map", margin=(0, 10)), slider, self.t_label,
+            pn.pane.Markdown("### Curves", margin=(0, 10)),
+            w.Checkbox.from_param(self.param.compare, name="Compare clicked pixels"),
+            w.Checkbox.from_param(self.param.normalise, name="Normalise curves"), self.clear_button,
+            pn.pane.Markdown("### Cube metadata", margin=(0, 10)), self.meta,
+            width=320, css_classes=["explore-controls"])
+
+    def __panel__(self):
+        if self._ds is not None:
+            self.t_label.object = f"**t = {self.timestep}**"
+        empty = pn.pane.Markdown("The store holds no cubes yet: drop an image on the left (or compute some with "
+                                 "`workbench cubes`).", visible=self._ds is None)
+        grid = pn.GridBox(self.image_pane, self.fluct_pane, self.rate_pane, self.curve_pane, ncols=2,
+                          sizing_mode="stretch_width")
+        return pn.Row(self.controls(), pn.Column(self.message, empty, grid, sizing_mode="stretch_width"),
+                      sizing_mode="stretch_width")

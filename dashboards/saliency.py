@@ -1,0 +1,334 @@
+"""Saliency: a data set's images, their human fixation maps and fluctuation maps, with metrics.
+
+The images shown are those of the data set (`--dataset`) that have a cube in the store
+(matched by file stem). For every such image the fluctuation map (window L, t_b), resized
+to the image with `analysis.datasets.resize_map`, is scored against the fixations with
+`analysis.metrics.score_all`, beside the baselines of `analysis.baselines`. Scoring runs
+off the UI thread once per (L, t_b) and is shared by all sessions; `score()` runs it
+synchronously (tests). `export_zip()` returns the shown maps and metrics as a ZIP.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import panel as pn
+import param
+
+from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map
+from analysis.metrics import METRICS
+from workbench.errors import WorkbenchError
+
+from . import figures
+from .context import AppContext
+from .jobs import Job
+
+__all__ = ["SaliencyView", "score_dataset", "LOWER_IS_BETTER", "MAP_NAMES"]
+
+#: metrics where a smaller value is better
+LOWER_IS_BETTER = ("KLD",)
+#: the maps compared, fluctuation first
+MAP_NAMES = ("fluctuation", "centre_bias", "spectral_residual", "chance")
+
+
+def _load_items(context: AppContext) -> tuple[list, dict[str, str]]:
+    """The data set's items that have a cube in the store, and name -> cube key."""
+    from analysis.datasets import dataset_images, open_dataset
+
+    if context.dataset is None:
+        return [], {}
+    by_name = {}
+    for e in context.catalog.entries():
+        by_name.setdefault(str(e["name"]), e["key"])
+    names = sorted({p.stem for p in dataset_images(context.dataset)} & set(by_name))
+    if not names:
+        return [], {}
+    try:
+        items = open_dataset(context.dataset, names=names)
+    except TypeError:  # a loader without a names filter
+        items = open_dataset(context.dataset)
+    items = [it for it in items if it.name in by_name]
+    return items, {it.name: by_name[it.name] for it in items}
+
+
+def fluct_at_image(context: AppContext, key: str, size: tuple[int, int], window: int, t_b: float) -> np.ndarray:
+    """The cube's fluctuation map resized to the image's own size (H0, W0), float32."""
+    from analysis.datasets import resize_map
+
+    ds = context.catalog.open(key)
+    return resize_map(np.asarray(fluctuation_map(ds["rate"], window=window, t_b=t_b).values), size)
+
+
+def score_dataset(context: AppContext, window: int, t_b: float, *, report=None, should_stop=None) -> dict:
+    """Metrics of the fluctuation map and the baselines on every matched image.
+
+    Returns {"rows": [{"name", "key", "map", metric: value, ...}], "metrics": [...]}: one row
+    per (image, map). sAUC uses the union of the other images' fixations when all share a size.
+    """
+    from analysis.baselines import baseline_maps
+    from analysis.metrics import score_all
+
+    items, keys = _load_items(context)
+    if not items:
+        return {"rows": [], "metrics": list(METRICS)}
+    same = len({it.size for it in items}) == 1
+    union = np.logical_or.reduce([it.fixations for it in items]) if same and len(items) > 1 else None
+    rows = []
+    for i, it in enumerate(items):
+        if should_stop is not None and should_stop():
+            break
+        other = None if union is None else (union & ~it.fixations)
+        maps = {"fluctuation": fluct_at_image(context, keys[it.name], it.size, window, t_b)}
+        maps.update(baseline_maps(it.image_path, it.size, names=MAP_NAMES[1:]))
+        for mname, m in maps.items():
+            try:
+                scores = score_all(m, fixations=it.fixations, density=it.density,
+                                   other_fixations=other if other is not None and other.any() else None)
+            except WorkbenchError as exc:  # e.g. a constant map: shown, not fatal
+                scores = {"error": str(exc)}
+            rows.append({"name": it.name, "key": keys[it.name], "map": mname, **scores})
+        if report is not None:
+            report(done=i + 1, total=len(items))
+    return {"rows": rows, "metrics": [m for m in METRICS if any(m in r for r in rows)]}
+
+
+class SaliencyView(pn.viewable.Viewer):
+    """Ground truth beside the fluctuation map, per-image metrics, data-set averages, export."""
+
+    image = param.Selector(default=None, objects=[], doc="name of the shown image")
+    window = param.Integer(default=DEFAULT_WINDOW, bounds=(2, 20), doc="fluctuation window L")
+    t_b = param.Number(default=DEFAULT_T_B, bounds=(0, 900), step=10, doc="fluctuation cut-off t_b")
+    sort_by = param.Selector(default="NSS", objects=list(METRICS), doc="metric that orders the images")
+    opacity = param.Number(default=0.7, bounds=(0, 1), step=0.05, doc="map opacity over the image")
+
+    def __init__(self, context: AppContext, **params):
+        super().__init__(**params)
+        self.context = context
+        self.items, self.keys = [], {}
+        self.results: dict | None = None
+        self.job: Job | None = None
+        self._poll_cb = None
+        cfg = {"displaylogo": False}
+        self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.truth_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.fluct_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.table = pn.widgets.Tabulator(None, disabled=True, selectable=1, show_index=False, height=300,
+                                          sizing_mode="stretch_width", pagination=None)
+        self.table.on_click(self._on_row_click)
+        self.averages = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width")
+        self.message = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
+        self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
+        self.download = pn.widgets.FileDownload(callback=self.export_zip, filename="maps.zip", label="Export maps",
+                                                button_type="primary", sizing_mode="stretch_width")
+        self._load()
+
+    # -- data --------------------------------------------------------------------------------
+    def _load(self) -> None:
+        if self.context.dataset is None:
+            self._say("No saliency data set: start the dashboard with `--dataset DIR` (OSIE, MIT/CAT2000, or a "
+                      "folder of NAME.jpg + NAME_map.png pairs) and compute the images' cubes into the store.")
+            return
+        try:
+            self.items, self.keys = self.context.memo(("items", str(self.context.dataset)),
+                                                      lambda: _load_items(self.context))
+        except WorkbenchError as exc:
+            self._say(str(exc), "danger")
+            return
+        if not self.items:
+            self._say(f"No image of {self.context.dataset} has a cube in {self.context.catalog.path}: compute them "
+                      f"first (workbench cubes {self.context.dataset} --store {self.context.catalog.path}).")
+            return
+        self.param.image.objects = [it.name for it in self.items]
+        self.image = self.items[0].name
+        self.score()
+
+    def _say(self, text: str, kind: str = "info") -> None:
+        self.message.object, self.message.alert_type, self.message.visible = text, kind, bool(text)
+
+    def item(self):
+        """The SaliencyItem of the shown image."""
+        return next(it for it in self.items if it.name == self.image)
+
+    def fluct_map(self) -> np.ndarray:
+        """The shown image's fluctuation map at its own size (H0, W0)."""
+        it = self.item()
+        return fluct_at_image(self.context, self.keys[it.name], it.size, self.window, self.t_b)
+
+    # -- scoring -----------------------------------------------------------------------------
+    def _memo_key(self):
+        return ("scores", str(self.context.dataset), self.window, float(self.t_b))
+
+    def score(self, *, background: bool | None = None) -> None:
+        """Score all images for the current (L, t_b): memoised; in the background when served."""
+        key = self._memo_key()
+        if key in self.context._memo:
+            self.results = self.context._memo[key]
+            self._show_tables()
+            return
+        ctx, window, t_b = self.context, self.window, self.t_b
+        if background is None:
+            background = pn.state.curdoc is not None
+        if not background:
+            self.results = ctx.memo(key, lambda: score_dataset(ctx, window, t_b))
+            self._show_tables()
+            return
+        if self.job is not None and not self.job.done:
+            self.job.cancel()
+        self.job = Job(lambda report, stop: ctx.memo(key, lambda: score_dataset(ctx, window, t_b, report=report,
+                                                                                should_stop=stop)),
+                       name="scores", use_model_lock=False).start()
+        self.progress.value, self.progress.visible = 0, True
+        self._say(f"scoring {len(self.items)} images (L={window}, t_b={t_b:g}) ...")
+        if self._poll_cb is None:
+            self._poll_cb = pn.state.add_periodic_callback(self.poll, period=300)
+
+    def poll(self) -> None:
+        """Follow the scoring job; show the tables when it is done."""
+        job = self.job
+        if job is None:
+            return
+        info = job.snapshot()
+        if info.get("total"):
+            self.progress.value = int(100 * info["done"] / info["total"])
+        if not job.done:
+            return
+        if self._poll_cb is not None:
+            self._poll_cb.stop()
+            self._poll_cb = None
+        self.progress.visible = False
+        self.job = None
+        if job.error:
+            self._say(f"scoring failed: {job.error}", "danger")
+        elif self._memo_key() in self.context._memo:
+            self._say("")
+            self.results = self.context._memo[self._memo_key()]
+            self._show_tables()
+
+    def per_image(self):
+        """DataFrame: one row per image, the fluctuation map's metrics, sorted by `sort_by` (best first)."""
+        import pandas as pd
+
+        rows = [r for r in (self.results or {}).get("rows", []) if r["map"] == "fluctuation"]
+        df = pd.DataFrame(rows).drop(columns=["key", "map"], errors="ignore")
+        if df.empty or self.sort_by not in df:
+            return df
+        cb = pd.DataFrame([r for r in self.results["rows"] if r["map"] == "centre_bias"]).set_index("name")
+        if self.sort_by in cb:
+            df[f"{self.sort_by} − centre bias"] = df[self.sort_by].values - cb.loc[df["name"], self.sort_by].values
+        return df.sort_values(self.sort_by, ascending=self.sort_by in LOWER_IS_BETTER).reset_index(drop=True)
+
+    def dataset_averages(self):
+        """DataFrame: mean of every metric per map (fluctuation and baselines) over the images."""
+        import pandas as pd
+
+        df = pd.DataFrame((self.results or {}).get("rows", []))
+        if df.empty:
+            return df
+        metrics = [m for m in METRICS if m in df]
+        out = df.groupby("map", sort=False)[metrics].mean()
+        out.insert(0, "images", df.groupby("map", sort=False)["name"].nunique())
+        return out.reindex([m for m in MAP_NAMES if m in out.index]).reset_index()
+
+    def _show_tables(self) -> None:
+        self.table.value = self.per_image().round(4)
+        self.averages.value = self.dataset_averages().round(4)
+
+    @param.depends("sort_by", watch=True)
+    def _on_sort(self) -> None:
+        if self.results is not None:
+            self.table.value = self.per_image().round(4)
+
+    @param.depends("window", "t_b", watch=True)
+    def _on_params(self) -> None:
+        if not self.items:
+            return
+        try:
+            self._update_maps()
+        except WorkbenchError as exc:
+            self._say(str(exc), "danger")
+            return
+        self.score()
+
+    def _on_row_click(self, event) -> None:
+        df = self.table.value
+        if df is not None and 0 <= event.row < len(df):
+            self.image = str(df.iloc[event.row]["name"])
+
+    # -- figures -----------------------------------------------------------------------------
+    @param.depends("image", "opacity", watch=True)
+    def _update_maps(self) -> None:
+        if self.image is None:
+            return
+        from workbench.images import read_image
+
+        it = self.item()
+        H0, W0 = it.size
+        rgb = read_image(it.image_path)
+        scale = min(1.0, 480 / max(H0, W0))
+        rgb = np.asarray(rgb.resize((max(1, round(W0 * scale)), max(1, round(H0 * scale)))))
+        ys, xs = np.nonzero(it.fixations)
+        self.image_pane.object = figures.map_figure((H0, W0), image=rgb, title=f"{it.name}", height=380)
+        truth = figures.map_figure((H0, W0), image=rgb, values=it.density, name="density", opacity=self.opacity,
+                                   colorscale="Hot", title="Human fixations", height=380, max_side=200)
+        truth.add_scattergl(x=xs, y=ys, mode="markers", marker=dict(size=3, color="#00e5ff"), name="fixations",
+                            hoverinfo="skip")
+        self.truth_pane.object = truth
+        try:
+            fl = self.fluct_map()
+            title = f"Fluctuation (L={self.window}, t_b={self.t_b:g})"
+        except WorkbenchError as exc:
+            self._say(str(exc), "danger")
+            return
+        self.fluct_pane.object = figures.map_figure((H0, W0), image=rgb, values=fl, name="F", opacity=self.opacity,
+                                                    colorscale="Inferno", title=title, height=380, max_side=200)
+        self.download.filename = f"{it.name}-maps.zip"
+
+    # -- export ------------------------------------------------------------------------------
+    def export_zip(self) -> io.BytesIO:
+        """The shown image's maps: fluctuation (PNG 8-bit + .npy float32 at the image's size), the
+        fixation density (PNG), the overlay (PNG) and the image's metrics (JSON)."""
+        from PIL import Image
+        from workbench.images import read_image
+
+        it = self.item()
+        fl = self.fluct_map()
+        lo, hi = float(fl.min()), float(fl.max())
+        grey = ((fl - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(fl)).astype(np.uint8)
+        rgb = np.asarray(read_image(it.image_path))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, arr in (("fluctuation.png", grey), ("fixation_density.png", (it.density * 255).astype(np.uint8)),
+                              ("overlay.png", figures.overlay_rgb(rgb, fl, opacity=self.opacity,
+                                                                  colorscale="Inferno"))):
+                b = io.BytesIO()
+                Image.fromarray(arr).save(b, format="PNG")
+                zf.writestr(f"{it.name}/{name}", b.getvalue())
+            b = io.BytesIO()
+            np.save(b, fl.astype(np.float32))
+            zf.writestr(f"{it.name}/fluctuation.npy", b.getvalue())
+            rows = [r for r in (self.results or {}).get("rows", []) if r["name"] == it.name]
+            zf.writestr(f"{it.name}/metrics.json", json.dumps({"window": self.window, "t_b": self.t_b,
+                                                               "cube_key": self.keys[it.name], "rows": rows},
+                                                              indent=1, default=float))
+        buf.seek(0)
+        return buf
+
+    # -- layout ------------------------------------------------------------------------------
+    def __panel__(self):
+        w = pn.widgets
+        side = pn.Column(
+            w.Select.from_param(self.param.image, name="Image", sizing_mode="stretch_width"),
+            w.IntSlider.from_param(self.param.window, name="Window L", sizing_mode="stretch_width"),
+            w.FloatSlider.from_param(self.param.t_b, name="t_b", sizing_mode="stretch_width"),
+            w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
+            w.Select.from_param(self.param.sort_by, name="Sort images by", sizing_mode="stretch_width"),
+            self.download, self.progress, width=300)
+        maps = pn.Row(self.image_pane, self.truth_pane, self.fluct_pane, sizing_mode="stretch_width")
+        tables = pn.Row(pn.Column("#### Per image (fluctuation map; click a row)", self.table,
+                                  sizing_mode="stretch_width"),
+                        pn.Column("#### Data-set averages against the baselines", self.averages,
+                                  sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        return pn.Row(side, pn.Column(self.message, maps, tables, sizing_mode="stretch_width"),
+                      sizing_mode="stretch_width")
