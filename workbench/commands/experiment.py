@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32",), help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     p.add_argument("--rate", default="h", help="rate definition(s), comma-separated: h,eps,step,projected")
-    p.add_argument("--estimator", default="hutchinson", help="estimator(s), comma-separated: hutchinson,rsvd,exact")
+    p.add_argument("--estimator", default="hutchinson", help="estimator(s), comma-separated: hutchinson,rsvd,rsvd+hutchinson,exact")
     p.add_argument("--K", type=int, default=32, help="Hutchinson probes or rSVD rank (default 32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=int, default=None, help="fluctuation window L (default: analysis default)")
@@ -55,9 +55,11 @@ def run(args) -> int:
     for r in rates:
         if r not in RATE_DEFINITIONS:
             raise WorkbenchError(f"--rate {r!r}: choose from {', '.join(RATE_DEFINITIONS)}")
+    from ..estimators import ESTIMATORS
+
     for e in ests:
-        if e not in ("hutchinson", "rsvd", "exact"):
-            raise WorkbenchError(f"--estimator {e!r}: choose from hutchinson, rsvd, exact")
+        if e not in ESTIMATORS:
+            raise WorkbenchError(f"--estimator {e!r}: choose from {', '.join(ESTIMATORS)}")
     device, _ = device_from(args)
     cfg = SaliencyExperiment(
         data=args.data, images=args.images, held_out=args.held_out, store=args.store, model=args.model,
