@@ -1,0 +1,90 @@
+"""`workbench run [IMAGES...]`: the main job. Curve cubes of images (the shipped samples by default) into
+a cube store, then each image's fluctuation (saliency) map exported and shown beside the image."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .common import add_model_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="main job: cubes of images (default: the shipped samples) + their fluctuation maps",
+        description="Compute the curve cube of every image (every pixel's generation rate at every DDIM timestep) "
+                    "into a cube store, resumably and cached, then export each image's fluctuation map (PNG at the "
+                    "image's resolution + float .npy) and an overview figure (image | overlay | map).")
+    p.add_argument("images", nargs="*", help="images or folders (default: the sample images shipped with the package)")
+    p.add_argument("--store", default="workbench-store", help="cube store folder (default ./workbench-store)")
+    p.add_argument("--out", default="workbench-out", help="output folder for maps and figures (default ./workbench-out)")
+    add_model_args(p)
+    p.add_argument("--K", type=int, default=None, help="Hutchinson probes (default: the cache's default)")
+    p.add_argument("--window", type=int, default=None, help="fluctuation window L (default: the analysis default)")
+    p.add_argument("--t-b", type=float, default=None, help="fluctuation cut t_b (default: the analysis default)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from cache.batch import build_batch, plan_batch
+    from cache.params import CubeParams
+    from cache.sources import find_images
+    from cache.store import CubeStore
+
+    from analysis.export import cube_maps, export_maps
+    from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
+
+    from ..adapters import load_model
+    from ..default_model import SAMPLES_DIR
+    from .common import device_from, progress_bar
+    from .cubes import _per_image_bar
+
+    window = args.window or DEFAULT_WINDOW
+    t_b = DEFAULT_T_B if args.t_b is None else args.t_b
+    images = [img for src in (args.images or [SAMPLES_DIR]) for img in find_images(src).images]
+    params = CubeParams(steps=args.steps, **({} if args.K is None else {"K": args.K}))
+    device, dtype = device_from(args)
+    adapter = load_model(args.model, device=device, dtype=dtype)
+    store = CubeStore(args.store)
+    print(f"# {len(images)} images -> cube store {store.path}; model {adapter.name} on {device}; rate "
+          f"{params.definition}, {params.estimator} K={params.K}, {params.steps} DDIM steps", file=sys.stderr)
+    plan = plan_batch(store, images, adapter.fingerprint(), params)
+    t0 = time.perf_counter()
+    keys = build_batch(store, images, adapter, params, progress=progress_bar(len(images), "cubes"),
+                       cube_progress=_per_image_bar(params.steps), plan=plan)
+    seconds = time.perf_counter() - t0
+    cubes = [(Path(img).stem, store.open(key)) for img, key in zip(images, keys)]
+    out = Path(args.out)
+    export_maps(cubes, out, what="fluctuation", window=window, t_b=t_b)
+    print(f"{'image':<20} {'cube key':<18} {'peak fluctuation at (x, y)':<28} overview")
+    for name, ds in cubes:
+        fmap = cube_maps(ds, "fluctuation", window=window, t_b=t_b)["fluctuation"][0]
+        y, x = divmod(int(fmap.argmax()), fmap.shape[1])
+        figure = _overview(ds, fmap, out / f"{name}-overview.png")
+        print(f"{name:<20} {ds.attrs.get('key', '')[:16]:<18} {f'({x}, {y})':<28} {figure}")
+    print(f"# {len(cubes)} cubes ready ({len(plan.todo)} computed in {seconds:.1f} s, {plan.cached} already in the "
+          f"store); maps in {out}/fluctuation/ (L={window}, t_b={t_b:g}); "
+          f"explore them with: workbench dashboard --store {store.path}", flush=True)
+    return 0
+
+
+def _overview(ds, fmap, path: Path) -> Path:
+    """image | image with the fluctuation map overlaid | the map alone, as one PNG."""
+    import numpy as np
+    from PIL import Image
+
+    from analysis.figures import colorize, map_grid, save_png
+
+    from ..errors import WorkbenchError
+    from ..images import read_image
+
+    H0, W0 = fmap.shape
+    try:  # the original, sharper than the model-size copy inside the cube
+        source = read_image(ds.attrs.get("source_image", ""))
+    except WorkbenchError:
+        source = Image.fromarray(ds["image"].values)
+    image = np.asarray(source.resize((W0, H0), Image.Resampling.LANCZOS))
+    overlay = (0.45 * image + 0.55 * colorize(fmap)).round().astype(np.uint8)
+    panel = (240, round(240 * W0 / H0))
+    return save_png(map_grid([[image, overlay, fmap]], ["image", "overlay", "fluctuation map"], panel=panel), path)
