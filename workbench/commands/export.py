@@ -25,12 +25,18 @@ def run(args) -> int:
     from analysis.export import export_maps
     from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
 
-    bar = tqdm(desc="export", unit="cube", file=sys.stderr, leave=False, dynamic_ncols=True)
+    bars = []
+
+    def progress(n: int, _total) -> None:  # the bar appears with the first exported cube
+        if not bars:
+            bars.append(tqdm(desc="export", unit="cube", file=sys.stderr, leave=False, dynamic_ncols=True))
+        bars[0].update(1)
+
     manifest = export_maps(args.store, args.out, what=args.what, window=args.window or DEFAULT_WINDOW,
                            t_b=DEFAULT_T_B if args.t_b is None else args.t_b,
-                           formats=[f.strip() for f in args.format.split(",") if f.strip()],
-                           progress=lambda n, _t: bar.update(1))
-    bar.close()
+                           formats=[f.strip() for f in args.format.split(",") if f.strip()], progress=progress)
+    for b in bars:
+        b.close()
     print(f"exported {len(manifest['maps'])} images ({manifest['what']}, L={manifest['window']}, "
           f"t_b={manifest['t_b']:g}) to {args.out}", flush=True)
     return 0

@@ -1,0 +1,157 @@
+"""Experiments end to end on 3 images with a tiny model; the paired test's statistics; export."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.stats import binomtest
+
+from analysis.paired import PairedRule, draw_pairs, pair_auc, paired_test, wilson_interval
+from workbench.errors import WorkbenchError
+
+from test_analysis_datasets import write_osie
+
+
+# ------------------------------------------------------------------------------ paired test
+def test_wilson_interval_known_value():
+    # 8 of 10: Wilson 95% interval (Newcombe 1998, method 3) = [0.4902, 0.9433]
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
+
+
+def test_paired_test_counts_and_sign_test():
+    rng = np.random.default_rng(0)
+    dens, good, bad = [], [], []
+    for _ in range(12):
+        d = rng.random((20, 30))
+        dens.append(d)
+        good.append(d + 0.01 * rng.random(d.shape))  # follows the density: wins every time
+        bad.append(-d)  # anti-saliency: loses every time
+    rule = PairedRule(frac=0.1, draws=7, seed=3)
+    r = paired_test({"good": good, "bad": bad}, dens, rule)
+    assert r["maps"]["good"]["wins"] == 12 and r["maps"]["good"]["fraction"] == 1.0
+    assert r["maps"]["bad"]["wins"] == 0 and r["maps"]["bad"]["losses"] == 12
+    assert r["maps"]["good"]["sign_p"] == pytest.approx(binomtest(12, 12, 0.5).pvalue)
+    assert r["maps"]["good"]["pair_auc_mean"] == pytest.approx(1.0)
+    assert r["rule"]["seed"] == 3 and r["rule"]["draws"] == 7
+    # the drawn pixels obey the rule and are reproducible
+    p = draw_pairs(dens[0], rule, 0)
+    assert np.array_equal(p, draw_pairs(dens[0], rule, 0))
+    flat = dens[0].ravel()
+    assert (flat[p[:, 0]] >= np.quantile(flat, 0.9)).all() and (flat[p[:, 1]] <= np.quantile(flat, 0.1)).all()
+
+
+def test_pair_auc_is_mann_whitney():
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(1)
+    d = rng.random((15, 15))
+    v = d + rng.normal(0, 0.5, d.shape)
+    top, bottom = d.ravel() >= np.quantile(d, 0.8), d.ravel() <= np.quantile(d, 0.2)
+    u = mannwhitneyu(v.ravel()[top], v.ravel()[bottom]).statistic
+    assert pair_auc(v, d, 0.2) == pytest.approx(u / (top.sum() * bottom.sum()))
+
+
+def test_paired_bad_inputs():
+    d = np.random.default_rng(0).random((10, 10))
+    with pytest.raises(WorkbenchError, match="differ in size"):
+        paired_test({"m": [np.zeros((5, 5))]}, [d])
+    with pytest.raises(WorkbenchError, match="NaN"):
+        paired_test({"m": [np.full((10, 10), np.nan)]}, [d])
+    with pytest.raises(WorkbenchError, match="flat"):
+        paired_test({"m": [d]}, [np.zeros((10, 10))])
+    with pytest.raises(WorkbenchError):
+        PairedRule(frac=0.7)
+
+
+# ------------------------------------------------------------------------------ end to end
+@pytest.fixture(scope="module")
+def osie3(tmp_path_factory):
+    root = tmp_path_factory.mktemp("osie3")
+    rng = np.random.default_rng(0)
+    subs = [[(list(rng.uniform(1, 40, 6)), list(rng.uniform(1, 30, 6))) for _ in range(3)] for _ in range(3)]
+    return write_osie(root, subs, size=(30, 40))
+
+
+@pytest.mark.slow
+def test_experiments_end_to_end_and_export(osie3, tiny_pixel_dir, tmp_path):
+    from workbench.cli import main
+
+    store, out = tmp_path / "store", tmp_path / "report"
+    args = ["experiment", "saliency", "--data", str(osie3), "--store", str(store), "--out", str(out),
+            "--model", str(tiny_pixel_dir), "--device", "cpu", "--images", "all", "--steps", "10", "--K", "4",
+            "--window", "3", "--t-b", "0", "--draws", "5", "--sigma", "3"]
+    assert main(args) == 0
+    for f in ("report.html", "figures.json", "results.json", "tables.md", "maps.png"):
+        assert (out / f).stat().st_size > 0, f
+    res = json.loads((out / "results.json").read_text())
+    assert res["images"] == ["100", "101", "102"]
+    assert res["config"]["window"] == 3 and res["config"]["t_b"] == 0
+    pm = res["paired"]["maps"]
+    assert {"fluctuation[h,hutchinson]", "centre_bias", "spectral_residual", "chance"} <= set(pm)
+    assert all(0 <= m["fraction"] <= 1 and m["n"] == 3 for m in pm.values())
+    summ = res["predictor"]["summary"]
+    assert set(summ["fluctuation[h,hutchinson]"]) == {"AUC_Judd", "AUC_Borji", "sAUC", "NSS", "CC", "SIM", "KLD"}
+    assert all(np.isfinite(v["mean"]) for m in summ.values() for v in m.values())
+    assert len(res["curves"]["salient_mean"]) == 10 and len(res["perceptual"]["per_image"]) == 3
+    figs = json.loads((out / "figures.json").read_text())
+    assert {"paired", "predictor", "curves_mean", "perceptual_example"} <= set(figs)
+    html = (out / "report.html").read_text()
+    assert html.count("Plotly.newPlot") >= 4 and "<table>" in html
+
+    # the cubes are cached: a second experiment reuses them (no new cube in the store)
+    from cache.store import CubeStore
+
+    assert len(CubeStore(store).keys()) == 3
+    assert main(args[:1] + ["paired"] + args[2:]) == 0
+    assert len(CubeStore(store).keys()) == 3
+
+    # export: PNG + npy at the image's original resolution, named like the input
+    exp = tmp_path / "exp"
+    assert main(["export", str(store), "--out", str(exp), "--what", "fluctuation,rate@500", "--window", "3",
+                 "--t-b", "0"]) == 0
+    png = Image.open(exp / "fluctuation" / "101.png")
+    assert png.size == (40, 30) and png.mode == "L"
+    arr = np.load(exp / "fluctuation" / "101.npy")
+    assert arr.shape == (30, 40) and arr.dtype == np.float32
+    # the exported map is the cube's fluctuation brought to the image's size by the one resize
+    from analysis.cubes import open_cubes
+    from analysis.datasets import resize_map
+    from analysis.fluctuation import fluctuation
+
+    ds = dict(open_cubes(store))["101"]
+    ref = resize_map(fluctuation(ds["rate"].values, ds["timestep"].values, window=3, t_b=0), (30, 40))
+    np.testing.assert_allclose(arr, ref, rtol=1e-6)
+    assert np.asarray(png).max() == 255 and np.asarray(png).min() == 0
+    rate_dirs = [p.name for p in exp.iterdir() if p.name.startswith("rate_t")]
+    assert len(rate_dirs) == 1 and (exp / rate_dirs[0] / "100.npy").exists()
+    man = json.loads((exp / "manifest.json").read_text())
+    assert man["window"] == 3 and set(man["maps"]) == {"100", "101", "102"}
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from workbench.cli import main
+
+    assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--what", "speed"]) == 2
+    assert main(["experiment", "paired", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("workbench ") and "error:" in line for line in err)
+    assert "Traceback" not in "".join(err)
+
+
+def test_nan_cube_gives_one_line_error(tmp_path):
+    import xarray as xr
+
+    from analysis.export import export_maps
+
+    ds = xr.Dataset({"rate": (("t", "y", "x"), np.full((10, 4, 4), np.nan, np.float32))},
+                    coords={"timestep": ("t", np.arange(10) * 100)}, attrs={"source_image": "a.jpg"})
+    with pytest.raises(WorkbenchError, match="NaN"):
+        export_maps([("a", ds)], tmp_path, window=3, t_b=0)
+    import analysis  # noqa: F401  (registers the accessor's fluctuation)
+
+    with pytest.raises(WorkbenchError, match="NaN"):
+        ds.curves.fluctuation(window=3, t_b=0)
