@@ -119,18 +119,24 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray) -> None:
 
 
 def read_done(path: Path) -> np.ndarray:
-    """The done flags (n,) bool of a group; an unreadable flag counts as not done."""
-    import zarr
+    """The done flags (n,) bool of a group; an unreadable flag counts as not done.
 
-    arr = zarr.open_array(str(Path(path) / schema.VAR_DONE), mode="r")
+    Reads the flag files `done/c/<i>` directly (1 raw byte each, absent = 0): much faster than
+    opening the array for stores with many groups."""
+    meta = Path(path) / schema.VAR_DONE / "zarr.json"
     try:
-        return np.asarray(arr[:]) == 1
-    except Exception:  # a torn flag file: read one by one, unreadable = not done
-        out = np.zeros(arr.shape[0], dtype=bool)
-        for i in range(arr.shape[0]):
-            with contextlib.suppress(Exception):
-                out[i] = int(arr[i]) == 1
-        return out
+        n = int(json.loads(meta.read_text())["shape"][0])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise WorkbenchError(f"{path} is corrupt (its done flags are unreadable): delete that folder; "
+                             "`workbench cubes` recomputes its cubes") from None
+    out = np.zeros(n, dtype=bool)
+    folder = Path(path) / schema.VAR_DONE / "c"
+    if folder.is_dir():
+        for f in folder.iterdir():
+            if f.name.isdigit() and int(f.name) < n:
+                with contextlib.suppress(OSError):
+                    out[int(f.name)] = f.read_bytes() == b"\x01"
+    return out
 
 
 def read_attrs(path: Path) -> dict:
@@ -150,7 +156,8 @@ def read_attrs(path: Path) -> dict:
 def open_group(path: Path) -> xr.Dataset:
     """The group as a lazy multi-image Dataset (image_id, t, y, x), all slots incl. the `done` flags."""
     try:
-        return xr.open_zarr(str(path), consolidated=False, chunks=None, zarr_format=3)
+        return xr.open_dataset(str(path), engine="zarr", consolidated=False, chunks=None, zarr_format=3,
+                               cache=False)
     except Exception as exc:  # zarr/xarray raise many types for a damaged group
         raise WorkbenchError(f"{path} is not a readable cube group ({type(exc).__name__}): delete that folder; "
                              "`workbench cubes` recomputes its cubes") from None
@@ -191,15 +198,16 @@ def sweep_partials(folder: Path, *, max_age_s: float = 86400.0) -> list[Path]:
 
 
 @contextlib.contextmanager
-def group_lock(path: Path) -> Iterator[None]:
-    """Exclusive writer lock on a group (`<gid>.lock`, fcntl); a held lock is a one-line error."""
+def group_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
+    """Exclusive writer lock on a group (`<gid>.lock`, fcntl). Held by another process: wait for it
+    (`wait`), else a one-line error naming that process."""
     lock = Path(str(path) + ".lock")
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             import fcntl
 
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except ImportError:  # no fcntl (Windows): no lock
             pass
         except BlockingIOError:

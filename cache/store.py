@@ -40,6 +40,7 @@ class CubeStore:
         self._groups: dict[str, tuple[dict, np.ndarray]] = {}
         self._where: dict[str, tuple[str, int]] = {}
         self._opened: dict[str, xr.Dataset] = {}
+        self._attr_cache: dict[str, tuple] = {}
         marker = self.path / STORE_FILE
         if not self.path.exists():
             if not create:
@@ -95,14 +96,26 @@ class CubeStore:
         for p in sorted(self.groups_dir.glob("*.zarr")):
             if not p.is_dir():
                 continue
-            attrs = slots.read_attrs(p)
-            done = slots.read_done(p)
             gid = p.name[: -len(".zarr")]
+            attrs = self._attrs(gid, p)
+            done = slots.read_done(p)
             groups[gid] = (attrs, done)
             for i, slot in enumerate(attrs["slots"]):
                 if done[i] and slot["key"] not in where:
                     where[slot["key"]] = (gid, i)
         self._groups, self._where = groups, where
+
+    def _attrs(self, gid: str, path: Path) -> dict:
+        """A group's attributes (immutable once the group exists), cached by its metadata's mtime."""
+        try:
+            stamp = (path / "zarr.json").stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        hit = self._attr_cache.get(gid)
+        if hit is None or hit[0] != stamp or stamp is None:
+            hit = (stamp, slots.read_attrs(path))
+            self._attr_cache[gid] = hit
+        return hit[1]
 
     def keys(self) -> list[str]:
         """Keys of the complete cubes (in group order, then slot order)."""
@@ -228,7 +241,7 @@ class CubeStore:
         self.sweep()
         path = self.group_path(f"c-{key}")
         spec = group_spec_of(ds)
-        with slots.group_lock(path):
+        with slots.group_lock(path, wait=True):  # another process writing this very cube: wait for it
             slots.create_group(path, spec)
             if not slots.read_done(path)[0]:
                 slots.write_slot(path, 0, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values)
