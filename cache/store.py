@@ -52,7 +52,9 @@ class CubeStore:
             raise WorkbenchError(f"{self.path} is a file, not a cube store folder: pass a folder")
         elif marker.exists():
             self._check_marker(marker)
-        elif create and not any(self.path.iterdir()):
+        elif create and all(p.name.startswith(f"{STORE_FILE}.partial") for p in self.path.iterdir()):
+            for p in self.path.glob(f"{STORE_FILE}.partial*"):  # a creation killed before its marker landed
+                p.unlink(missing_ok=True)
             self._write_marker()
         else:
             raise WorkbenchError(f"{self.path} is not a cube store (no {STORE_FILE}): pass a store folder, or a new "

@@ -22,7 +22,8 @@ from workbench.cli import main as cli
 from workbench.errors import WorkbenchError
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = CubeParams(K=4, steps=8, seed=3)
+PARAMS = CubeParams(K=4, steps=6, seed=3)
+KILL_PARAMS = CubeParams(K=4, steps=10, seed=3)  # slower slots, so that the kill lands mid-run
 
 
 def make_images(folder: Path, n: int, seed: int = 0) -> list[Path]:
@@ -88,11 +89,11 @@ def _run_cli(*args, **kw):
 
 @pytest.mark.slow
 def test_resume_after_kill9_matches_uninterrupted_run(tmp_path, tiny_pixel_dir, tiny_adapter_pixel):
-    n = 5
+    n = 6
     imgs = make_images(tmp_path / "imgs", n, seed=7)
     store_dir = tmp_path / "killed"
     args = ["cubes", str(tmp_path / "imgs"), "--store", str(store_dir), "--model", str(tiny_pixel_dir),
-            "--K", str(PARAMS.K), "--steps", str(PARAMS.steps), "--seed", str(PARAMS.seed), "--device", "cpu"]
+            "--K", str(KILL_PARAMS.K), "--steps", str(KILL_PARAMS.steps), "--seed", str(KILL_PARAMS.seed), "--device", "cpu"]
     proc = _run_cli(*args)
     deadline = time.time() + 300
     done = 0
@@ -103,7 +104,7 @@ def test_resume_after_kill9_matches_uninterrupted_run(tmp_path, tiny_pixel_dir, 
             break
         time.sleep(0.02)
     assert proc.poll() is None, f"the writer ended before it could be killed: {proc.communicate()[1][-500:]}"
-    time.sleep(random.Random().uniform(0.0, 0.6))  # a random point after at least one slot is done
+    time.sleep(random.Random().uniform(0.0, 0.3))  # a random point after at least one slot is done
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     group = next((store_dir / "groups").glob("b-*.zarr"))
@@ -117,7 +118,7 @@ def test_resume_after_kill9_matches_uninterrupted_run(tmp_path, tiny_pixel_dir, 
     assert not list((store_dir / "groups").glob("*.partial*"))
     # the same batch, uninterrupted, in this process
     ref = CubeStore(tmp_path / "ref")
-    ref_keys = ref.build(imgs, tiny_adapter_pixel, PARAMS)
+    ref_keys = ref.build(imgs, tiny_adapter_pixel, KILL_PARAMS)
     killed = CubeStore(store_dir)
     assert sorted(killed.keys()) == sorted(ref_keys)
     for k in ref_keys:

@@ -226,3 +226,13 @@ def test_open_many_stacks_cubes(tmp_path):
     store.put(synthetic_cube(9, N=7, name="odd"))
     with pytest.raises(WorkbenchError, match="different grids"):
         store.open_many()
+
+
+def test_store_creation_killed_before_marker_is_recovered(tmp_path):
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "store.json.partial-4242").write_text('{"format": ')  # killed while writing the marker
+    store = CubeStore(half)
+    assert (half / "store.json").exists() and not list(half.glob("*.partial*")) and store.keys() == []
+    with pytest.raises(WorkbenchError, match="not a cube store"):
+        CubeStore(tmp_path / "half" / "groups", create=False)
