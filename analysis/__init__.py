@@ -5,9 +5,9 @@ Imports point one way: dashboards -> analysis -> cache -> workbench. The cube ac
 """
 from __future__ import annotations
 
-from .fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation, fluctuation_map
+from .fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation, fluctuation_map
 
-__all__ = ["fluctuation", "fluctuation_map", "DEFAULT_WINDOW", "DEFAULT_T_B"]
+__all__ = ["fluctuation", "fluctuation_map", "DEFAULT_WINDOW", "DEFAULT_T_B", "DEFAULT_NORMALISE"]
 
 
 def _register() -> None:
@@ -16,8 +16,9 @@ def _register() -> None:
     except ImportError:  # the cache package's accessor has not landed: nothing to register
         return
 
-    def _fluct(rate, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B, **kw):
-        return fluctuation_map(rate, window=window, t_b=t_b, **kw)
+    def _fluct(rate, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B, normalise: bool = DEFAULT_NORMALISE,
+               **kw):
+        return fluctuation_map(rate, window=window, t_b=t_b, normalise=normalise, **kw)
 
     register_fluctuation(_fluct)
 

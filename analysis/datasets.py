@@ -312,9 +312,15 @@ def select_images(images: list[Path], which: str | int, *, held_out: int = 50, d
         return images
     if which == "held-out":
         return pool
-    if which == "dev":
+    if which == "dev" or str(which).startswith("dev:"):
         train = images[:-held_out] if len(images) > held_out else images
-        return train[::max(1, len(train) // dev)][:dev]
+        picked = train[::max(1, len(train) // dev)][:dev]
+        if which == "dev":
+            return picked
+        try:
+            return picked[:max(1, int(str(which)[4:]))]
+        except ValueError:
+            raise WorkbenchError(f"--images {which!r}: write dev:N with a number N") from None
     try:
         n = int(which)
     except ValueError:

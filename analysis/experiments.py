@@ -22,14 +22,14 @@ from .baselines import baseline_maps
 from .cubes import cubes_for
 from .curvefig import density_on_grid, row_through_peak, salient_mean_curves
 from .datasets import SaliencyItem, dataset_images, open_dataset, resize_map, select_images
-from .fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
+from .fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
 from .paired import PairedRule, paired_test
 from .predictor import score_maps, summarise_scores
 
 __all__ = ["SaliencyExperiment", "Prepared", "EXPERIMENTS", "default_store", "prepare", "run_paired",
-           "run_predictor", "run_curves", "run_perceptual", "run_experiments", "variant_name"]
+           "run_predictor", "run_curves", "run_perceptual", "run_tune", "run_experiments", "variant_name"]
 
-EXPERIMENTS = ("paired", "predictor", "curves", "perceptual")
+EXPERIMENTS = ("paired", "predictor", "curves", "perceptual", "tune")
 Progress = Callable[[str, int, int], None]
 
 
@@ -43,7 +43,7 @@ class SaliencyExperiment:
     """One run of the saliency experiments (every field is recorded in the report)."""
 
     data: str
-    images: str = "held-out"  # held-out | dev | all | N (first N held-out)
+    images: str = "held-out"  # held-out | dev | dev:N | all | N (first N held-out)
     held_out: int = 50
     store: str | None = None
     model: str | None = None
@@ -54,6 +54,7 @@ class SaliencyExperiment:
     steps: int = 50
     window: int = DEFAULT_WINDOW
     t_b: float = DEFAULT_T_B
+    normalise: bool = DEFAULT_NORMALISE
     sigma: float = 24.0
     paired: PairedRule = field(default_factory=PairedRule)
     n_other: int = 10
@@ -108,7 +109,7 @@ def prepare(config: SaliencyExperiment, *, progress: Progress | None = None, ada
                                 estimator=estimator, K=config.K, seed=config.seed, steps=config.steps,
                                 progress=lambda d, n, name=name: _note(progress, f"cubes {name}", d, n))
         grid[name] = [fluctuation(ds["rate"].values, ds["timestep"].values, window=config.window, t_b=config.t_b,
-                                  axis=0).astype(np.float32) for ds in cubes[name]]
+                                  axis=0, normalise=config.normalise).astype(np.float32) for ds in cubes[name]]
         maps[name] = [resize_map(g, it.size) for g, it in zip(grid[name], items)]
         ts = cubes[name][0]["timestep"].values
         maps[f"mean_rate[{definition},{estimator}]"] = [
@@ -214,6 +215,17 @@ def run_perceptual(prep: Prepared, *, progress: Progress | None = None) -> dict:
             "note": "curves normalised to sum 1 over t > t_b before the fluctuation; agreement on t > t_b"}
 
 
+def run_tune(prep: Prepared, *, progress: Progress | None = None) -> dict:
+    """Sweep the fluctuation's (L, t_b, normalise) on these images (first variant); best by mean AUC-Judd."""
+    from .tuning import best, sweep
+
+    name = next(iter(prep.cubes))
+    rows = sweep(prep.cubes[name], prep.items, frac=prep.config.paired.frac,
+                 progress=lambda d, n: _note(progress, "tune", d, n))
+    return {"variant": name, "rows": rows, "best": best(rows), "criterion": "mean AUC_Judd",
+            "images": [it.name for it in prep.items]}
+
+
 def run_experiments(config: SaliencyExperiment, which=EXPERIMENTS, *, out: str | Path,
                     progress: Progress | None = None) -> dict:
     """Prepare once, run the chosen experiments, write report.html, figures.json, results.json and PNGs."""
@@ -233,6 +245,8 @@ def run_experiments(config: SaliencyExperiment, which=EXPERIMENTS, *, out: str |
         results["curves"] = run_curves(prep)
     if "perceptual" in which:
         results["perceptual"] = run_perceptual(prep, progress=progress)
+    if "tune" in which:
+        results["tune"] = run_tune(prep, progress=progress)
     write_report(results, prep, out)
     return results
 

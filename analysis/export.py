@@ -21,7 +21,7 @@ from workbench.errors import WorkbenchError
 
 from .cubes import open_cubes
 from .datasets import resize_map
-from .fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
+from .fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
 
 __all__ = ["parse_what", "cube_maps", "export_maps", "to_uint8"]
 
@@ -61,7 +61,8 @@ def _source_size(ds: xr.Dataset) -> tuple[int, int]:
     return H0, W0
 
 
-def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B) -> dict[str, tuple]:
+def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B,
+              normalise: bool = DEFAULT_NORMALISE) -> dict[str, tuple]:
     """kind -> (map at the original resolution float32, info dict) for one cube."""
     rate = ds["rate"].values
     ts = ds["timestep"].values
@@ -69,8 +70,9 @@ def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float 
     out = {}
     for kind, t in parse_what(what):
         if kind == "fluctuation":
-            m = fluctuation(rate, ts, window=window, t_b=t_b, axis=0)
-            out["fluctuation"] = (resize_map(m, size), {"window": int(window), "t_b": float(t_b)})
+            m = fluctuation(rate, ts, window=window, t_b=t_b, axis=0, normalise=normalise)
+            out["fluctuation"] = (resize_map(m, size), {"window": int(window), "t_b": float(t_b),
+                                                        "normalise": bool(normalise)})
         else:
             if not np.isfinite(rate).all():
                 raise WorkbenchError("the cube contains NaN or inf: recompute it")
@@ -86,7 +88,8 @@ def _write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
 
 
 def export_maps(source, out_dir: str | Path, *, what="fluctuation", window: int = DEFAULT_WINDOW,
-                t_b: float = DEFAULT_T_B, formats=("png", "npy"), progress=None) -> dict:
+                t_b: float = DEFAULT_T_B, normalise: bool = DEFAULT_NORMALISE, formats=("png", "npy"),
+                progress=None) -> dict:
     """Export maps of every cube in `source` (a store/cube path, or an iterable of (name, Dataset)).
 
     Returns the manifest (also written to OUT/manifest.json). Two cubes of one image name are an error
@@ -101,7 +104,7 @@ def export_maps(source, out_dir: str | Path, *, what="fluctuation", window: int 
     cubes = open_cubes(source) if isinstance(source, (str, Path)) else source
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"window": int(window), "t_b": float(t_b), "what": what if isinstance(what, str) else ",".join(what),
+    manifest = {"window": int(window), "t_b": float(t_b), "normalise": bool(normalise), "what": what if isinstance(what, str) else ",".join(what),
                 "formats": list(formats), "png_scaling": "min-max per map to 0..255", "maps": {}}
     seen = set()
     n = 0
@@ -113,7 +116,7 @@ def export_maps(source, out_dir: str | Path, *, what="fluctuation", window: int 
         entry = {"cube": {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in ds.attrs.items()
                           if k in ("rate_definition", "estimator", "K", "seed", "steps", "model_name",
                                    "model_fingerprint", "source_image", "source_size")}}
-        for kind, (m, info) in cube_maps(ds, what, window=window, t_b=t_b).items():
+        for kind, (m, info) in cube_maps(ds, what, window=window, t_b=t_b, normalise=normalise).items():
             folder = out_dir / kind
             folder.mkdir(exist_ok=True)
             if "png" in formats:

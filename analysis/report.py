@@ -106,6 +106,23 @@ def build_figures(results: dict) -> dict:
         f.update_layout(title="Pearson r between |ds/dt| and the rate curve per image (t > t_b)", barmode="overlay",
                         xaxis_title="r", template="plotly_white")
         figs["perceptual_agreement"] = f
+    if "tune" in results:
+        from plotly.subplots import make_subplots
+
+        rows = results["tune"]["rows"]
+        Ls = sorted({r["window"] for r in rows})
+        tbs = sorted({r["t_b"] for r in rows})
+        f = make_subplots(rows=1, cols=2, subplot_titles=["raw curves", "curves normalised to sum 1"])
+        for j, nm in enumerate((False, True)):
+            z = [[next((r["AUC_Judd"] for r in rows if r["window"] == L and r["t_b"] == tb and r["normalise"] == nm),
+                       None) for tb in tbs] for L in Ls]
+            f.add_trace(go.Heatmap(z=z, x=[str(t) for t in tbs], y=[str(L) for L in Ls], coloraxis="coloraxis",
+                                   text=[[f"{v:.3f}" if v is not None else "" for v in row] for row in z],
+                                   texttemplate="%{text}"), row=1, col=j + 1)
+        f.update_layout(title=f"Mean AUC-Judd of the fluctuation map on {len(results['tune']['images'])} "
+                              "development images (x: t_b, y: window L)", template="plotly_white",
+                        coloraxis=dict(colorscale="Viridis"))
+        figs["tune"] = f
     return figs
 
 
@@ -140,6 +157,18 @@ def tables_markdown(results: dict) -> str:
         for n in _ordered(s):
             out.append(f"| {n} | " + " | ".join(f"{s[n][m]['mean']:.3f} ± {s[n][m]['sem']:.3f}" for m in metrics)
                        + " |")
+        out.append("")
+    if "tune" in results:
+        t = results["tune"]
+        b = t["best"]
+        out.append(f"Fluctuation (L, t_b) sweep on {len(t['images'])} images ({t['variant']}); criterion "
+                   f"{t['criterion']}; best: L={b['window']}, t_b={b['t_b']}, normalise={b['normalise']} "
+                   f"(AUC_Judd {b['AUC_Judd']:.3f} ± {b['AUC_Judd_sem']:.3f})\n")
+        out.append("| L | t_b | normalise | AUC_Judd | NSS | CC | all-pairs P(sal > non) |")
+        out.append("|---|---|---|---|---|---|---|")
+        for r in sorted(t["rows"], key=lambda r: -r["AUC_Judd"]):
+            out.append(f"| {r['window']} | {r['t_b']} | {r['normalise']} | {r['AUC_Judd']:.3f} ± {r['AUC_Judd_sem']:.3f}"
+                       f" | {r['NSS']:.3f} | {r['CC']:.3f} | {r['pair_auc']:.3f} |")
         out.append("")
     if "perceptual" in results:
         q = results["perceptual"]

@@ -111,7 +111,7 @@ def test_experiments_end_to_end_and_export(osie3, tiny_pixel_dir, tmp_path):
     # export: PNG + npy at the image's original resolution, named like the input
     exp = tmp_path / "exp"
     assert main(["export", str(store), "--out", str(exp), "--what", "fluctuation,rate@500", "--window", "3",
-                 "--t-b", "0"]) == 0
+                 "--t-b", "0", "--no-normalise"]) == 0
     png = Image.open(exp / "fluctuation" / "101.png")
     assert png.size == (40, 30) and png.mode == "L"
     arr = np.load(exp / "fluctuation" / "101.npy")
@@ -122,13 +122,13 @@ def test_experiments_end_to_end_and_export(osie3, tiny_pixel_dir, tmp_path):
     from analysis.fluctuation import fluctuation
 
     ds = dict(open_cubes(store))["101"]
-    ref = resize_map(fluctuation(ds["rate"].values, ds["timestep"].values, window=3, t_b=0), (30, 40))
+    ref = resize_map(fluctuation(ds["rate"].values, ds["timestep"].values, window=3, t_b=0, normalise=False), (30, 40))
     np.testing.assert_allclose(arr, ref, rtol=1e-6)
     assert np.asarray(png).max() == 255 and np.asarray(png).min() == 0
     rate_dirs = [p.name for p in exp.iterdir() if p.name.startswith("rate_t")]
     assert len(rate_dirs) == 1 and (exp / rate_dirs[0] / "100.npy").exists()
     man = json.loads((exp / "manifest.json").read_text())
-    assert man["window"] == 3 and set(man["maps"]) == {"100", "101", "102"}
+    assert man["window"] == 3 and man["normalise"] is False and set(man["maps"]) == {"100", "101", "102"}
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -17,27 +17,27 @@ def test_alternating_curve(L):
     c = 3.0 + a * (-1.0) ** np.arange(50)
     # a window of L alternating samples: mean a/L-ish offset; variance a^2 (1 - 1/L^2) for odd L, a^2 for even L
     expected = a ** 2 * (1.0 if L % 2 == 0 else 1 - 1 / L ** 2)
-    assert fluctuation(c, TS, window=L, t_b=0) == pytest.approx(expected, rel=1e-12)
+    assert fluctuation(c, TS, window=L, t_b=0, normalise=False) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("L", [3, 6, 10])
 def test_linear_ramp(L):
     b = 0.05
     c = b * np.arange(50)  # variance of L equally spaced values: b^2 (L^2 - 1) / 12
-    assert fluctuation(c, TS, window=L, t_b=0) == pytest.approx(b ** 2 * (L ** 2 - 1) / 12, rel=1e-12)
+    assert fluctuation(c, TS, window=L, t_b=0, normalise=False) == pytest.approx(b ** 2 * (L ** 2 - 1) / 12, rel=1e-12)
 
 
 def test_only_timesteps_above_t_b_count():
     c = np.ones(50)
     c[TS <= 200] = 1e6 * np.arange((TS <= 200).sum())  # a wild rise near t = 0 ...
-    assert fluctuation(c, TS, window=5, t_b=200) == 0.0  # ... is cut off
-    assert fluctuation(c, TS, window=5, t_b=0) > 1e9
+    assert fluctuation(c, TS, window=5, t_b=200, normalise=False) == 0.0  # ... is cut off
+    assert fluctuation(c, TS, window=5, t_b=0, normalise=False) > 1e9
 
 
 def test_noise_and_loop_reference_on_a_cube():
     rng = np.random.default_rng(0)
     cube = rng.normal(2.0, 0.5, size=(50, 4, 6))
-    got = fluctuation(cube, TS, window=7, t_b=100, axis=0)
+    got = fluctuation(cube, TS, window=7, t_b=100, axis=0, normalise=False)
     keep = cube[TS > 100]
     ref = np.empty((4, 6))
     for y in range(4):
@@ -47,7 +47,7 @@ def test_noise_and_loop_reference_on_a_cube():
     np.testing.assert_allclose(got, ref, rtol=1e-12)
     # white noise: E[window variance] = sigma^2 (L - 1) / L
     big = rng.normal(0, 0.5, size=(50, 200, 200))
-    assert fluctuation(big, TS, window=7, t_b=0).mean() == pytest.approx(0.25 * 6 / 7, rel=0.01)
+    assert fluctuation(big, TS, window=7, t_b=0, normalise=False).mean() == pytest.approx(0.25 * 6 / 7, rel=0.01)
     # normalise divides each curve by its sum over the kept samples (variance scales by 1/sum^2)
     c = keep[:, 0, 0]
     assert fluctuation(cube[:, 0, 0], TS, window=7, t_b=100, normalise=True) == pytest.approx(
@@ -58,10 +58,11 @@ def test_labelled_map_records_parameters():
     rng = np.random.default_rng(1)
     da = xr.DataArray(rng.random((50, 3, 4)).astype(np.float32), dims=("t", "y", "x"),
                       coords={"timestep": ("t", TS)}, attrs={"estimator": "hutchinson", "K": 32})
-    m = fluctuation_map(da, window=4, t_b=300)
+    m = fluctuation_map(da, window=4, t_b=300, normalise=False)
     assert m.dims == ("y", "x")
     assert m.attrs["window"] == 4 and m.attrs["t_b"] == 300.0 and m.attrs["estimator"] == "hutchinson"
-    np.testing.assert_allclose(m.values, fluctuation(da.values, TS, window=4, t_b=300))
+    assert m.attrs["normalise"] == 0 and fluctuation_map(da).attrs["normalise"] == 1  # the default normalises
+    np.testing.assert_allclose(m.values, fluctuation(da.values, TS, window=4, t_b=300, normalise=False))
 
 
 def test_bad_inputs():

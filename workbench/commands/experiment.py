@@ -8,7 +8,7 @@ import sys
 from .common import device_from
 
 WHICH = {"paired": ("paired",), "predictor": ("predictor",), "curves": ("curves",), "perceptual": ("perceptual",),
-         "saliency": ("paired", "predictor", "curves", "perceptual")}
+         "saliency": ("paired", "predictor", "curves", "perceptual"), "tune": ("tune",)}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,12 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run a saliency experiment on a data set (OSIE, MIT/CAT2000 or a folder of "
                                    "image + map pairs) and write OUT/report.html, figures.json, results.json, "
                                    "tables.md and maps.png. 'saliency' runs all four on one set of cubes.")
-    p.add_argument("which", choices=tuple(WHICH), help="experiment to run ('saliency' = all)")
+    p.add_argument("which", choices=tuple(WHICH),
+                   help="experiment to run ('saliency' = the four; 'tune' = sweep L and t_b, use with --images dev)")
     p.add_argument("--data", required=True, help="data set folder (OSIE root, CAT2000 root, or image + map pairs)")
     p.add_argument("--out", required=True, help="output folder for the report")
     p.add_argument("--store", default=None, help="cube store folder (default $WORKBENCH_CACHE/cubes)")
     p.add_argument("--images", default="held-out",
-                   help="held-out (last --held-out by name, default), dev, all, or N = first N held-out")
+                   help="held-out (last --held-out by name, default), dev (24 evenly spaced others), dev:N, all, "
+                        "or N = first N held-out")
     p.add_argument("--held-out", type=int, default=50, help="size of the held-out split (default 50)")
     p.add_argument("--model", default=None, help="model folder or HF-cache repo id (default: the shipped model)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
@@ -33,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=int, default=None, help="fluctuation window L (default: analysis default)")
     p.add_argument("--t-b", type=float, default=None, help="fluctuation cut t_b (default: analysis default)")
+    p.add_argument("--normalise", action=argparse.BooleanOptionalAction, default=None,
+                   help="normalise each curve to sum 1 before the fluctuation (default: analysis default)")
     p.add_argument("--sigma", type=float, default=24.0, help="fixation blur in image pixels (default 24)")
     p.add_argument("--frac", type=float, default=0.05, help="paired test: top/bottom density fraction (0.05)")
     p.add_argument("--draws", type=int, default=100, help="paired test: draws per image (default 100)")
@@ -43,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
     from analysis.experiments import SaliencyExperiment, run_experiments
-    from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
+    from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW
     from analysis.paired import PairedRule
     from analysis.report import tables_markdown
 
@@ -66,6 +70,7 @@ def run(args) -> int:
         device=device, variants=tuple((r, e) for r in rates for e in ests), K=args.K, seed=args.seed,
         steps=args.steps, window=args.window or DEFAULT_WINDOW,
         t_b=DEFAULT_T_B if args.t_b is None else args.t_b, sigma=args.sigma,
+        normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise,
         paired=PairedRule(frac=args.frac, draws=args.draws, seed=args.seed), perceptual_images=args.perceptual_images,
         features=args.features)
     bars = {}

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--what", default="fluctuation", help="comma-separated: fluctuation, rate@T (default fluctuation)")
     p.add_argument("--window", type=int, default=None, help="fluctuation window L (default: analysis default)")
     p.add_argument("--t-b", type=float, default=None, help="fluctuation cut t_b (default: analysis default)")
+    p.add_argument("--normalise", action=argparse.BooleanOptionalAction, default=None,
+                   help="normalise each curve to sum 1 before the fluctuation (default: analysis default)")
     p.add_argument("--format", default="png,npy", help="png, npy or both (default png,npy)")
     p.set_defaults(func=run)
 
@@ -23,7 +25,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from analysis.export import export_maps
-    from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
+    from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW
 
     bars = []
 
@@ -34,6 +36,7 @@ def run(args) -> int:
 
     manifest = export_maps(args.store, args.out, what=args.what, window=args.window or DEFAULT_WINDOW,
                            t_b=DEFAULT_T_B if args.t_b is None else args.t_b,
+                           normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise,
                            formats=[f.strip() for f in args.format.split(",") if f.strip()], progress=progress)
     for b in bars:
         b.close()
