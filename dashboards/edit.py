@@ -9,7 +9,6 @@ into `<store>/edits/`. Methods mirror what a person does (`select_box`, `select_
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import time
 from pathlib import Path
@@ -18,15 +17,18 @@ import numpy as np
 import panel as pn
 import param
 
+from workbench.editing import TASKS, EditConfig
 from workbench.errors import WorkbenchError
 
 from . import figures, selection
 from .context import AppContext
 from .jobs import Job
 
-__all__ = ["EditView", "TASKS", "sample_images"]
+__all__ = ["EditView", "REFERENCE_TASKS", "sample_images"]
 
-TASKS = ("transfer", "removal", "saliency", "blending")
+_DEFAULT = EditConfig()
+#: tasks that take a reference pixel (the others refuse one)
+REFERENCE_TASKS = ("transfer", "removal")
 _DISPLAY_MAX = 512
 
 
@@ -36,22 +38,17 @@ def sample_images() -> list[Path]:
     return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
-def _config_fields() -> dict:
-    from workbench.editing import EditConfig
-
-    return {f.name: f for f in dataclasses.fields(EditConfig)}
-
-
 class EditView(pn.viewable.Viewer):
     """Region selection, reference pixel, task and knobs, launch/cancel, before/after comparison."""
 
     image_path = param.Selector(default=None, objects=[], doc="the image to edit")
     task = param.Selector(default="transfer", objects=list(TASKS), doc="the editing task")
-    n_iter = param.Integer(default=30, bounds=(1, 1000), doc="optimisation iterations")
-    lr = param.Number(default=0.05, bounds=(1e-4, 10.0), doc="learning rate")
+    n_iter = param.Integer(default=_DEFAULT.n_iter, bounds=(1, 2000), doc="optimisation iterations")
+    lr = param.Number(default=_DEFAULT.lr, bounds=(1e-4, 10.0), doc="Adam learning rate on x_T")
     direction = param.Selector(default=1, objects={"decrease saliency": 1, "increase saliency": -1},
                                doc="saliency task: +1 makes the region less salient, -1 more")
-    steps = param.Integer(default=50, bounds=(5, 200), doc="DDIM steps of the edit")
+    steps = param.Integer(default=_DEFAULT.steps, bounds=(2, 200), doc="DDIM steps of the edit")
+    blend = param.Boolean(default=_DEFAULT.blend, doc="keep the image outside the region (local edit)")
     reference = param.Tuple(default=None, length=2, allow_None=True, doc="reference pixel (x, y), source pixels")
 
     def __init__(self, context: AppContext, **params):
@@ -63,33 +60,37 @@ class EditView(pn.viewable.Viewer):
         self._poll_cb = None
         self._losses: list[float] = []
         cfg = {"displaylogo": False, "modeBarButtonsToAdd": ["select2d", "lasso2d"]}
-        self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width",
+                                         css_classes=["edit-image"])
         self.image_pane.param.watch(self._on_select, "selected_data")
         self.image_pane.param.watch(self._on_click, "click_data")
         self.result_pane = pn.pane.Plotly(None, link_figure=False, config={"displaylogo": False},
-                                          sizing_mode="stretch_width")
+                                          sizing_mode="stretch_width", css_classes=["edit-result"])
         self.curve_pane = pn.pane.Plotly(None, link_figure=False, config={"displaylogo": False},
                                          sizing_mode="stretch_width")
         self.loss_pane = pn.pane.Plotly(None, link_figure=False, config={"displaylogo": False, "staticPlot": True},
                                         sizing_mode="stretch_width", visible=False)
         self.metrics = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.status = pn.pane.Markdown("Draw a box or lasso on the image (toolbar), click a reference pixel, "
-                                       "pick a task, then **Launch**.", sizing_mode="stretch_width")
-        self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+                                       "pick a task, then **Launch**.", sizing_mode="stretch_width",
+                                     css_classes=["edit-status"])
+        self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
+                                     css_classes=["edit-message"])
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
-        self.launch_button = pn.widgets.Button(name="Launch", button_type="primary", sizing_mode="stretch_width")
+        self.launch_button = pn.widgets.Button(label="Launch", button_type="primary", sizing_mode="stretch_width",
+                                               css_classes=["edit-launch"])
         self.launch_button.on_click(lambda _e: self.launch())
-        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="warning", disabled=True,
+        self.cancel_button = pn.widgets.Button(label="Cancel", button_type="warning", disabled=True,
                                                sizing_mode="stretch_width")
         self.cancel_button.on_click(lambda _e: self.cancel())
-        self.clear_button = pn.widgets.Button(name="Clear selection", sizing_mode="stretch_width")
+        self.clear_button = pn.widgets.Button(label="Clear selection", sizing_mode="stretch_width")
         self.clear_button.on_click(lambda _e: self.clear_selection())
         self.upload_widget = pn.widgets.FileInput(accept=".png,.jpg,.jpeg,.webp,.bmp", sizing_mode="stretch_width")
         self.upload_widget.param.watch(self._on_upload, "value")
         self.download = pn.widgets.FileDownload(callback=self.result_png, filename="edited.png",
                                                 label="Download the edited image", disabled=True,
                                                 sizing_mode="stretch_width")
-        self.save_button = pn.widgets.Button(name="Save into the store folder", disabled=True,
+        self.save_button = pn.widgets.Button(label="Save into the store folder", disabled=True,
                                              sizing_mode="stretch_width")
         self.save_button.on_click(lambda _e: self.save())
         self._refresh_images()
@@ -205,12 +206,8 @@ class EditView(pn.viewable.Viewer):
     # -- running -------------------------------------------------------------------------------
     def config(self):
         """The EditConfig of the current task and knobs (fields the library does not have are left out)."""
-        from workbench.editing import EditConfig
-
-        fields = _config_fields()
-        kw = {k: v for k, v in dict(task=self.task, n_iter=self.n_iter, lr=self.lr, steps=self.steps,
-                                    direction=self.direction).items() if k in fields}
-        return EditConfig(**kw)
+        return _DEFAULT.with_(task=self.task, n_iter=self.n_iter, lr=float(self.lr), steps=self.steps,
+                              direction=int(self.direction), blend=bool(self.blend))
 
     def launch(self) -> Job | None:
         """Start the edit off the UI thread (one at a time per session)."""
@@ -220,13 +217,17 @@ class EditView(pn.viewable.Viewer):
         if self.mask is None:
             self._say("select a region first (box or lasso tool on the image)")
             return None
+        if self.task == "transfer" and self.reference is None:
+            self._say("semantic transfer needs a reference pixel: click a pixel with the wanted look")
+            return None
         try:
             cfg = self.config()
         except WorkbenchError as exc:
             self._say(str(exc))
             return None
         self._say("")
-        ctx, image, mask, ref = self.context, self.image_path, self.mask.copy(), self.reference
+        ctx, image, mask = self.context, self.image_path, self.mask.copy()
+        ref = self.reference if self.task in REFERENCE_TASKS else None
 
         def work(report, should_stop):
             from workbench.editing import run_edit
@@ -235,7 +236,7 @@ class EditView(pn.viewable.Viewer):
             adapter = ctx.adapter()
             report(status="inverting the image")
             return run_edit(adapter, image, mask, cfg, ref_xy=ref, callback=lambda info: report(**info),
-                            should_stop=should_stop)
+                            should_stop=should_stop, baselines=False)  # the classical baselines: `workbench edit`
 
         self._losses = []
         self.result = None
@@ -261,17 +262,21 @@ class EditView(pn.viewable.Viewer):
             return
         info = job.snapshot()
         if "iteration" in info and info.get("n_iter"):
-            it, n = int(info["iteration"]), int(info["n_iter"])
-            self.progress.value = int(100 * min(it + 1, n) / n)
-            if "loss" in info and (not self._losses or len(self._losses) <= it):
-                self._losses.append(float(info["loss"]))
-            best = info.get("best_loss", info.get("loss"))
-            self.status.object = (f"iteration {min(it + 1, n)}/{n}, loss {float(info.get('loss', 0)):.4g} "
-                                  f"(best {float(best):.4g}), {job.elapsed:.0f} s")
-            self.loss_pane.object = figures.curves_figure(np.arange(1, len(self._losses) + 1),
-                                                          [("loss", np.asarray(self._losses))], title="Loss",
-                                                          height=220, yaxis_title="loss")
-            self.loss_pane.object.update_xaxes(title="iteration")
+            done, n = int(info["iteration"]), int(info["n_iter"])  # iterations done so far
+            self.progress.value = int(100 * min(done, n) / n)
+            loss = float(info.get("loss", float("nan")))
+            if np.isfinite(loss) and info.get("stage") == "optimise" and len(self._losses) < done:
+                self._losses.extend([loss] * (done - len(self._losses)))
+            best = float(info.get("best_loss", loss))
+            stage = {"invert": "inverting the image", "curves": "computing the curves", "optimise": "optimising",
+                     "evaluate": "evaluating the result"}.get(info.get("stage"), "running")
+            self.status.object = (f"{stage}: iteration {min(done, n)}/{n}, loss {loss:.4g} (best {best:.4g}), "
+                                  f"{job.elapsed:.0f} s")
+            if self._losses:
+                self.loss_pane.object = figures.curves_figure(np.arange(1, len(self._losses) + 1),
+                                                              [("loss", np.asarray(self._losses))], title="Loss",
+                                                              height=220, yaxis_title="loss")
+                self.loss_pane.object.update_xaxes(title="iteration")
         elif not job.done:
             self.status.object = f"{info.get('status', 'running')} ... {job.elapsed:.0f} s"
         if not job.done:
@@ -345,10 +350,11 @@ class EditView(pn.viewable.Viewer):
             w.Select.from_param(self.param.image_path, name="Image", sizing_mode="stretch_width"),
             pn.pane.Markdown("or drop an image:", margin=(0, 10)), self.upload_widget,
             w.RadioButtonGroup.from_param(self.param.task, name="Task", sizing_mode="stretch_width"),
-            w.IntInput.from_param(self.param.n_iter, name="Iterations"),
+            w.IntInput.from_param(self.param.n_iter, name="Iterations", css_classes=["edit-n_iter"]),
             w.FloatInput.from_param(self.param.lr, name="Learning rate", step=0.01),
             w.Select.from_param(self.param.direction, name="Saliency direction"),
-            w.IntInput.from_param(self.param.steps, name="DDIM steps"),
+            w.IntInput.from_param(self.param.steps, name="DDIM steps", css_classes=["edit-steps"]),
+            w.Checkbox.from_param(self.param.blend, name="Blend outside the region"),
             self.clear_button, pn.Row(self.launch_button, self.cancel_button, sizing_mode="stretch_width"),
             self.progress, self.download, self.save_button, width=320)
         left = pn.Column(self.message, self.status, self.image_pane, sizing_mode="stretch_width")

@@ -41,6 +41,8 @@ class ExploreView(pn.viewable.Viewer):
     compare = param.Boolean(default=True, doc="keep earlier pixels (compare curves) instead of replacing")
     normalise = param.Boolean(default=False, doc="show curves divided by their sum over t > t_b")
     max_side = param.Integer(default=256, bounds=(16, 2048), doc="display resolution cap of the maps")
+    new_steps = param.Integer(default=50, bounds=(2, 1000), doc="DDIM steps of a new image's cube")
+    new_K = param.Integer(default=32, bounds=(1, 512), doc="Hutchinson probes of a new image's cube")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -67,7 +69,7 @@ class ExploreView(pn.viewable.Viewer):
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
                                                bar_color="primary")
         self.job_status = pn.pane.Markdown("", visible=False, margin=(0, 10))
-        self.clear_button = pn.widgets.Button(name="Clear curves", button_type="default")
+        self.clear_button = pn.widgets.Button(label="Clear curves", button_type="default")
         self.clear_button.on_click(lambda _e: self.clear())
         self.refresh_cubes()
 
@@ -157,10 +159,10 @@ class ExploreView(pn.viewable.Viewer):
 
     def _meta_markdown(self) -> str:
         a = self._ds.attrs
-        rows = [f"| {label} | `{a[k]}` |" for k, label in _META if k in a and a[k] not in ("", None)]
+        rows = [f"- **{label}**: `{a[k]}`" for k, label in _META if k in a and a[k] not in ("", None)]
         H, W = self.shape
-        rows.append(f"| cube | {self._ds.sizes['t']} timesteps × {H} × {W} |")
-        return "| | |\n|---|---|\n" + "\n".join(rows)
+        rows.append(f"- **cube**: {self._ds.sizes['t']} timesteps × {H} × {W}")
+        return "\n".join(rows)
 
     # -- figures -----------------------------------------------------------------------------
     def _build_figures(self) -> None:
@@ -189,13 +191,25 @@ class ExploreView(pn.viewable.Viewer):
     def _heatmap_index(self, fig) -> int:
         return next(i for i, tr in enumerate(fig.data) if tr.type == "heatmap")
 
+    @staticmethod
+    def _replace(pane: pn.pane.Plotly, change) -> None:
+        """Show a changed copy of the pane's figure (Panel diffs it against what the browser has and sends
+        only what changed: a mutated figure would share nested dicts with the last sent state)."""
+        import plotly.graph_objects as go
+
+        fig = go.Figure(pane.object)
+        change(fig)
+        pane.object = fig
+
     def _set_heatmap(self, pane: pn.pane.Plotly, values: np.ndarray, title: str) -> None:
-        fig = pane.object
         z, _xs, _ys = figures.downsample(values, self.max_side)
         zmin, zmax = figures.robust_range(z)
-        fig.data[self._heatmap_index(fig)].update(z=z, zmin=zmin, zmax=zmax)
-        fig.layout.title.text = title
-        pane.param.trigger("object")
+
+        def change(fig):
+            fig.data[self._heatmap_index(fig)].update(z=z, zmin=zmin, zmax=zmax)
+            fig.layout.title.text = title
+
+        self._replace(pane, change)
 
     @param.depends("t_index", watch=True)
     def _on_t(self) -> None:
@@ -217,9 +231,7 @@ class ExploreView(pn.viewable.Viewer):
     def _on_opacity(self) -> None:
         if self._ds is None:
             return
-        fig = self.fluct_pane.object
-        fig.data[self._heatmap_index(fig)].opacity = self.opacity
-        self.fluct_pane.param.trigger("object")
+        self._replace(self.fluct_pane, lambda fig: fig.data[self._heatmap_index(fig)].update(opacity=self.opacity))
 
     @param.depends("normalise", watch=True)
     def _on_normalise(self) -> None:
@@ -238,11 +250,9 @@ class ExploreView(pn.viewable.Viewer):
                                                        yaxis_title=ytitle)
 
     def _update_markers(self) -> None:
+        new = figures.markers_trace(self.pixels)
         for pane in (self.image_pane, self.fluct_pane, self.rate_pane):
-            fig = pane.object
-            new = figures.markers_trace(self.pixels)
-            fig.data[-1].update(x=new.x, y=new.y, text=new.text, marker=new.marker)
-            pane.param.trigger("object")
+            self._replace(pane, lambda fig: fig.data[-1].update(x=new.x, y=new.y, text=new.text, marker=new.marker))
 
     # -- interactions ------------------------------------------------------------------------
     def click(self, y: int, x: int) -> None:
@@ -285,13 +295,15 @@ class ExploreView(pn.viewable.Viewer):
         except WorkbenchError as exc:
             self._show_message(str(exc))
             return None
-        ctx = self.context
+        from cache.params import CubeParams
+
+        ctx, params = self.context, CubeParams(steps=self.new_steps, K=self.new_K)
 
         def compute(report, _should_stop):
             report(done=0, total=1, status="loading the model")
             adapter = ctx.adapter()
             report(status="inverting and estimating rates")
-            return ctx.catalog.add_image(adapter, path, progress=lambda d, t: report(done=d, total=t))
+            return ctx.catalog.add_image(adapter, path, params, progress=lambda d, t: report(done=d, total=t))
 
         self.job = Job(compute, name="cube").start()
         self.progress.value, self.progress.visible = 0, True
@@ -332,9 +344,12 @@ class ExploreView(pn.viewable.Viewer):
         w = pn.widgets
         cube = w.Select.from_param(self.param.cube, name="Cube", sizing_mode="stretch_width")
         slider = w.IntSlider.from_param(self.param.t_index, name="Timestep index (rate map)",
-                                        sizing_mode="stretch_width")
+                                        sizing_mode="stretch_width", css_classes=["explore-t-slider"])
         return pn.Column(
-            cube, self.upload_widget, self.progress, self.job_status,
+            cube, self.upload_widget,
+            pn.Row(w.IntInput.from_param(self.param.new_steps, name="steps", width=90),
+                   w.IntInput.from_param(self.param.new_K, name="K", width=90)),
+            self.progress, self.job_status,
             pn.pane.Markdown("### Fluctuation", margin=(0, 10)),
             w.IntSlider.from_param(self.param.window, name="Window L", end=20, sizing_mode="stretch_width"),
             w.FloatSlider.from_param(self.param.t_b, name="t_b", end=900, sizing_mode="stretch_width"),

@@ -129,11 +129,11 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
     for i, (label, vals) in enumerate(curves):
         fig.add_trace(go.Scatter(x=ts, y=np.asarray(vals, dtype=np.float64), mode="lines+markers", name=label,
                                  line=dict(color=COLOURS[i % len(COLOURS)], width=2), marker=dict(size=4)))
-    if t_b is not None and len(ts):
+    if t_b is not None and len(ts) and curves:
         fig.add_vrect(x0=float(ts.min()), x1=float(t_b), fillcolor="#999", opacity=0.15, line_width=0,
                       annotation_text="t ≤ t_b (not in F)", annotation_position="top left",
                       annotation_font_size=10)
-    if t_now is not None:
+    if t_now is not None and curves:
         fig.add_vline(x=float(t_now), line=dict(color="#d62728", dash="dash", width=1.5))
     fig.update_layout(title=dict(text=title, x=0.02, y=0.98, font=dict(size=14)), height=height,
                       margin=dict(l=55, r=10, t=34, b=40), template="plotly_white", hovermode="x unified",

@@ -1,0 +1,181 @@
+"""The dashboards in a real browser: Playwright driving Debian's Chromium against a live server.
+
+One server and one browser for the module (a store with synthetic cubes, a tiny model for the
+edit). What is checked is what a person sees: the page renders without console errors, a click
+on the fluctuation map shows that pixel's curve, the timestep slider changes the rate map, two
+tabs keep their own state, and a box selection + reference click + Launch shows an edited image.
+Screenshots go to the test's temporary folder.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                                               "(apt-get install chromium)")]
+BROWSER_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_pixel_dir):
+    from cache.store import CubeStore
+    from dashboards.app import free_port, serve
+    from dashboards.context import AppContext
+    from dashboards.synthetic import synthetic_cube
+
+    root = tmp_path_factory.mktemp("dash")
+    st = CubeStore(root / "store")
+    st.put(synthetic_cube(64, 64, 50, name="scene", seed=4))
+    ctx = AppContext.from_paths(st.path, model=str(tiny_pixel_dir), device="cpu")
+    port = free_port()
+    srv = serve(ctx, port=port, address="127.0.0.1")
+    deadline = time.time() + 30
+    import urllib.request
+
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+            break
+        except OSError:
+            time.sleep(0.3)
+    yield f"http://127.0.0.1:{port}/", st, root
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(tmp_path_factory.mktemp("chromium-profile")),
+                                                   executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS,
+                                                   viewport={"width": 1500, "height": 1000})
+        yield ctx
+        ctx.close()
+
+
+def _open(browser, url: str):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.locator(".js-plotly-plot").nth(3).wait_for(state="visible", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('*').length > 0")
+    return page, errors
+
+
+def _plots(page):
+    return page.locator(".js-plotly-plot")
+
+
+def _point_xy(plot, x: float, y: float) -> tuple[float, float]:
+    """Screen position of data point (x, y) of a plotly plot."""
+    return tuple(plot.evaluate(
+        """(el, [x, y]) => { const fl = el._fullLayout, r = el.getBoundingClientRect();
+            return [r.left + fl.xaxis._offset + fl.xaxis.l2p(x), r.top + fl.yaxis._offset + fl.yaxis.l2p(y)]; }""", [x, y]))
+
+
+def _click_point(page, plot, x: float, y: float) -> None:
+    """Move there in a few steps (plotly needs the hover) and click."""
+    px, py = _point_xy(plot, x, y)
+    page.mouse.move(px - 20, py - 20)
+    page.mouse.move(px, py, steps=5)
+    page.wait_for_timeout(250)
+    page.mouse.click(px, py)
+
+
+def _wait_for(plot, js: str, arg=None, timeout: float = 20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = plot.evaluate(js, arg)
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {js}")
+
+
+def test_explore_click_slider_and_two_tabs(server, browser, tmp_path):
+    url, st, _ = server
+    page, errors = _open(browser, url)
+    plots = _plots(page)
+    fluct, rate, curves = plots.nth(1), plots.nth(2), plots.nth(3)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(tmp_path / "explore-loaded.png"), full_page=True)
+    assert not errors, errors
+
+    _click_point(page, fluct, 20, 30)
+    names = _wait_for(curves, "el => el.data.length === 1 && el.data[0].name")
+    assert "x=20, y=30" in names
+    key = st.keys()[0]
+    ref = st.open(key)["rate"].values[:, 30, 20]
+    np.testing.assert_allclose(curves.evaluate("el => Array.from(el.data[0].y)"), ref, rtol=1e-5)
+
+    title0 = rate.evaluate("el => el.layout.title.text")
+    z0 = rate.evaluate("el => el.data.find(t => t.type === 'heatmap').z[5][7]")
+    handle = page.locator(".explore-t-slider .noUi-handle")
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    _wait_for(rate, "(el, t0) => el.layout.title.text !== t0", title0)
+    assert "step 3/50" in rate.evaluate("el => el.layout.title.text")
+    z1 = rate.evaluate("el => el.data.find(t => t.type === 'heatmap').z[5][7]")
+    assert z1 == pytest.approx(float(st.open(key)["rate"].values[2, 5, 7]), rel=1e-5) and z1 != z0
+
+    # a second tab: its own selection; the first tab's curve is unchanged
+    page2, errors2 = _open(browser, url)
+    plots2 = _plots(page2)
+    _click_point(page2, plots2.nth(1), 50, 10)
+    assert "x=50, y=10" in _wait_for(plots2.nth(3), "el => el.data.length === 1 && el.data[0].name")
+    assert "step 1/50" in plots2.nth(2).evaluate("el => el.layout.title.text")
+    page.wait_for_timeout(300)
+    assert curves.evaluate("el => el.data.map(d => d.name)") == [names]
+    assert not errors and not errors2, errors + errors2
+    page2.close()
+    page.close()
+
+
+def test_edit_box_reference_launch_shows_the_edited_image(server, browser, tmp_path):
+    url, _, root = server
+    page, errors = _open(browser, url)
+    page.get_by_role("tab", name="Edit").click()
+    img = page.locator(".edit-image .js-plotly-plot")
+    img.wait_for(state="visible", timeout=30_000)
+    for name, value in (("n_iter", "1"), ("steps", "2")):
+        box = page.locator(f".edit-{name} input")
+        box.fill(value)
+        box.press("Enter")
+    W, H = img.evaluate("el => [el._fullLayout.xaxis.range[1] + 0.5, el._fullLayout.yaxis.range[0] + 0.5]")
+    x0, y0 = _point_xy(img, W * 0.35, H * 0.3)
+    x1, y1 = _point_xy(img, W * 0.65, H * 0.6)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
+    status = page.locator(".edit-status")
+    page.wait_for_function("() => true")
+    deadline = time.time() + 15
+    while time.time() < deadline and "px" not in status.inner_text():
+        time.sleep(0.1)
+    assert "region:" in status.inner_text() and "no region" not in status.inner_text()
+    _click_point(page, img, W * 0.1, H * 0.9)
+    deadline = time.time() + 15
+    while time.time() < deadline and "reference: x=" not in status.inner_text():
+        time.sleep(0.1)
+    assert "reference: x=" in status.inner_text()
+    page.screenshot(path=str(tmp_path / "edit-selected.png"), full_page=True)
+    page.locator(".edit-launch button").click()
+    deadline = time.time() + 600
+    while time.time() < deadline and not status.inner_text().startswith(("done", "failed", "cancelled")):
+        time.sleep(0.5)
+    assert status.inner_text().startswith("done"), status.inner_text() + page.locator(".edit-message").inner_text()
+    result = page.locator(".edit-result .js-plotly-plot")
+    _wait_for(result, "el => el.data.length > 0 && el.data[0].type === 'image'")
+    page.screenshot(path=str(tmp_path / "edit-done.png"), full_page=True)
+    assert not errors, errors
+    page.close()
