@@ -39,8 +39,8 @@ class EditConfig:
     """
 
     task: str = "removal"
-    n_iter: int = 150
-    lr: float = 0.02
+    n_iter: int = 100
+    lr: float = 0.01
     refresh_every: int = 10
     blend: bool = True
     blend_t: int = 500

@@ -31,7 +31,7 @@ from .masks import band, check_mask, mask_to_image_size, model_mask, region_pixe
 from .tasks import feature_alignment, needs_reference, task_loss, uses_features
 from .trajectory import blend_states, channel_curves, generate_states, generate_to
 
-__all__ = ["EditResult", "run_edit", "timestep_distribution"]
+__all__ = ["EditResult", "run_edit", "sampled_rates", "timestep_distribution"]
 
 
 @dataclass
@@ -55,6 +55,8 @@ class EditResult:
     baselines: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     seconds: float = 0.0
+    x_T: torch.Tensor | None = None
+    x_T_original: torch.Tensor | None = None
 
 
 def timestep_distribution(curve: torch.Tensor, timesteps: torch.Tensor, t_b: int) -> torch.Tensor:
@@ -63,6 +65,18 @@ def timestep_distribution(curve: torch.Tensor, timesteps: torch.Tensor, t_b: int
     if p.sum() <= 0:
         raise WorkbenchError(f"no timestep of the editing trajectory lies above t_b={t_b}: lower t_b or raise steps")
     return p / p.sum()
+
+
+def sampled_rates(adapter: ModelAdapter, x_T: torch.Tensor, schedule, i: int, tangents: torch.Tensor,
+                  definition: str = "h", *, checkpoint: bool = False, **blend) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable rates at grid index i of the trajectory generated from x_T (1, C, H, W):
+    (x_t (1, C, H, W), rates (k,)) for tangents (k, C, H, W), r_k = ||J(x_t)[v_k]|| (a JVP, so that
+    backward through it is second-order AD). `blend` as in `generate_to`. Call inside adapter.autodiff()."""
+    x_t = generate_to(adapter, x_T, schedule, i, differentiable=True, checkpoint=checkpoint, **blend)
+    f = rate_function(adapter, schedule, i, definition)
+    primal = x_t.expand(len(tangents), *x_t.shape[1:]).contiguous()
+    _, jv = torch.func.jvp(f, (primal,), (tangents,))
+    return x_t, jv.flatten(1).norm(dim=1)
 
 
 def _check_ref(config: EditConfig, ref_xy, size, mask: np.ndarray) -> None:
@@ -146,11 +160,7 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
         tangents = unit_tangents((C, H, W), flat, device=adapter.device, dtype=adapter.dtype)
         opt.zero_grad(set_to_none=True)
         with adapter.autodiff():
-            x_t = generate_to(adapter, x, schedule, i, differentiable=True, checkpoint=checkpoint, **blend)
-            f = rate_function(adapter, schedule, i, cfg.rate)
-            primal = x_t.expand(len(flat), C, H, W).contiguous()
-            _, jv = torch.func.jvp(f, (primal,), (tangents,))
-            rates = jv.flatten(1).norm(dim=1)
+            x_t, rates = sampled_rates(adapter, x, schedule, i, tangents, cfg.rate, checkpoint=checkpoint, **blend)
             ref = ref_curves[chans, i] if match else None
             loss = loss_fn(rates, ref)
             if features:
@@ -222,7 +232,7 @@ def _finish(adapter, cfg, prep, best_x, mask_img, M, region, pixels, blend, ref_
                       reference_curve=reference, metrics=metrics, losses=losses, iterations_done=done,
                       cancelled=cancelled, region_model=region.float().cpu().numpy(), baselines=base,
                       config=cfg.as_dict() | {"region_image_fraction": float(region_img.mean())},
-                      seconds=metrics["seconds"])
+                      seconds=metrics["seconds"], x_T=best_x[0].cpu(), x_T_original=traj.x_T.cpu())
 
 
 def _region_image(region: torch.Tensor, adapter: ModelAdapter, mask_img: np.ndarray) -> np.ndarray:

@@ -1,0 +1,222 @@
+"""`workbench edit TASK IMAGE --mask MASK [--ref X,Y]`: curve-matching edits (the paper's Algorithm 1).
+
+Writes, into --out: edited.png, original.png, mask_model.png (the mask on the model grid),
+region_model.png (the optimised region: the band for blending), curves.html and curves.png (the
+region's curve before/after, the reference, the baselines'), comparison.png (original | ours |
+baselines), baselines/<name>.png, and metrics.json (written last: its presence marks a complete
+result). Ctrl-C stops the optimisation and keeps the best result so far; a second Ctrl-C aborts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from .common import add_model_args, device_from, parse_xy
+
+TASK_HELP = {
+    "transfer": "semantic transfer: the region takes the look of the --ref pixel",
+    "removal": "object removal: the masked object takes the background's curve (--ref X,Y, or the pseudo-curve)",
+    "saliency": "saliency decrease (default) or --increase of the masked region",
+    "blending": "blend a composite's pasted foreground (mask = foreground) into its background",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..editing.config import EditConfig
+
+    d = EditConfig()
+    p = sub.add_parser("edit", help="curve-matching edits: transfer, removal, saliency, blending",
+                       description="Edit IMAGE inside MASK by matching generation curves (Algorithm 1 of "
+                                   "arXiv:2406.18588). " + "; ".join(f"{k}: {v}" for k, v in TASK_HELP.items()))
+    p.add_argument("task", choices=tuple(TASK_HELP), help="which edit")
+    p.add_argument("image", help="PNG/JPEG image")
+    p.add_argument("--mask", required=True, help="mask image of the same size as IMAGE, white = region")
+    p.add_argument("--ref", default=None, help="reference pixel X,Y in IMAGE's pixels (transfer: required; "
+                                               "removal: a background pixel, else the pseudo-curve)")
+    p.add_argument("--out", default=None, help="output folder (default edit-<image>-<task>)")
+    add_model_args(p)
+    p.set_defaults(steps=d.steps)
+    g = p.add_argument_group("optimisation (defaults measured, see the README)")
+    g.add_argument("--iters", type=int, default=d.n_iter, help=f"Adam iterations (default {d.n_iter})")
+    g.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate on x_T (default {d.lr})")
+    g.add_argument("--refresh-every", type=int, default=d.refresh_every,
+                   help=f"k: refresh curves and blend x_T every k iterations (default {d.refresh_every})")
+    g.add_argument("--blend-t", type=int, default=d.blend_t,
+                   help=f"blend with the original outside the mask at t >= this (default {d.blend_t})")
+    g.add_argument("--no-blend", action="store_true", help="no blending: a global edit")
+    g.add_argument("--t-b", type=int, default=d.t_b, help=f"use timesteps t > t_b only (default {d.t_b})")
+    g.add_argument("--increase", action="store_true", help="saliency: increase instead of decrease")
+    g.add_argument("--rate-weight", type=float, default=d.rate_weight, help=f"lambda (default {d.rate_weight})")
+    g.add_argument("--feature-weight", type=float, default=d.feature_weight,
+                   help=f"feature alignment weight, saliency/blending (default {d.feature_weight})")
+    g.add_argument("--erosion", type=int, default=d.erosion,
+                   help=f"blending band: mask minus its erosion by this many model pixels (default {d.erosion})")
+    g.add_argument("--pixels-per-iter", type=int, default=d.pixels_per_iter,
+                   help=f"(pixel, channel) samples per iteration (default {d.pixels_per_iter})")
+    g.add_argument("--curve-pixels", type=int, default=d.curve_pixels,
+                   help=f"region pixels whose curves are reported (default {d.curve_pixels})")
+    g.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
+    g.add_argument("--checkpoint", choices=("auto", "on", "off"), default="auto",
+                   help="gradient checkpointing of the chain (auto: on for CUDA)")
+    p.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
+    p.set_defaults(func=run)
+
+
+def _config(args):
+    from ..editing.config import EditConfig
+
+    return EditConfig(task=args.task, n_iter=args.iters, lr=args.lr, refresh_every=args.refresh_every,
+                      blend=not args.no_blend, blend_t=args.blend_t, t_b=args.t_b,
+                      direction=-1 if args.increase else 1, rate_weight=args.rate_weight,
+                      feature_weight=args.feature_weight, erosion=args.erosion, steps=args.steps, seed=args.seed,
+                      pixels_per_iter=args.pixels_per_iter, curve_pixels=args.curve_pixels,
+                      checkpoint={"auto": None, "on": True, "off": False}[args.checkpoint])
+
+
+def _out_dir(args) -> Path:
+    from ..errors import WorkbenchError
+
+    out = Path(args.out or f"edit-{Path(args.image).stem}-{args.task}")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "metrics.json").exists()
+                                              and not (out / ".workbench-edit").exists())):
+        raise WorkbenchError(f"{out} exists and is not an edit output folder: pass another --out")
+    return out
+
+
+def run(args) -> int:
+    from ..adapters import load_model
+    from ..editing import run_edit
+    from ..editing.masks import read_mask
+    from ..errors import WorkbenchError
+    from ..images import read_image
+
+    if args.increase and args.task != "saliency":
+        raise WorkbenchError("--increase only applies to the saliency task")
+    cfg = _config(args)
+    pil = read_image(args.image)
+    mask = read_mask(args.mask, (pil.height, pil.width))
+    ref = parse_xy(args.ref, "--ref") if args.ref else None
+    out = _out_dir(args)
+    device, dtype = device_from(args)
+    adapter = load_model(args.model, device=device, dtype=dtype)
+
+    stop = {"flag": False}
+
+    def on_sigint(signum, frame):
+        if stop["flag"]:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        print("\nworkbench edit: stopping after this iteration, keeping the best result so far "
+              "(Ctrl-C again to abort)", file=sys.stderr)
+
+    bar = _bar(cfg.n_iter)
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = run_edit(adapter, pil, mask, cfg, ref_xy=ref, callback=bar, should_stop=lambda: stop["flag"],
+                          baselines=not args.no_baselines)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        bar.close()
+    _write(out, args, result)
+    m = result.metrics
+    state = "cancelled" if result.cancelled else "done"
+    print(f"# {state}: {result.iterations_done}/{cfg.n_iter} iterations in {result.seconds:.0f} s; "
+          f"PSNR outside {m['psnr_outside']:.2f} dB (reconstruction alone {m['psnr_outside_reconstruction']:.2f}), "
+          f"change inside {m['change_inside']:.3f}, mean rate t>t_b {m['mean_rate_before']:.4g} -> "
+          f"{m['mean_rate_after']:.4g}" + (f", TV to reference {m['tv_before']:.3f} -> {m['tv_after']:.3f}"
+                                            if "tv_after" in m else ""))
+    print(f"# wrote {out}/ (edited.png, curves.html, curves.png, comparison.png, metrics.json)", flush=True)
+    return 0
+
+
+class _bar:
+    """tqdm on stderr fed by run_edit's callback dicts: stage, iteration and the current loss."""
+
+    def __init__(self, total: int):
+        self.total, self.t = total, None
+
+    def __call__(self, info: dict) -> None:
+        if self.t is None:  # created on the first report, so that input errors print no bar
+            from tqdm import tqdm
+
+            self.t = tqdm(total=self.total, desc="edit", file=sys.stderr, dynamic_ncols=True, leave=False)
+        self.t.set_description(info.get("stage", "edit"))
+        self.t.n = info["iteration"]
+        loss, best = info.get("loss"), info.get("best_loss")
+        if loss is not None and not math.isnan(loss):
+            self.t.set_postfix(loss=f"{loss:.4g}", best=f"{best:.4g}" if best is not None and math.isfinite(best) else "-")
+        self.t.refresh()
+
+    def close(self) -> None:
+        if self.t is not None:
+            self.t.close()
+
+
+def _jsonable(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def _write(out: Path, args, result) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from ..editing.report import curves_png, image_grid, mask_overlay
+
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "baselines").mkdir(parents=True)
+    (tmp / ".workbench-edit").write_text("")
+    result.original.save(tmp / "original.png")
+    result.edited.save(tmp / "edited.png")
+    Image.fromarray((result.mask_model * 255).round().astype(np.uint8)).save(tmp / "mask_model.png")
+    Image.fromarray((result.region_model * 255).astype(np.uint8)).save(tmp / "region_model.png")
+    curves = {"before": result.curve_before, "after (ours)": result.curve_after}
+    if result.reference_curve is not None:
+        curves["reference"] = result.reference_curve
+    for name, b in result.baselines.items():
+        b["image"].save(tmp / "baselines" / f"{name}.png")
+        curves[f"after ({name})"] = b["curve_after"]
+    title = f"{Path(args.image).name}: {args.task}, region curve"
+    curves_png(result.timesteps, curves, title=title, t_b=result.config["t_b"]).save(tmp / "curves.png")
+    _curves_html(tmp / "curves.html", result.timesteps, curves, title, result.losses)
+    size = result.original.size
+    region_img = Image.fromarray((result.region_model * 255).astype(np.uint8)).resize(size, Image.Resampling.NEAREST)
+    row = [mask_overlay(result.original, np.asarray(region_img) > 127), result.original, result.edited] + \
+        [b["image"] for b in result.baselines.values()]
+    image_grid([row], ["region", "original", "ours"] + list(result.baselines)).save(tmp / "comparison.png")
+    doc = {"image": str(args.image), "mask": str(args.mask), "task": args.task, "ref": args.ref,
+           "model": args.model or "default", "device": args.device, "config": result.config,
+           "cancelled": result.cancelled, "iterations_done": result.iterations_done,
+           "metrics": {k: _jsonable(v) for k, v in result.metrics.items()},
+           "baselines": {n: {k: _jsonable(v) for k, v in b["metrics"].items()} for n, b in result.baselines.items()},
+           "timesteps": result.timesteps.tolist(), "curve_before": result.curve_before.tolist(),
+           "curve_after": result.curve_after.tolist(),
+           "reference_curve": None if result.reference_curve is None else result.reference_curve.tolist(),
+           "losses": result.losses}
+    (tmp / "metrics.json").write_text(json.dumps(doc, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+
+
+def _curves_html(path: Path, ts, curves: dict, title: str, losses: list[float]) -> None:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("region curve", "loss per iteration"))
+    for name, c in curves.items():
+        fig.add_trace(go.Scatter(x=list(map(int, ts)), y=list(map(float, c)), mode="lines+markers", name=name), 1, 1)
+    fig.add_trace(go.Scatter(y=losses, mode="lines", name="loss"), 1, 2)
+    fig.update_xaxes(title_text="timestep t", row=1, col=1)
+    fig.update_yaxes(title_text="generation rate", row=1, col=1)
+    fig.update_xaxes(title_text="iteration", row=1, col=2)
+    fig.update_layout(title=title, template="plotly_white")
+    fig.write_html(path, include_plotlyjs=True)
