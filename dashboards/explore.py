@@ -10,7 +10,7 @@ import numpy as np
 import panel as pn
 import param
 
-from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map
+from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map
 from workbench.errors import WorkbenchError
 
 from . import figures
@@ -39,7 +39,8 @@ class ExploreView(pn.viewable.Viewer):
     opacity = param.Number(default=0.6, bounds=(0.0, 1.0), step=0.05, doc="opacity of the map over the image")
     pixels = param.List(default=[], doc="clicked grid pixels (y, x), oldest first")
     compare = param.Boolean(default=True, doc="keep earlier pixels (compare curves) instead of replacing")
-    normalise = param.Boolean(default=False, doc="show curves divided by their sum over t > t_b")
+    normalise = param.Boolean(default=DEFAULT_NORMALISE,
+                              doc="divide each curve by its sum over t > t_b (shape only), for F and the plot")
     max_side = param.Integer(default=256, bounds=(16, 2048), doc="display resolution cap of the maps")
     new_steps = param.Integer(default=50, bounds=(2, 1000), doc="DDIM steps of a new image's cube")
     new_K = param.Integer(default=32, bounds=(1, 512), doc="Hutchinson probes of a new image's cube")
@@ -146,7 +147,8 @@ class ExploreView(pn.viewable.Viewer):
 
     def _recompute_fluct(self) -> None:
         try:
-            self._fluct = np.asarray(fluctuation_map(self._ds["rate"], window=self.window, t_b=self.t_b).values)
+            self._fluct = np.asarray(fluctuation_map(self._ds["rate"], window=self.window, t_b=self.t_b,
+                                                         normalise=self.normalise).values)
             self._fluct_error = None
         except WorkbenchError as exc:
             self._fluct, self._fluct_error = None, str(exc)
@@ -183,7 +185,8 @@ class ExploreView(pn.viewable.Viewer):
         return self._fluct if self._fluct is not None else np.zeros(self.shape, np.float32)
 
     def _fluct_title(self) -> str:
-        return f"Fluctuation F (L={self.window}, t_b={self.t_b:g})" + ("" if self._fluct is not None else " — invalid")
+        norm = ", normalised" if self.normalise else ""
+        return f"Fluctuation F (L={self.window}, t_b={self.t_b:g}{norm})" + ("" if self._fluct is not None else " — invalid")
 
     def _rate_title(self) -> str:
         return f"Rate map at t={self.timestep} (step {self.t_index + 1}/{len(self.timesteps)})"
@@ -219,7 +222,7 @@ class ExploreView(pn.viewable.Viewer):
         self._set_heatmap(self.rate_pane, self.rate_map(), self._rate_title())
         self._update_curves()
 
-    @param.depends("window", "t_b", watch=True)
+    @param.depends("window", "t_b", "normalise", watch=True)
     def _on_fluct_params(self) -> None:
         if self._ds is None:
             return
@@ -232,11 +235,6 @@ class ExploreView(pn.viewable.Viewer):
         if self._ds is None:
             return
         self._replace(self.fluct_pane, lambda fig: fig.data[self._heatmap_index(fig)].update(opacity=self.opacity))
-
-    @param.depends("normalise", watch=True)
-    def _on_normalise(self) -> None:
-        if self._ds is not None:
-            self._update_curves()
 
     def _update_curves(self) -> None:
         curves = []
@@ -353,11 +351,12 @@ class ExploreView(pn.viewable.Viewer):
             pn.pane.Markdown("### Fluctuation", margin=(0, 10)),
             w.IntSlider.from_param(self.param.window, name="Window L", end=20, sizing_mode="stretch_width"),
             w.FloatSlider.from_param(self.param.t_b, name="t_b", end=900, sizing_mode="stretch_width"),
+            w.Checkbox.from_param(self.param.normalise, name="Normalise curves (shape only)"),
             w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
             pn.pane.Markdown("### Rate map", margin=(0, 10)), slider, self.t_label,
             pn.pane.Markdown("### Curves", margin=(0, 10)),
             w.Checkbox.from_param(self.param.compare, name="Compare clicked pixels"),
-            w.Checkbox.from_param(self.param.normalise, name="Normalise curves"), self.clear_button,
+            self.clear_button,
             pn.pane.Markdown("### Cube metadata", margin=(0, 10)), self.meta,
             width=320, css_classes=["explore-controls"])
 

@@ -17,7 +17,7 @@ import numpy as np
 import panel as pn
 import param
 
-from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map
+from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map
 from analysis.metrics import METRICS
 from workbench.errors import WorkbenchError
 
@@ -53,15 +53,18 @@ def _load_items(context: AppContext) -> tuple[list, dict[str, str]]:
     return items, {it.name: by_name[it.name] for it in items}
 
 
-def fluct_at_image(context: AppContext, key: str, size: tuple[int, int], window: int, t_b: float) -> np.ndarray:
+def fluct_at_image(context: AppContext, key: str, size: tuple[int, int], window: int, t_b: float,
+                   normalise: bool = DEFAULT_NORMALISE) -> np.ndarray:
     """The cube's fluctuation map resized to the image's own size (H0, W0), float32."""
     from analysis.datasets import resize_map
 
     ds = context.catalog.open(key)
-    return resize_map(np.asarray(fluctuation_map(ds["rate"], window=window, t_b=t_b).values), size)
+    f = fluctuation_map(ds["rate"], window=window, t_b=t_b, normalise=normalise)
+    return resize_map(np.asarray(f.values, dtype=np.float32), size)
 
 
-def score_dataset(context: AppContext, window: int, t_b: float, *, report=None, should_stop=None) -> dict:
+def score_dataset(context: AppContext, window: int, t_b: float, normalise: bool = DEFAULT_NORMALISE, *,
+                  report=None, should_stop=None) -> dict:
     """Metrics of the fluctuation map and the baselines on every matched image.
 
     Returns {"rows": [{"name", "key", "map", metric: value, ...}], "metrics": [...]}: one row
@@ -80,7 +83,7 @@ def score_dataset(context: AppContext, window: int, t_b: float, *, report=None, 
         if should_stop is not None and should_stop():
             break
         other = None if union is None else (union & ~it.fixations)
-        maps = {"fluctuation": fluct_at_image(context, keys[it.name], it.size, window, t_b)}
+        maps = {"fluctuation": fluct_at_image(context, keys[it.name], it.size, window, t_b, normalise)}
         maps.update(baseline_maps(it.image_path, it.size, names=MAP_NAMES[1:]))
         for mname, m in maps.items():
             try:
@@ -100,6 +103,7 @@ class SaliencyView(pn.viewable.Viewer):
     image = param.Selector(default=None, objects=[], doc="name of the shown image")
     window = param.Integer(default=DEFAULT_WINDOW, bounds=(2, 20), doc="fluctuation window L")
     t_b = param.Number(default=DEFAULT_T_B, bounds=(0, 900), step=10, doc="fluctuation cut-off t_b")
+    normalise = param.Boolean(default=DEFAULT_NORMALISE, doc="normalise curves before the fluctuation")
     sort_by = param.Selector(default="NSS", objects=list(METRICS), doc="metric that orders the images")
     opacity = param.Number(default=0.7, bounds=(0, 1), step=0.05, doc="map opacity over the image")
 
@@ -154,11 +158,11 @@ class SaliencyView(pn.viewable.Viewer):
     def fluct_map(self) -> np.ndarray:
         """The shown image's fluctuation map at its own size (H0, W0)."""
         it = self.item()
-        return fluct_at_image(self.context, self.keys[it.name], it.size, self.window, self.t_b)
+        return fluct_at_image(self.context, self.keys[it.name], it.size, self.window, self.t_b, self.normalise)
 
     # -- scoring -----------------------------------------------------------------------------
     def _memo_key(self):
-        return ("scores", str(self.context.dataset), self.window, float(self.t_b))
+        return ("scores", str(self.context.dataset), self.window, float(self.t_b), bool(self.normalise))
 
     def score(self, *, background: bool | None = None) -> None:
         """Score all images for the current (L, t_b): memoised; in the background when served."""
@@ -167,16 +171,16 @@ class SaliencyView(pn.viewable.Viewer):
             self.results = self.context._memo[key]
             self._show_tables()
             return
-        ctx, window, t_b = self.context, self.window, self.t_b
+        ctx, window, t_b, norm = self.context, self.window, self.t_b, self.normalise
         if background is None:
             background = pn.state.curdoc is not None
         if not background:
-            self.results = ctx.memo(key, lambda: score_dataset(ctx, window, t_b))
+            self.results = ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm))
             self._show_tables()
             return
         if self.job is not None and not self.job.done:
             self.job.cancel()
-        self.job = Job(lambda report, stop: ctx.memo(key, lambda: score_dataset(ctx, window, t_b, report=report,
+        self.job = Job(lambda report, stop: ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm, report=report,
                                                                                 should_stop=stop)),
                        name="scores", use_model_lock=False).start()
         self.progress.value, self.progress.visible = 0, True
@@ -240,7 +244,7 @@ class SaliencyView(pn.viewable.Viewer):
         if self.results is not None:
             self.table.value = self.per_image().round(4)
 
-    @param.depends("window", "t_b", watch=True)
+    @param.depends("window", "t_b", "normalise", watch=True)
     def _on_params(self) -> None:
         if not self.items:
             return
@@ -277,7 +281,7 @@ class SaliencyView(pn.viewable.Viewer):
         self.truth_pane.object = truth
         try:
             fl = self.fluct_map()
-            title = f"Fluctuation (L={self.window}, t_b={self.t_b:g})"
+            title = f"Fluctuation (L={self.window}, t_b={self.t_b:g}{', normalised' if self.normalise else ''})"
         except WorkbenchError as exc:
             self._say(str(exc), "danger")
             return
@@ -309,7 +313,7 @@ class SaliencyView(pn.viewable.Viewer):
             np.save(b, fl.astype(np.float32))
             zf.writestr(f"{it.name}/fluctuation.npy", b.getvalue())
             rows = [r for r in (self.results or {}).get("rows", []) if r["name"] == it.name]
-            zf.writestr(f"{it.name}/metrics.json", json.dumps({"window": self.window, "t_b": self.t_b,
+            zf.writestr(f"{it.name}/metrics.json", json.dumps({"window": self.window, "t_b": self.t_b, "normalise": self.normalise,
                                                                "cube_key": self.keys[it.name], "rows": rows},
                                                               indent=1, default=float))
         buf.seek(0)
@@ -322,6 +326,7 @@ class SaliencyView(pn.viewable.Viewer):
             w.Select.from_param(self.param.image, name="Image", sizing_mode="stretch_width"),
             w.IntSlider.from_param(self.param.window, name="Window L", sizing_mode="stretch_width"),
             w.FloatSlider.from_param(self.param.t_b, name="t_b", sizing_mode="stretch_width"),
+            w.Checkbox.from_param(self.param.normalise, name="Normalise curves (shape only)"),
             w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
             w.Select.from_param(self.param.sort_by, name="Sort images by", sizing_mode="stretch_width"),
             self.download, self.progress, width=300)

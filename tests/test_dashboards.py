@@ -20,9 +20,11 @@ from dashboards.synthetic import synthetic_cube
 from workbench.errors import WorkbenchError
 
 
-def _fluct_loop(curves: np.ndarray, ts: np.ndarray, L: int, t_b: float) -> np.ndarray:
+def _fluct_loop(curves: np.ndarray, ts: np.ndarray, L: int, t_b: float, normalise: bool = False) -> np.ndarray:
     """Windowed variance averaged over windows, by explicit loops (independent of analysis.fluctuation)."""
     c = curves[ts > t_b]
+    if normalise:
+        c = c / c.sum(0)
     n = c.shape[0]
     out = np.zeros(c.shape[1:])
     for w in range(n - L + 1):
@@ -71,7 +73,7 @@ def test_click_to_pixel_rounds_to_grid_cells_and_rejects_outside():
 def test_explore_click_shows_the_pixels_curve_from_the_store(ctx, store):
     from dashboards.explore import ExploreView
 
-    v = ExploreView(ctx)
+    v = ExploreView(ctx, normalise=False)
     key = next(e["key"] for e in store.index() if e["name"] == "alpha")
     v.cube = key
     ref = store.open(key)["rate"].values
@@ -115,10 +117,17 @@ def test_explore_window_and_t_b_recompute_the_fluctuation(ctx, store):
     v.cube = key
     ds = store.open(key)
     ts, rate = ds["timestep"].values, ds["rate"].values.astype(np.float64)
+    v.window, v.t_b, v.normalise = 5, 100, False
     np.testing.assert_allclose(_heat(v.fluct_pane.object).z, _fluct_loop(rate, ts, 5, 100), rtol=1e-4)
     v.window, v.t_b = 3, 400
     np.testing.assert_allclose(_heat(v.fluct_pane.object).z, _fluct_loop(rate, ts, 3, 400), rtol=1e-4)
     assert "L=3, t_b=400" in v.fluct_pane.object.layout.title.text
+    v.normalise = True
+    np.testing.assert_allclose(_heat(v.fluct_pane.object).z, _fluct_loop(rate, ts, 3, 400, True), rtol=1e-4)
+    v.click(2, 3)
+    c = rate[:, 2, 3]
+    np.testing.assert_allclose(v.curve_pane.object.data[0].y, c / c[ts > 400].sum(), rtol=1e-5)
+    v.normalise = False
     v.t_b = 990  # nothing above t_b: a message, not a crash
     assert v.message.visible and "t_b" in v.message.object and v.fluctuation() is None
     v.t_b = 100
@@ -196,7 +205,7 @@ def test_saliency_metrics_sorting_averages_and_export(saliency_ctx):
     from analysis.metrics import score_all
     from dashboards.saliency import SaliencyView
 
-    v = SaliencyView(saliency_ctx)
+    v = SaliencyView(saliency_ctx, window=5, t_b=100, normalise=False)
     assert [it.name for it in v.items] == ["img1", "img2", "img3"]
     df = v.per_image()
     assert len(df) == 3
@@ -226,7 +235,7 @@ def test_saliency_metrics_sorting_averages_and_export(saliency_ctx):
     arr = np.load(io.BytesIO(z.read("img2/fluctuation.npy")))
     assert arr.shape == (30, 40)
     meta = json.loads(z.read("img2/metrics.json"))
-    assert meta["window"] == 5 and {r["map"] for r in meta["rows"]} >= {"fluctuation", "centre_bias"}
+    assert meta["window"] == 5 and meta["normalise"] is False and {r["map"] for r in meta["rows"]} >= {"fluctuation", "centre_bias"}
 
 
 def test_saliency_without_a_dataset_says_how_to_get_one(ctx):
