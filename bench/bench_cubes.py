@@ -69,13 +69,26 @@ def _load() -> list[float] | None:
         return None
 
 
+_LAST_CPU_S = [0.0]
+
+
+def _cpu_time() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _timed(fn: Callable, device: torch.device):
+    """(fn(), wall seconds); the process CPU seconds it used are left in _LAST_CPU_S[0]
+    (on a loaded machine, CPU seconds / threads approximates the wall time on an idle one)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu_time()
     out = fn()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    _LAST_CPU_S[0] = _cpu_time() - c
     return out, time.perf_counter() - t
 
 
@@ -88,6 +101,11 @@ def _spearman(a, b) -> float:
 
 def _interior(m: np.ndarray, border: int) -> np.ndarray:
     return m[..., border:m.shape[-2] - border, border:m.shape[-1] - border]
+
+
+def _finite(v: float, digits: int = 1) -> float | None:
+    """v rounded, or None when it is not finite (e.g. CPU time of a cached exact map of an older run)."""
+    return round(float(v), digits) if np.isfinite(v) else None
 
 
 def _log(msg: str) -> None:
@@ -144,14 +162,38 @@ def build_sd_adapter(size: str = "full", *, device="cpu", dtype=torch.float32, s
 
 
 # --- one section -------------------------------------------------------------------------------
-def _exact_maps(adapter, traj, idx: list[int], pixels: np.ndarray | None, chunk: int, device):
+def _cache_file(cache: Path | None, adapter, traj, i: int, pixels: np.ndarray | None) -> Path | None:
+    if cache is None:
+        return None
+    import hashlib
+
+    h = hashlib.sha256(adapter.fingerprint().encode())
+    h.update(str(adapter.dtype).encode())
+    h.update(traj.states[i].float().cpu().numpy().tobytes())
+    h.update(str(int(traj.schedule.timesteps[i])).encode())
+    h.update(b"all" if pixels is None else np.ascontiguousarray(pixels).tobytes())
+    return cache / f"exact-{h.hexdigest()[:20]}.npz"
+
+
+def _exact_maps(adapter, traj, idx: list[int], pixels: np.ndarray | None, chunk: int, device,
+                cache: Path | None = None):
     """Exact pixel rate maps at grid indices idx: full (len, H, W) by rows/columns, or on `pixels`
-    (P, 2) by JVP columns (len, P). Returns (maps, seconds per timestep)."""
+    (P, 2) by JVP columns (len, P). Returns (maps, seconds per timestep, how many came from `cache`).
+    A cached map keeps the seconds measured when it was computed (same model, state and pixels)."""
     from workbench.rates import RateSpec, exact_element_rates, pixel_rates, rates_of, unit_tangents
 
     C, H, W = adapter.model_shape
-    out, secs = [], []
+    out, secs, cpu, hits = [], [], [], 0
     for i in idx:
+        f = _cache_file(cache, adapter, traj, i, pixels)
+        if f is not None and f.exists():
+            z = np.load(f)
+            out.append(z["map"])
+            secs.append(float(z["seconds"]))
+            cpu.append(float(z["cpu_seconds"]) if "cpu_seconds" in z else float("nan"))
+            hits += 1
+            _log(f"  exact map at t={int(traj.schedule.timesteps[i])}: cached ({secs[-1]:.1f} s when measured)")
+            continue
         if pixels is None:
             er, dt = _timed(lambda: exact_element_rates(adapter, traj.schedule, i, traj.states[i], chunk=chunk), device)
             out.append(pixel_rates(er).float().cpu().numpy())
@@ -162,16 +204,24 @@ def _exact_maps(adapter, traj, idx: list[int], pixels: np.ndarray | None, chunk:
                            device)
             out.append(r.reshape(len(pixels), C).mean(1).float().cpu().numpy())
         secs.append(dt)
+        cpu.append(_LAST_CPU_S[0])
         _log(f"  exact map at t={int(traj.schedule.timesteps[i])}: {dt:.1f} s")
-    return np.stack(out), float(np.mean(secs))
+        if f is not None:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            tmp = f.with_name(f.stem + ".partial.npz")
+            np.savez(tmp, map=out[-1], seconds=dt, cpu_seconds=cpu[-1], load=np.asarray(_load() or []))
+            tmp.replace(f)
+    _LAST_CPU_S[0] = float(np.mean(cpu))
+    return np.stack(out), float(np.mean(secs)), hits
 
 
 def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_timesteps: int, exact_pixels: int,
                 curve_pixels: int, border: int, chunk: int, seed: int = 0, device="cpu", extra: dict | None = None,
-                ) -> dict:
+                exact_cache: Path | None = None, on_update: Callable[[dict], None] | None = None) -> dict:
     """Benchmark one model/trajectory: every estimator's full cube (time, memory) and its accuracy vs exact.
 
-    estimators: dicts with `estimator`, `K` and optional `rank`, `batch`, `chunk`.
+    estimators: dicts with `estimator`, `K` and optional `rank`, `batch`, `chunk`. on_update(section)
+    is called with the partial section after every estimator (so a long run can be read as it goes).
     """
     from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
     from workbench.curves import pixel_curves
@@ -189,7 +239,8 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
         sub = np.stack([pick // W, pick % W], 1)
     _log(f"[{name}] exact maps at grid indices {idx} ({'all pixels' if sub is None else f'{len(sub)} pixels'})")
     _reset_peak(device)
-    exact, exact_s = _exact_maps(adapter, traj, idx, sub, chunk, device)
+    exact, exact_s, hits = _exact_maps(adapter, traj, idx, sub, chunk, device, exact_cache)
+    exact_cpu_s = _LAST_CPU_S[0]
     exact_mem = _peak_mb(device)
     n = C * H * W
     with torch.no_grad():
@@ -208,6 +259,15 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
     inner = np.zeros((H, W), bool)
     inner[border:H - border, border:W - border] = True
     rows = []
+    section = dict(section=name, model=adapter.name, model_shape=[C, H, W], h_shape=h_shape, device=str(device),
+                   dtype=str(adapter.dtype).replace("torch.", ""), steps=N, n_inputs=n,
+                   exact=dict(grid_indices=idx, timesteps=[int(ts[i]) for i in idx], method=method,
+                              seconds_per_timestep=round(exact_s, 2), seconds_per_cube=round(exact_cube_s, 1),
+                              cpu_seconds_per_cube=_finite(exact_cpu_s * exact_cube_s / exact_s),
+                              seconds_per_cube_is="extrapolated", maps_from_cache=hits, **exact_mem),
+                   fluctuation=dict(pixels=len(cpix), exact_curve_seconds=None if curves_s is None else round(curves_s, 1),
+                                    window=DEFAULT_WINDOW, t_b=DEFAULT_T_B),
+                   border=border, estimators=rows, **(extra or {}))
     for e in estimators:
         label = e["estimator"] + (f" K={e['K']}" if e["estimator"] != "rsvd" else f" rank={e['K']}")
         if e.get("rank"):
@@ -223,7 +283,9 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
         per_t = [_spearman(est[j], exact[j]) for j in range(len(idx))]
         rel = np.abs(est - exact) / np.maximum(exact, 1e-30)
         row = dict(estimator=e["estimator"], K=e["K"], rank=e.get("rank"), label=label, seconds_per_cube=round(dt, 2),
+                   cpu_seconds_per_cube=round(_LAST_CPU_S[0], 1), load_after=_load(),
                    ratio_exact_over_estimator=round(exact_cube_s / dt, 1),
+                   ratio_exact_over_estimator_cpu=_finite(exact_cpu_s * exact_cube_s / exact_s / max(_LAST_CPU_S[0], 1e-9)),
                    spearman_rate=round(float(np.mean(per_t)), 4), spearman_rate_per_timestep=[round(v, 4) for v in per_t],
                    median_relative_error=round(float(np.median(rel)), 4), **mem)
         if sub is None:
@@ -239,14 +301,9 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
         _log(f"  {dt:.1f} s, Spearman {row['spearman_rate']:.4f} (interior {row['spearman_rate_interior']:.4f})"
              f"{', fluctuation %.4f' % row['spearman_fluctuation'] if 'spearman_fluctuation' in row else ''}, {mem}")
         rows.append(row)
-    return dict(section=name, model=adapter.name, model_shape=[C, H, W], h_shape=h_shape, device=str(device),
-                dtype=str(adapter.dtype).replace("torch.", ""), steps=N, n_inputs=n,
-                exact=dict(grid_indices=idx, timesteps=[int(ts[i]) for i in idx], method=method,
-                           seconds_per_timestep=round(exact_s, 2), seconds_per_cube=round(exact_cube_s, 1),
-                           seconds_per_cube_is="extrapolated", **exact_mem),
-                fluctuation=dict(pixels=len(cpix), exact_curve_seconds=None if curves_s is None else round(curves_s, 1),
-                                 window=DEFAULT_WINDOW, t_b=DEFAULT_T_B),
-                border=border, estimators=rows, **(extra or {}))
+        if on_update:
+            on_update(section)
+    return section
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -269,6 +326,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--exact-pixels", type=int, default=None,
                    help="0: whole exact maps; P: exact on P random pixels by columns (default 0; 64 with --quick)")
     p.add_argument("--curve-pixels", type=int, default=None, help="random pixels with exact curves (default 32)")
+    p.add_argument("--exact-cache", type=Path, default=None,
+                   help="reuse exact maps of an earlier run from this folder (default: none; "
+                        "their seconds are the ones measured then, and the JSON counts them)")
     p.add_argument("--chunk", type=int, default=64, help="probe x timestep pairs per pass on the CPU")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--no-shipped", action="store_true", help="skip the shipped-model CPU section")
@@ -307,6 +367,12 @@ def main(argv: list[str] | None = None) -> dict:
                date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), load_before=_load(),
                torch=torch.__version__, threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
                platform=platform.platform(), default_K=DEFAULT_K, sections=[])
+    def write(section: dict | None = None) -> None:
+        if a.json:
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            partial = dict(res, partial=True, sections=res["sections"] + ([section] if section else []))
+            a.json.write_text(json.dumps(partial, indent=2))
+
     if not a.no_shipped:
         ad = load_model(a.model, device="cpu")
         (prep, inv_s) = _timed(lambda: prepare_image(ad, a.image, steps=steps), torch.device("cpu"))
@@ -314,7 +380,8 @@ def main(argv: list[str] | None = None) -> dict:
         res["sections"].append(run_section(
             "shipped", ad, prep.trajectory, estimators=est, exact_timesteps=exact_t, exact_pixels=exact_px,
             curve_pixels=curve_px, border=max(1, H // 8), chunk=a.chunk, device="cpu",
-            extra=dict(image=str(a.image), inversion_seconds=round(inv_s, 2))))
+            extra=dict(image=str(a.image), inversion_seconds=round(inv_s, 2)), exact_cache=a.exact_cache,
+            on_update=write))
     sd = a.sd or ("full" if str(a.device).startswith("cuda") else "none")
     if sd != "none":
         dev = torch.device(a.device)
@@ -333,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"sd-{sd}", ad, traj, estimators=sd_est, exact_timesteps=exact_t,
             exact_pixels=a.exact_pixels or (64 if q else 128), curve_pixels=curve_px, border=max(1, H // 8),
             chunk=chunk, device=dev, extra=dict(image="random latent (seed 0)", inversion_seconds=round(inv_s, 2),
-                                                 sd_config=sd)))
+                                                 sd_config=sd), exact_cache=a.exact_cache, on_update=write))
     if not any(s["section"] == "sd-full" and s["device"].startswith("cuda") for s in res["sections"]):
         res["gpu"] = "not measured (no GPU lent)"
     res["load_after"] = _load()
@@ -350,11 +417,12 @@ def _print_table(res: dict) -> None:
         print(f"\n== {s['section']}: {s['model']} {s['model_shape']} on {s['device']} ({s['dtype']}), {s['steps']} steps; "
               f"exact {ex['seconds_per_cube']} s per cube ({ex['seconds_per_cube_is']} from {len(ex['grid_indices'])} "
               f"timesteps, {ex['method']})")
-        print(f"{'estimator':<28}{'s/cube':>9}{'exact/est':>11}{'rho rate':>10}{'rho inner':>10}{'rho fluct':>10}"
+        print(f"{'estimator':<28}{'s/cube':>9}{'cpu s':>9}{'exact/est':>11}{'rho rate':>10}{'rho inner':>10}{'rho fluct':>10}"
               f"{'med rel':>9}{'peak MB':>9}")
         for r in s["estimators"]:
             mem = r.get("peak_cuda_mb", r.get("peak_rss_mb", float("nan")))
-            print(f"{r['label']:<28}{r['seconds_per_cube']:>9.1f}{r['ratio_exact_over_estimator']:>11.1f}"
+            print(f"{r['label']:<28}{r['seconds_per_cube']:>9.1f}{r['cpu_seconds_per_cube']:>9.1f}"
+                  f"{r['ratio_exact_over_estimator']:>11.1f}"
                   f"{r['spearman_rate']:>10.4f}{r['spearman_rate_interior']:>10.4f}"
                   f"{r.get('spearman_fluctuation', float('nan')):>10.4f}{r['median_relative_error']:>9.3f}{mem:>9.0f}")
     print(f"\nload average before {res['load_before']}, after {res['load_after']}; {res['threads']} threads")

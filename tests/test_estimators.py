@@ -1,0 +1,177 @@
+"""Whole-map estimators against independent computations: dense Jacobians of tiny models
+(torch.autograd.functional.jacobian), chi-square bounds for Hutchinson, synthetic linear maps."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chi2
+
+from workbench.adapters import load_model
+from workbench.ddim import invert, make_schedule
+from workbench.errors import WorkbenchError
+from workbench.estimators import (diagpp_sq_batched, element_rates, hutchinson_probes, hutchinson_sq_batched,
+                                  rate_cube, rsvd_sq_batched)
+from workbench.rates import RateSpec, exact_element_rates
+
+
+def _dense_jacobian(adapter, t: int, x: torch.Tensor) -> torch.Tensor:
+    """J = dh/dx at x (C, H, W) as (m, n), by torch.autograd.functional.jacobian (float64 result)."""
+    with adapter.autodiff():
+        J = torch.autograd.functional.jacobian(lambda z: adapter.h(z[None], t)[0], x, vectorize=True)
+    return J.reshape(-1, x.numel()).double()
+
+
+@pytest.fixture(scope="module")
+def small_pixel(tmp_path_factory):
+    """A tiny pixel model on an 8x8 grid (n = 192 inputs, h = 16x4x4) and a 6-step trajectory."""
+    from workbench.tiny import save_tiny_pixel_model
+
+    ad = load_model(save_tiny_pixel_model(tmp_path_factory.mktemp("px8"), sample_size=8), device="cpu")
+    sched = make_schedule(ad, 6)
+    traj = invert(ad, torch.randn(ad.model_shape, generator=torch.Generator().manual_seed(3)), sched)
+    return ad, traj
+
+
+def test_hutchinson_ratios_follow_chi2(tiny_adapter):
+    """Each squared estimate is truth x chi2(K)/K: the ratios' quantiles and mean match that law."""
+    sched = make_schedule(tiny_adapter, 8)
+    x = torch.randn(tiny_adapter.model_shape, generator=torch.Generator().manual_seed(4))
+    J = _dense_jacobian(tiny_adapter, int(sched.timesteps[3]), x)
+    truth = J.pow(2).sum(0)  # squared column norms (n,)
+    K = 16
+    est = element_rates(tiny_adapter, sched, 3, x, K=K, seed=7).double().flatten().pow(2)
+    ratio = (est / truth).numpy()
+    lo, hi = chi2.ppf([0.005, 0.995], K) / K
+    outside = np.mean((ratio < lo) | (ratio > hi))
+    assert outside < 0.05, f"{outside:.3f} of ratios outside the 99% chi2 interval"
+    # median of chi2(K)/K; elements share the probes, so allow a few standard errors of dependence
+    assert abs(np.median(ratio) - chi2.median(K) / K) < 0.08
+    assert abs(ratio.mean() - 1) < 0.15
+
+
+def test_cube_is_hutchinson_with_the_same_probes_at_every_timestep(small_pixel):
+    """rate_cube (timesteps batched) equals the dense-Jacobian Hutchinson formula with the seed's probes
+    at every timestep (common random numbers), and a different seed gives a different cube."""
+    ad, traj = small_pixel
+    K, seed = 8, 11
+    cube = rate_cube(ad, traj, estimator="hutchinson", K=K, seed=seed, batch=4, chunk=32)
+    out_shape = tuple(ad.h(traj.states[:1], 0).shape[1:])
+    U = hutchinson_probes(out_shape, K, seed).reshape(K, -1).double()
+    for i in range(len(traj.schedule)):
+        J = _dense_jacobian(ad, int(traj.schedule.timesteps[i]), traj.states[i])
+        want = (U @ J).pow(2).mean(0).sqrt().reshape(ad.model_shape).mean(0).float()
+        torch.testing.assert_close(cube[i], want, rtol=1e-4, atol=1e-6)
+    other = rate_cube(ad, traj, estimator="hutchinson", K=K, seed=seed + 1)
+    assert (other - cube).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("estimator", ["hutchinson", "rsvd", "rsvd+hutchinson"])
+def test_batched_cube_equals_per_timestep_maps(small_pixel, estimator):
+    ad, traj = small_pixel
+    cube = rate_cube(ad, traj, estimator=estimator, K=8, seed=2, batch=3, chunk=24)
+    for i in range(len(traj.schedule)):
+        one = element_rates(ad, traj.schedule, i, traj.states[i], estimator=estimator, K=8, seed=2).mean(0)
+        torch.testing.assert_close(cube[i], one, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["pixel", "sd"])
+def test_rsvd_at_full_rank_is_exact(which, small_pixel, tiny_sd_dir):
+    """With k = n the projected rate is the h rate: rsvd and rsvd+hutchinson equal the exact map."""
+    tiny_adapter = small_pixel[0] if which == "pixel" else load_model(tiny_sd_dir, device="cpu")
+    sched = make_schedule(tiny_adapter, 4)
+    traj = invert(tiny_adapter, torch.randn(tiny_adapter.model_shape, generator=torch.Generator().manual_seed(1)),
+                  sched)
+    n = int(np.prod(tiny_adapter.model_shape))
+    i = 2
+    J = _dense_jacobian(tiny_adapter, int(sched.timesteps[i]), traj.states[i])
+    want = J.pow(2).sum(0).sqrt().reshape(tiny_adapter.model_shape).float()
+    got = element_rates(tiny_adapter, sched, i, traj.states[i], estimator="rsvd", K=n, chunk=128)
+    torch.testing.assert_close(got, want, rtol=2e-3, atol=1e-5)
+    full = min(n, J.shape[0])
+    got = element_rates(tiny_adapter, sched, i, traj.states[i], estimator="rsvd+hutchinson", K=4, rank=full,
+                        chunk=128)
+    torch.testing.assert_close(got, want, rtol=2e-3, atol=1e-5)
+    # the exact reference agrees with the dense Jacobian too
+    torch.testing.assert_close(exact_element_rates(tiny_adapter, sched, i, traj.states[i]), want, rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_rsvd_low_rank_matches_dense_truncated_svd(small_pixel):
+    ad, traj = small_pixel
+    i, k = 2, 6
+    J = _dense_jacobian(ad, int(traj.schedule.timesteps[i]), traj.states[i])
+    _, S, Vh = torch.linalg.svd(J, full_matrices=False)
+    want = (S[:k, None] ** 2 * Vh[:k] ** 2).sum(0).sqrt().reshape(ad.model_shape).float()
+    got = element_rates(ad, traj.schedule, i, traj.states[i], RateSpec(iters=8), estimator="rsvd", K=k)
+    torch.testing.assert_close(got, want, rtol=3e-2, atol=1e-4)
+
+
+def _linear_map(m: int, n: int, decay: float, seed: int = 0):
+    """A linear map x (B, n) -> (B, m) with singular values decay^j, and its dense matrix."""
+    g = torch.Generator().manual_seed(seed)
+    U = torch.linalg.qr(torch.randn(m, n, generator=g, dtype=torch.float64))[0]
+    V = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))[0]
+    A = (U * decay ** torch.arange(n, dtype=torch.float64)) @ V.T
+    A32 = A.float()
+    return (lambda x: x @ A32.T), A
+
+
+def test_diagpp_beats_hutchinson_at_equal_budget_when_the_spectrum_decays():
+    m, n, rank, K = 120, 80, 10, 10
+    f, A = _linear_map(m, n, decay=0.8)
+    truth = A.pow(2).sum(0)
+    x = torch.zeros(1, n)
+    err_h, err_d = [], []
+    for seed in range(5):
+        # Diag++ with iters=0 costs rank JVPs + rank VJPs + K VJPs = 2 rank + K products
+        d = diagpp_sq_batched(f, x, hutchinson_probes((m,), K, seed), rank, iters=0, seed=seed)[0].double()
+        h = hutchinson_sq_batched(f, x, hutchinson_probes((m,), 2 * rank + K, seed))[0].double()
+        err_d.append(((d - truth).abs() / truth).median())
+        err_h.append(((h - truth).abs() / truth).median())
+    assert np.mean(err_d) < 0.3 * np.mean(err_h), (err_d, err_h)
+    # unbiased: on a flat spectrum it does no worse than a loose multiple of plain Hutchinson
+    f2, A2 = _linear_map(m, n, decay=1.0)
+    d = diagpp_sq_batched(f2, x, hutchinson_probes((m,), 64, 0), 8, iters=0)[0].double()
+    assert ((d - A2.pow(2).sum(0)) / A2.pow(2).sum(0)).mean().abs() < 0.1
+
+
+def test_rsvd_kernel_on_a_linear_map_is_the_truncated_svd():
+    m, n, k = 60, 40, 5
+    f, A = _linear_map(m, n, decay=0.6, seed=1)
+    _, S, Vh = torch.linalg.svd(A)
+    want = (S[:k, None] ** 2 * Vh[:k] ** 2).sum(0)
+    got = rsvd_sq_batched(f, torch.zeros(2, n), k, iters=2)
+    torch.testing.assert_close(got[0].double(), want, rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(got[1], got[0])
+
+
+def test_bad_estimator_and_K_are_one_line_errors(small_pixel):
+    ad, traj = small_pixel
+    with pytest.raises(WorkbenchError, match="unknown estimator 'svd'"):
+        rate_cube(ad, traj, estimator="svd")
+    with pytest.raises(WorkbenchError, match="K=0"):
+        rate_cube(ad, traj, K=0)
+
+
+@pytest.mark.slow
+def test_bench_quick_writes_the_fields(tiny_pixel_dir, tmp_path):
+    from bench.bench_cubes import main
+
+    out = tmp_path / "bench.json"
+    res = main(["--quick", "--model", str(tiny_pixel_dir), "--steps", "6", "--ks", "4", "--rsvd-rank", "2",
+                "--diagpp", "2:4", "--exact-pixels", "16", "--curve-pixels", "3", "--json", str(out)])
+    data = json.loads(out.read_text())
+    assert data == json.loads(json.dumps(res))
+    (sec,) = data["sections"]
+    assert sec["exact"]["seconds_per_cube_is"] == "extrapolated" and sec["exact"]["seconds_per_cube"] > 0
+    assert [r["label"] for r in sec["estimators"]] == ["hutchinson K=4", "rsvd rank=2", "rsvd+hutchinson K=4 rank=2"]
+    for r in sec["estimators"]:
+        for key in ("seconds_per_cube", "ratio_exact_over_estimator", "spearman_rate", "spearman_rate_interior",
+                    "spearman_fluctuation", "median_relative_error", "peak_rss_mb"):
+            assert key in r, key
+        assert -1 <= r["spearman_rate"] <= 1 and r["seconds_per_cube"] > 0
+    assert data["gpu"] == "not measured (no GPU lent)"
+    assert data["load_before"] is not None
