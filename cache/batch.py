@@ -110,7 +110,8 @@ def compute_slot(group_path: str, slot: int, blob: bytes, key: str, params: Cube
     got = cube_key(blob, adapter.fingerprint(), params)
     if got != key:  # a worker with other weights would silently store wrong cubes
         raise WorkbenchError(f"the worker's model has fingerprint {adapter.fingerprint()}, not the batch's: give "
-                             "every worker the same --model")
+                             "every worker the same --model (the same path string: run the workers from the same folder, or "
+                             "pass an absolute path)")
     slots.write_slot(Path(group_path), slot, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values)
     return slot
 
@@ -182,8 +183,12 @@ def _run_dask(path: Path, plan: BatchPlan, jobs, adapter, params, *, scheduler, 
     """One task per slot on a dask.distributed cluster; the coordinator only tracks completion."""
     import contextlib
 
+    import logging
+
     from distributed import Client, LocalCluster, as_completed
 
+    for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler"):
+        logging.getLogger(name).setLevel(logging.ERROR)  # shutdown chatter; real failures re-raise below
     dtype = str(adapter.dtype).replace("torch.", "")
     with contextlib.ExitStack() as stack:
         if scheduler:

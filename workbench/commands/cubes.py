@@ -71,7 +71,7 @@ def run(args) -> int:
                            scheduler=args.scheduler, local_cluster=args.local_cluster,
                            model=_model_spec(args.model), device=args.device, plan=plan)
     except KeyboardInterrupt:
-        print("# stopped: cubes finished so far are stored; rerun the same command to compute the rest",
+        print("\n# stopped: cubes finished so far are stored; rerun the same command to compute the rest",
               file=sys.stderr)
         raise
     dt = time.perf_counter() - t0
@@ -80,13 +80,9 @@ def run(args) -> int:
 
 
 def _model_spec(model: str | None) -> str:
-    """What cluster workers load: "default", an absolute folder, or an HF-cache repo id."""
-    from pathlib import Path
-
-    if model is None:
-        return "default"
-    path = Path(model).expanduser()
-    return str(path.resolve()) if path.exists() else str(model)
+    """What cluster workers load: the --model string as given (the model fingerprint currently
+    includes the path string the model was loaded from), or "default"."""
+    return "default" if model is None else str(model)
 
 
 def _per_image_bar(steps: int):
