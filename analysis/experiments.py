@@ -56,6 +56,7 @@ class SaliencyExperiment:
     t_b: float = DEFAULT_T_B
     normalise: bool = DEFAULT_NORMALISE
     sigma: float = 24.0
+    map_blur: float = 24.0  # also score the fluctuation map blurred by this sigma (image px); 0 = off
     paired: PairedRule = field(default_factory=PairedRule)
     n_other: int = 10
     curve_images: int = 3
@@ -111,6 +112,10 @@ def prepare(config: SaliencyExperiment, *, progress: Progress | None = None, ada
         grid[name] = [fluctuation(ds["rate"].values, ds["timestep"].values, window=config.window, t_b=config.t_b,
                                   axis=0, normalise=config.normalise).astype(np.float32) for ds in cubes[name]]
         maps[name] = [resize_map(g, it.size) for g, it in zip(grid[name], items)]
+        if config.map_blur > 0:
+            from scipy.ndimage import gaussian_filter
+
+            maps[f"{name}+blur"] = [gaussian_filter(m, config.map_blur, mode="nearest") for m in maps[name]]
         ts = cubes[name][0]["timestep"].values
         maps[f"mean_rate[{definition},{estimator}]"] = [
             resize_map(ds["rate"].values[ts > config.t_b].mean(0), it.size) for ds, it in zip(cubes[name], items)]

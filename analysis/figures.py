@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from .datasets import resize_map
 
-__all__ = ["colorize", "map_grid", "save_png"]
+__all__ = ["colorize", "map_grid", "save_png", "line_plot"]
 
 # viridis at 0, .25, .5, .75, 1
 _RAMP = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
@@ -66,3 +66,52 @@ def save_png(im: Image.Image, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path, optimize=True)
     return path
+
+
+def line_plot(x, series: list[dict], *, title: str = "", xlabel: str = "", ylabel: str = "",
+              size: tuple[int, int] = (360, 640)) -> Image.Image:
+    """A plain line plot: `series` = [dict(y=..., label=..., colour=(r, g, b), band=sd or None)], shared x."""
+    H, W = size
+    left, right, top, bottom = 70, 20, 30, 45
+    im = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(im)
+    x = np.asarray(x, dtype=np.float64)
+    ys = [np.asarray(s["y"], dtype=np.float64) for s in series]
+    bands = [np.asarray(s["band"], dtype=np.float64) if s.get("band") is not None else np.zeros_like(y)
+             for s, y in zip(series, ys)]
+    lo = min(float((y - b).min()) for y, b in zip(ys, bands))
+    hi = max(float((y + b).max()) for y, b in zip(ys, bands))
+    hi = hi if hi > lo else lo + 1
+
+    def px(xv, yv):
+        return (left + (xv - x.min()) / (x.max() - x.min()) * (W - left - right),
+                top + (hi - yv) / (hi - lo) * (H - top - bottom))
+
+    d.rectangle([left, top, W - right, H - bottom], outline="black")
+    for k in range(5):
+        yv = lo + k * (hi - lo) / 4
+        _, py = px(x.min(), yv)
+        d.line([left - 4, py, left, py], fill="black")
+        d.text((4, py - 6), f"{yv:.3g}", fill="black")
+        xv = x.min() + k * (x.max() - x.min()) / 4
+        pxx, _ = px(xv, lo)
+        d.line([pxx, H - bottom, pxx, H - bottom + 4], fill="black")
+        d.text((pxx - 10, H - bottom + 6), f"{xv:.0f}", fill="black")
+    for s, y, b in zip(series, ys, bands):
+        c = tuple(s.get("colour", (0, 0, 0)))
+        if b.any():
+            poly = [px(a, v) for a, v in zip(x, y + b)] + [px(a, v) for a, v in zip(x[::-1], (y - b)[::-1])]
+            layer = Image.new("RGB", im.size, "white")
+            ImageDraw.Draw(layer).polygon(poly, fill=tuple(int(255 - 0.25 * (255 - v)) for v in c))
+            mask = Image.new("L", im.size, 0)
+            ImageDraw.Draw(mask).polygon(poly, fill=255)
+            im.paste(Image.blend(im, layer, 0.6), (0, 0), mask)
+            d = ImageDraw.Draw(im)
+        d.line([px(a, v) for a, v in zip(x, y)], fill=c, width=2)
+    for k, s in enumerate(series):
+        d.line([W - right - 170, top + 12 + 14 * k, W - right - 150, top + 12 + 14 * k], fill=tuple(s["colour"]), width=2)
+        d.text((W - right - 145, top + 6 + 14 * k), str(s["label"]), fill="black")
+    d.text((left, 8), title, fill="black")
+    d.text(((W - left) // 2, H - 16), xlabel, fill="black")
+    d.text((4, top - 16), ylabel, fill="black")
+    return im

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .figures import map_grid
+from .figures import line_plot, map_grid
 
 __all__ = ["write_report", "build_figures", "tables_markdown"]
 
@@ -231,6 +231,17 @@ def write_report(results: dict, prep, out) -> Path:
     buf = io.BytesIO()
     png.save(buf, format="PNG", optimize=True)
     _atomic(out / "maps.png", buf.getvalue())
+    if "curves" in results:
+        c = results["curves"]
+        lp = line_plot(c["timesteps"], [
+            {"y": c["salient_mean"], "band": c["salient_sd"], "label": f"top {c['frac']:.0%} density", "colour": (200, 30, 50)},
+            {"y": c["non_salient_mean"], "band": c["non_salient_sd"], "label": f"bottom {c['frac']:.0%}",
+             "colour": (40, 100, 180)}],
+            title=f"mean normalised generation curve ({c['n']} images, band: sd)", xlabel="timestep t",
+            ylabel="rate / sum")
+        b2 = io.BytesIO()
+        lp.save(b2, format="PNG", optimize=True)
+        _atomic(out / "curves.png", b2.getvalue())
     _atomic(out / "figures.json", json.dumps({k: json.loads(f.to_json()) for k, f in figs.items()}).encode())
     _atomic(out / "results.json", json.dumps(results, indent=1, default=_json_default).encode())
     md = tables_markdown(results)

@@ -82,7 +82,7 @@ def test_experiments_end_to_end_and_export(osie3, tiny_pixel_dir, tmp_path):
     store, out = tmp_path / "store", tmp_path / "report"
     args = ["experiment", "saliency", "--data", str(osie3), "--store", str(store), "--out", str(out),
             "--model", str(tiny_pixel_dir), "--device", "cpu", "--images", "all", "--steps", "10", "--K", "4",
-            "--window", "3", "--t-b", "0", "--draws", "5", "--sigma", "3"]
+            "--window", "3", "--t-b", "0", "--draws", "5", "--sigma", "3", "--map-blur", "2"]
     assert main(args) == 0
     for f in ("report.html", "figures.json", "results.json", "tables.md", "maps.png"):
         assert (out / f).stat().st_size > 0, f
@@ -90,7 +90,8 @@ def test_experiments_end_to_end_and_export(osie3, tiny_pixel_dir, tmp_path):
     assert res["images"] == ["100", "101", "102"]
     assert res["config"]["window"] == 3 and res["config"]["t_b"] == 0
     pm = res["paired"]["maps"]
-    assert {"fluctuation[h,hutchinson]", "centre_bias", "spectral_residual", "chance"} <= set(pm)
+    assert {"fluctuation[h,hutchinson]", "fluctuation[h,hutchinson]+blur", "centre_bias", "spectral_residual",
+            "chance"} <= set(pm)
     assert all(0 <= m["fraction"] <= 1 and m["n"] == 3 for m in pm.values())
     summ = res["predictor"]["summary"]
     assert set(summ["fluctuation[h,hutchinson]"]) == {"AUC_Judd", "AUC_Borji", "sAUC", "NSS", "CC", "SIM", "KLD"}

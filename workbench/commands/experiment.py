@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalise", action=argparse.BooleanOptionalAction, default=None,
                    help="normalise each curve to sum 1 before the fluctuation (default: analysis default)")
     p.add_argument("--sigma", type=float, default=24.0, help="fixation blur in image pixels (default 24)")
+    p.add_argument("--map-blur", type=float, default=24.0,
+                   help="also score the fluctuation map blurred by this sigma in image px (default 24; 0 = off)")
     p.add_argument("--frac", type=float, default=0.05, help="paired test: top/bottom density fraction (0.05)")
     p.add_argument("--draws", type=int, default=100, help="paired test: draws per image (default 100)")
     p.add_argument("--perceptual-images", type=int, default=None, help="limit the perceptual experiment to N images")
@@ -70,7 +72,7 @@ def run(args) -> int:
         device=device, variants=tuple((r, e) for r in rates for e in ests), K=args.K, seed=args.seed,
         steps=args.steps, window=args.window or DEFAULT_WINDOW,
         t_b=DEFAULT_T_B if args.t_b is None else args.t_b, sigma=args.sigma,
-        normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise,
+        normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise, map_blur=args.map_blur,
         paired=PairedRule(frac=args.frac, draws=args.draws, seed=args.seed), perceptual_images=args.perceptual_images,
         features=args.features)
     bars = {}
