@@ -8,7 +8,8 @@ through the `ds.curves` accessor as the dashboards and `workbench query` do:
 - `synthetic`: 512x512x50 float32, rate-like (log-normal, spatially smooth, slowly varying in t);
 - `shipped`: the shipped model's 64x64x50 cube of workbench/samples/osie-1654.jpg (Hutchinson K=32;
   computed once and kept in `--model-store`).
-Per candidate: median ms to read one pixel's curve (random pixels), one timestep's map (random t),
+Per candidate: median (and minimum, less sensitive to a loaded machine) ms to read one pixel's
+curve (random pixels) and one timestep's map (random t),
 seconds to write the cube, and bytes on disk. The OS page cache is warm (as in repeated use).
 """
 from __future__ import annotations
@@ -27,8 +28,8 @@ import numpy as np
 __all__ = ["main", "CANDIDATES"]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "workbench" / "samples"
-#: chunk shapes (t, y, x) compared; each is clipped to the cube's shape
-CANDIDATES = ((10, 128, 128), (50, 16, 16), (50, 32, 32), (50, 64, 64), (25, 64, 64), (10, 64, 64), (5, 128, 128),
+#: chunk shapes (t, y, x) compared; each is clipped to the cube's shape; None = the store's default rule
+CANDIDATES = (None, (10, 128, 128), (50, 16, 16), (50, 32, 32), (50, 64, 64), (25, 64, 64), (10, 64, 64), (5, 128, 128),
               (10, 256, 256), (1, 512, 512), (50, 128, 128))
 
 
@@ -74,7 +75,7 @@ def measure(ds, chunks: tuple[int, int, int], workdir: Path, *, curves: int, map
     spec = group_spec_of(ds)
     spec = slots.GroupSpec(spec.shape, spec.image_shape, spec.timesteps, spec.alphas, spec.attrs, spec.slots,
                            chunks=chunks)
-    path = workdir / f"g-{'x'.join(map(str, chunks))}.zarr"
+    path = workdir / f"g-{'x'.join(map(str, chunks or ('default',)))}.zarr"
     shutil.rmtree(path, ignore_errors=True)
     slots.create_group(path, spec)
     t0 = time.perf_counter()
@@ -95,8 +96,9 @@ def measure(ds, chunks: tuple[int, int, int], workdir: Path, *, curves: int, map
         cube.curves.at(int(ds.timestep[int(i)]))
         tm.append(time.perf_counter() - t0)
     np.testing.assert_array_equal(cube.curves.pixel(H // 2, W // 2).values, ds.rate.values[:, H // 2, W // 2])
-    return {"chunks": list(slots.chunks_for(spec.shape, chunks)), "curve_ms": 1e3 * float(np.median(tc)),
-            "map_ms": 1e3 * float(np.median(tm)), "write_s": write_s, "bytes": _size_bytes(path / "rate"),
+    return {"chunks": list(slots.chunks_for(spec.shape, chunks)), "default": chunks is None, "curve_ms": 1e3 * float(np.median(tc)),
+            "map_ms": 1e3 * float(np.median(tm)), "curve_ms_min": 1e3 * float(np.min(tc)),
+            "map_ms_min": 1e3 * float(np.min(tm)), "write_s": write_s, "bytes": _size_bytes(path / "rate"),
             "raw_bytes": int(ds.rate.nbytes)}
 
 
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     import cache  # noqa: F401  (the accessor)
 
     curves, maps = (20, 5) if args.quick else (200, 30)
-    cands = CANDIDATES[:3] if args.quick else CANDIDATES
+    cands = CANDIDATES[:4] if args.quick else CANDIDATES
     cubes = {"synthetic 512x512x50": synthetic_cube()}
     if not args.no_model:
         cubes["shipped model 64x64x50"] = shipped_cube(Path(args.model_store))
@@ -120,16 +122,22 @@ def main(argv: list[str] | None = None) -> int:
         for name, ds in cubes.items():
             rows, seen = [], set()
             for c in cands:
-                clipped = tuple(min(a, b) for a, b in zip(c, ds.rate.shape))
+                from cache.slots import chunks_for
+
+                clipped = chunks_for(tuple(ds.rate.shape), c)
                 if clipped in seen:
                     continue
                 seen.add(clipped)
                 rows.append(measure(ds, c, Path(tmp), curves=curves, maps=maps))
             results["cubes"][name] = rows
             print(f"\n{name} (raw {ds.rate.nbytes / 1e6:.1f} MB), load average {os.getloadavg()[0]:.1f}")
-            print(f"{'chunks (t,y,x)':>16} {'curve ms':>9} {'map ms':>8} {'write s':>8} {'MB':>7} {'ratio':>6}")
+            print("* = the store's default for this cube")
+            print(f"{'chunks (t,y,x)':>16} {'curve ms':>9} {'(min)':>6} {'map ms':>8} {'(min)':>6} {'write s':>8} "
+                  f"{'MB':>7} {'ratio':>6}")
             for r in rows:
-                print(f"{str(tuple(r['chunks'])):>16} {r['curve_ms']:9.2f} {r['map_ms']:8.2f} {r['write_s']:8.2f} "
+                label = str(tuple(r["chunks"])) + ("*" if r["default"] else "")
+                print(f"{label:>16} {r['curve_ms']:9.2f} {r['curve_ms_min']:6.2f} {r['map_ms']:8.2f} "
+                      f"{r['map_ms_min']:6.2f} {r['write_s']:8.2f} "
                       f"{r['bytes'] / 1e6:7.2f} {r['raw_bytes'] / max(r['bytes'], 1):6.2f}")
     Path(args.json).write_text(json.dumps(results, indent=1))
     print(f"\nwrote {args.json}", file=sys.stderr)

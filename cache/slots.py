@@ -28,11 +28,13 @@ from workbench.errors import WorkbenchError
 
 from . import schema
 
-__all__ = ["GroupSpec", "DEFAULT_CHUNKS", "chunks_for", "create_group", "write_slot", "read_done", "read_attrs",
+__all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "create_group", "write_slot", "read_done", "read_attrs",
            "open_group", "slot_dataset", "sweep_partials", "group_lock", "PARTIAL_MARK"]
 
 #: rate chunk (t, y, x) before clipping to the cube's shape; chosen by bench/bench_store.py (docs/readme/cubes.md)
 DEFAULT_CHUNKS = (10, 128, 128)
+#: a cube up to this size (float32 bytes) is one chunk: one read serves any curve or map (measured faster)
+SMALL_CUBE_BYTES = 2 * 1024 * 1024
 PARTIAL_MARK = ".partial"
 
 
@@ -53,7 +55,10 @@ class GroupSpec:
 
 
 def chunks_for(shape: tuple[int, int, int], chunks: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
-    """Rate chunk (t, y, x) for a cube of `shape` (N, H, W): `chunks` (default DEFAULT_CHUNKS) clipped."""
+    """Rate chunk (t, y, x) for a cube of `shape` (N, H, W): `chunks` clipped to the shape; by
+    default the whole cube when it is small (SMALL_CUBE_BYTES), else DEFAULT_CHUNKS."""
+    if chunks is None and 4 * shape[0] * shape[1] * shape[2] <= SMALL_CUBE_BYTES:
+        return tuple(int(v) for v in shape)
     c = chunks or DEFAULT_CHUNKS
     return tuple(int(min(a, b)) for a, b in zip(c, shape))
 
