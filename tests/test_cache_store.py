@@ -236,3 +236,15 @@ def test_store_creation_killed_before_marker_is_recovered(tmp_path):
     assert (half / "store.json").exists() and not list(half.glob("*.partial*")) and store.keys() == []
     with pytest.raises(WorkbenchError, match="not a cube store"):
         CubeStore(tmp_path / "half" / "groups", create=False)
+
+
+def test_find_by_category_and_ambiguous_names(tmp_path):
+    store = CubeStore(tmp_path / "st")
+    a, b = synthetic_cube(1), synthetic_cube(2)
+    a.attrs["source_image"], b.attrs["source_image"] = "/cat/Stimuli/Action/001.jpg", "/cat/Stimuli/Art/001.jpg"
+    ka, kb = store.put(a), store.put(b)
+    with pytest.raises(WorkbenchError, match="names 2 images"):
+        store.find("001")
+    assert store.find("Action/001") == ka and store.find("Art/001") == kb
+    assert store.find("/cat/Stimuli/Art/001.jpg") == kb and store.find(kb[:10]) == kb
+    assert store.find("001", params=CubeParams(K=5, steps=6)) is None
