@@ -18,13 +18,15 @@ __all__ = ["AppContext"]
 
 @dataclass
 class AppContext:
-    """Shared server state: `catalog`, `dataset` folder, `model` spec, `device`, lazy `adapter()`."""
+    """Shared server state: `catalog`, `dataset` folder, `model` spec, `device`, display `max_side`,
+    lazy `adapter()`."""
 
     catalog: CubeCatalog
     dataset: Path | None = None
     model: str | None = None
     device: str = "cpu"
     steps: int = 50
+    max_side: int = 256  # maps are block-averaged to at most this many cells per side for display
     _adapter: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)

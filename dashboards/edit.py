@@ -135,6 +135,7 @@ class EditView(pn.viewable.Viewer):
         self._draw_source()
         self.result_pane.object = None
         self.curve_pane.object = None
+        self.result_pane.visible = self.curve_pane.visible = self.loss_pane.visible = False
         self.metrics.object = ""
         self.download.disabled = self.save_button.disabled = True
 
@@ -150,7 +151,7 @@ class EditView(pn.viewable.Viewer):
         if self.reference is not None:
             fig.add_scatter(x=[self.reference[0]], y=[self.reference[1]], mode="markers", hoverinfo="skip",
                             marker=dict(symbol="x", size=14, color="#ff1744", line=dict(width=2, color="white")))
-        fig.update_layout(dragmode="select", clickmode="event+select", selectdirection="any")
+        fig.update_layout(dragmode="select", clickmode="event", selectdirection="any")  # a click must not replace the selection
         self.image_pane.object = fig
 
     # -- selection and reference ---------------------------------------------------------------
@@ -242,7 +243,7 @@ class EditView(pn.viewable.Viewer):
         self.result = None
         self.job = Job(work, name="edit").start()
         self.progress.value, self.progress.visible = 0, True
-        self.loss_pane.visible = True
+        self.loss_pane.visible = False
         self.launch_button.disabled, self.cancel_button.disabled = True, False
         self.status.object = f"running **{cfg.task}** ..."
         if pn.state.curdoc is not None and self._poll_cb is None:
@@ -272,11 +273,7 @@ class EditView(pn.viewable.Viewer):
                      "evaluate": "evaluating the result"}.get(info.get("stage"), "running")
             self.status.object = (f"{stage}: iteration {min(done, n)}/{n}, loss {loss:.4g} (best {best:.4g}), "
                                   f"{job.elapsed:.0f} s")
-            if self._losses:
-                self.loss_pane.object = figures.curves_figure(np.arange(1, len(self._losses) + 1),
-                                                              [("loss", np.asarray(self._losses))], title="Loss",
-                                                              height=220, yaxis_title="loss")
-                self.loss_pane.object.update_xaxes(title="iteration")
+            self._show_losses()
         elif not job.done:
             self.status.object = f"{info.get('status', 'running')} ... {job.elapsed:.0f} s"
         if not job.done:
@@ -292,20 +289,28 @@ class EditView(pn.viewable.Viewer):
             self.status.object = "failed."
             return
         self.result = job.result
-        self._losses = list(getattr(self.result, "losses", self._losses))
+        self._losses = [float(v) for v in getattr(self.result, "losses", self._losses)]
+        self._show_losses()
         self._show_result(job.elapsed)
+
+    def _show_losses(self) -> None:
+        if len(self._losses) < 2:
+            return
+        fig = figures.curves_figure(np.arange(1, len(self._losses) + 1), [("loss", np.asarray(self._losses))],
+                                    title="Loss", height=220, yaxis_title="loss")
+        fig.update_xaxes(title="iteration")
+        self.loss_pane.object, self.loss_pane.visible = fig, True
 
     def _show_result(self, elapsed: float) -> None:
         r = self.result
         orig, edited = np.asarray(r.original.convert("RGB")), np.asarray(r.edited.convert("RGB"))
         h, w = orig.shape[:2]
-        fig = figures.map_figure((h, w), image=np.concatenate([orig, np.full((h, max(2, w // 32), 3), 255,
-                                                                              np.uint8), edited], 1),
-                                 title="Original | edited (model resolution)", height=300)
+        gap = np.full((h, max(2, w // 32), 3), 255, np.uint8)
+        both = np.concatenate([orig, gap, edited], 1)
+        fig = figures.map_figure(both.shape[:2], image=both, title="Original | edited (model resolution)", height=300)
         fig.data = fig.data[:-1]
-        fig.update_xaxes(range=[-0.5, 2 * w + max(2, w // 32) - 0.5])
-        fig.update_yaxes(range=[h - 0.5, -0.5])
         self.result_pane.object = fig
+        self.result_pane.visible = self.curve_pane.visible = True
         curves = [("region before", np.asarray(r.curve_before)), ("region after", np.asarray(r.curve_after))]
         if getattr(r, "reference_curve", None) is not None:
             curves.append(("reference", np.asarray(r.reference_curve)))
@@ -347,7 +352,8 @@ class EditView(pn.viewable.Viewer):
     def __panel__(self):
         w = pn.widgets
         side = pn.Column(
-            w.Select.from_param(self.param.image_path, name="Image", sizing_mode="stretch_width"),
+            w.Select.from_param(self.param.image_path, name="Image", sizing_mode="stretch_width",
+                                css_classes=["edit-image-select"]),
             pn.pane.Markdown("or drop an image:", margin=(0, 10)), self.upload_widget,
             w.RadioButtonGroup.from_param(self.param.task, name="Task", sizing_mode="stretch_width"),
             w.IntInput.from_param(self.param.n_iter, name="Iterations", css_classes=["edit-n_iter"]),

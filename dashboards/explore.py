@@ -46,6 +46,7 @@ class ExploreView(pn.viewable.Viewer):
     new_K = param.Integer(default=32, bounds=(1, 512), doc="Hutchinson probes of a new image's cube")
 
     def __init__(self, context: AppContext, **params):
+        params.setdefault("max_side", context.max_side)
         super().__init__(**params)
         self.context = context
         self._ds = None

@@ -119,7 +119,7 @@ class SaliencyView(pn.viewable.Viewer):
         self.truth_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.fluct_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.table = pn.widgets.Tabulator(None, disabled=True, selectable=1, show_index=False, height=300,
-                                          sizing_mode="stretch_width", pagination=None)
+                                          sizing_mode="stretch_width", pagination=None, css_classes=["saliency-table"])
         self.table.on_click(self._on_row_click)
         self.averages = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width")
         self.message = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")

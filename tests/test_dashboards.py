@@ -298,6 +298,7 @@ def test_edit_launch_progress_result_and_save(tmp_path, tiny_adapter_pixel):
     r = v.result
     assert r is not None and r.iterations_done == 2 and not r.cancelled
     assert len(v.curve_pane.object.data) == 3  # before, after, reference
+    assert v.result_pane.object.layout.xaxis.range[1] > 2 * r.edited.size[0] - 1  # original | edited, unstretched
     np.testing.assert_allclose(v.curve_pane.object.data[0].y, r.curve_before, rtol=1e-6)
     assert "iterations" in v.metrics.object and not v.download.disabled
     png = Image.open(v.result_png())

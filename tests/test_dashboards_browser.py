@@ -90,6 +90,20 @@ def _click_point(page, plot, x: float, y: float) -> None:
     page.mouse.click(px, py)
 
 
+def _text(loc) -> str:
+    """The text a Panel pane shows (it lives in the component's shadow root)."""
+    return loc.evaluate("""el => { const root = el.shadowRoot || el;
+        return Array.from(root.children).filter(c => !['STYLE', 'LINK'].includes(c.tagName))
+                    .map(c => c.innerText || c.textContent).join(' '); }""")
+
+
+def _wait_text(loc, pred, timeout: float) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not pred(_text(loc)):
+        time.sleep(0.2)
+    return _text(loc)
+
+
 def _wait_for(plot, js: str, arg=None, timeout: float = 20.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -148,7 +162,7 @@ def test_explore_click_slider_and_two_tabs(server, browser, tmp_path):
 def test_edit_box_reference_launch_shows_the_edited_image(server, browser, tmp_path):
     url, _, root = server
     page, errors = _open(browser, url)
-    page.get_by_role("tab", name="Edit").click()
+    page.locator(".bk-tab", has_text="Edit").click()
     img = page.locator(".edit-image .js-plotly-plot")
     img.wait_for(state="visible", timeout=30_000)
     for name, value in (("n_iter", "1"), ("steps", "2")):
@@ -163,22 +177,18 @@ def test_edit_box_reference_launch_shows_the_edited_image(server, browser, tmp_p
     page.mouse.move(x1, y1, steps=8)
     page.mouse.up()
     status = page.locator(".edit-status")
-    page.wait_for_function("() => true")
-    deadline = time.time() + 15
-    while time.time() < deadline and "px" not in status.inner_text():
-        time.sleep(0.1)
-    assert "region:" in status.inner_text() and "no region" not in status.inner_text()
+    text = _wait_text(status, lambda t: "region:" in t, 15)
+    page.screenshot(path=str(tmp_path / "edit-selected.png"), full_page=True)
+    assert "region:" in text and "no region" not in text, text
+    region_px = int(text.split("region:")[1].split("px")[0])
+    assert region_px > 0.05 * W * H, text  # the whole box, not one grid point
     _click_point(page, img, W * 0.1, H * 0.9)
-    deadline = time.time() + 15
-    while time.time() < deadline and "reference: x=" not in status.inner_text():
-        time.sleep(0.1)
-    assert "reference: x=" in status.inner_text()
+    text = _wait_text(status, lambda t: "reference: x=" in t, 15)
+    assert "reference: x=" in text and f"region: {region_px} px" in text, text  # the click kept the box
     page.screenshot(path=str(tmp_path / "edit-selected.png"), full_page=True)
     page.locator(".edit-launch button").click()
-    deadline = time.time() + 600
-    while time.time() < deadline and not status.inner_text().startswith(("done", "failed", "cancelled")):
-        time.sleep(0.5)
-    assert status.inner_text().startswith("done"), status.inner_text() + page.locator(".edit-message").inner_text()
+    text = _wait_text(status, lambda t: t.strip().startswith(("done", "failed", "cancelled")), 600)
+    assert text.strip().startswith("done"), text + _text(page.locator(".edit-message"))
     result = page.locator(".edit-result .js-plotly-plot")
     _wait_for(result, "el => el.data.length > 0 && el.data[0].type === 'image'")
     page.screenshot(path=str(tmp_path / "edit-done.png"), full_page=True)
