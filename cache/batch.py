@@ -21,7 +21,7 @@ from PIL import Image
 from workbench.errors import WorkbenchError
 
 from . import schema, slots
-from .keys import cube_key, image_bytes
+from .keys import cube_key, dtype_name, image_bytes, model_identity
 from .params import CubeParams
 
 __all__ = ["BatchPlan", "plan_batch", "build_batch", "compute_slot"]
@@ -44,7 +44,8 @@ class BatchPlan:
 
 
 def plan_batch(store, images, model_fingerprint: str, params: CubeParams) -> BatchPlan:
-    """Hash every image (content keys), drop duplicates, and find the ones the store lacks."""
+    """Hash every image (content keys), drop duplicates, and find the ones the store lacks.
+    `model_fingerprint` is what the keys hash of the model (`cache.keys.model_identity(adapter)`)."""
     keys, paths, blobs, seen = [], [], [], set()
     for img in images:
         raw = image_bytes(img)
@@ -69,7 +70,8 @@ def _group_spec(adapter, params: CubeParams, slot_rows: list[dict]) -> slots.Gro
     sched = make_schedule(adapter, params.steps)
     _, H, W = adapter.model_shape
     attrs = {"model_fingerprint": adapter.fingerprint(), "model_name": str(getattr(adapter, "name", "model")),
-             **params.as_attrs(), "scale": int(adapter.scale), "package_version": package_version()}
+             **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter),
+             "package_version": package_version()}
     return slots.GroupSpec(shape=(len(sched), H, W), image_shape=tuple(adapter.image_size),
                            timesteps=sched.timesteps.cpu().numpy(), alphas=sched.alphas.double().cpu().numpy(),
                            attrs=attrs, slots=slot_rows)
@@ -107,9 +109,9 @@ def compute_slot(group_path: str, slot: int, blob: bytes, key: str, params: Cube
     pil = Image.open(io.BytesIO(blob))
     pil.load()
     ds = compute_cube(adapter, pil.convert("RGB"), params, progress=progress)
-    got = cube_key(blob, adapter.fingerprint(), params)
+    got = cube_key(blob, model_identity(adapter), params)
     if got != key:  # a worker with other weights would silently store wrong cubes
-        raise WorkbenchError(f"the worker's model has fingerprint {adapter.fingerprint()}, not the batch's: give "
+        raise WorkbenchError(f"the worker's model is {model_identity(adapter)}, not the batch's: give "
                              "every worker the same --model (the same path string: run the workers from the same folder, or "
                              "pass an absolute path)")
     slots.write_slot(Path(group_path), slot, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values)
@@ -129,7 +131,7 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
     cluster of N worker processes; cluster workers load the model from `model` (a path or "default";
     None ships `adapter` to them) and must see the store's folder.
     """
-    plan = plan or plan_batch(store, images, adapter.fingerprint(), params)
+    plan = plan or plan_batch(store, images, model_identity(adapter), params)
     total = len(plan.keys)
     if progress:
         progress(plan.cached, total)
@@ -156,7 +158,7 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
                     progress(finished, total)
     leftovers = [i for i in plan.todo if plan.keys[i] not in slot_of]
     if leftovers:  # images of this batch that its existing group has no slot for (rare): a group of their own
-        sub = plan_batch(store, [plan.images[i] for i in leftovers], adapter.fingerprint(), params)
+        sub = plan_batch(store, [plan.images[i] for i in leftovers], model_identity(adapter), params)
         build_batch(store, sub.images, adapter, params, cube_progress=cube_progress, scheduler=scheduler,
                     local_cluster=local_cluster, model=model, device=device, plan=sub)
         if progress:
@@ -171,8 +173,9 @@ def _prepare_group(store, path: Path, plan: BatchPlan, adapter, params: CubePara
         rows = [_slot_row(plan.keys[i], plan.images[i]) for i in plan.todo]
         slots.create_group(path, _group_spec(adapter, params, rows))
     attrs = slots.read_attrs(path)
-    if attrs.get("model_fingerprint") != adapter.fingerprint() or \
-            any(attrs.get(k) != v for k, v in params.as_attrs().items()):
+    same_model = attrs.get("model_fingerprint") == adapter.fingerprint() and \
+        attrs.get("dtype", "float32") == dtype_name(adapter)
+    if not same_model or any(attrs.get(k) != v for k, v in params.as_attrs().items()):
         raise WorkbenchError(f"{path.name} in {store.path} was written with another model or parameters: delete that "
                              "folder and rerun")
     return {row["key"]: i for i, row in enumerate(attrs["slots"])}

@@ -11,7 +11,7 @@ from PIL import Image
 from workbench.errors import WorkbenchError
 
 from . import schema
-from .keys import cube_key, image_bytes
+from .keys import cube_key, dtype_name, image_bytes, model_identity
 from .params import CubeParams
 
 __all__ = ["compute_cube", "cube_from_arrays", "package_version"]
@@ -69,8 +69,9 @@ def compute_cube(adapter, image: str | Path | Image.Image, params: CubeParams = 
     fp = adapter.fingerprint()
     source = getattr(image, "filename", "") if isinstance(image, Image.Image) else str(Path(image).resolve())
     attrs = {"model_fingerprint": fp, "model_name": str(getattr(adapter, "name", "model")),
-             **params.as_attrs(), "scale": int(adapter.scale), "source_image": str(source or ""),
+             **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter),
+             "source_image": str(source or ""),
              "source_size": [int(v) for v in prep.source_size], "package_version": package_version(),
-             "schema_version": schema.SCHEMA_VERSION, "key": cube_key(raw, fp, params), "complete": 1}
+             "schema_version": schema.SCHEMA_VERSION, "key": cube_key(raw, model_identity(adapter), params), "complete": 1}
     return cube_from_arrays(cube.cpu().numpy(), sched.timesteps.cpu().numpy(), sched.alphas.double().cpu().numpy(),
                             to_uint8(prep.pixels), attrs=attrs)

@@ -16,7 +16,7 @@ from workbench.errors import WorkbenchError
 
 from .params import CubeParams
 
-__all__ = ["KEY_VERSION", "cube_key", "image_bytes"]
+__all__ = ["KEY_VERSION", "cube_key", "image_bytes", "model_identity", "dtype_name"]
 
 #: bumped only if the key recipe itself changes (it invalidates every stored key)
 KEY_VERSION = "cube-key-v1"
@@ -45,3 +45,15 @@ def cube_key(image_bytes: bytes, model_fingerprint: str, params: CubeParams) -> 
     h.update(b"\0model\0" + str(model_fingerprint).encode())
     h.update(b"\0params\0" + json.dumps(params.as_dict(), sort_keys=True, separators=(",", ":")).encode())
     return h.hexdigest()[:32]
+
+
+def dtype_name(adapter) -> str:
+    """The adapter's compute dtype as a short string ('float32', 'float16', ...)."""
+    return str(getattr(adapter, "dtype", "torch.float32")).replace("torch.", "")
+
+
+def model_identity(adapter) -> str:
+    """What a key hashes of the model: its weight fingerprint, plus the compute dtype unless float32
+    (a float16 cube is not a float32 cube)."""
+    fp, dt = str(adapter.fingerprint()), dtype_name(adapter)
+    return fp if dt == "float32" else f"{fp}@{dt}"

@@ -21,7 +21,7 @@ from PIL import Image
 from workbench.errors import WorkbenchError
 
 from . import schema, slots
-from .keys import cube_key, image_bytes
+from .keys import cube_key, image_bytes, model_identity
 from .params import CubeParams
 
 __all__ = ["CubeStore", "STORE_FILE"]
@@ -251,8 +251,8 @@ class CubeStore:
         return key
 
     def key_of(self, adapter, image: str | os.PathLike | Image.Image, params: CubeParams) -> str:
-        """The content key of `image` under this model and parameters."""
-        return cube_key(image_bytes(image), adapter.fingerprint(), params)
+        """The content key of `image` under this model (weights and compute dtype) and parameters."""
+        return cube_key(image_bytes(image), model_identity(adapter), params)
 
     def get_or_compute(self, adapter, image: str | os.PathLike | Image.Image, params: CubeParams = CubeParams(), *,
                        progress: Callable[[int, int], None] | None = None) -> xr.Dataset:

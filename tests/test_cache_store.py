@@ -69,6 +69,22 @@ def test_key_is_stable_and_sensitive(tmp_path):
         image_bytes(tmp_path / "missing.png")
 
 
+def test_model_identity_includes_a_non_default_dtype():
+    import torch
+
+    from cache.keys import model_identity
+
+    class Fake:
+        def __init__(self, dtype):
+            self.dtype = dtype
+
+        def fingerprint(self):
+            return "abc"
+
+    assert model_identity(Fake(torch.float32)) == "abc"  # float32 keys are the plain fingerprint
+    assert model_identity(Fake(torch.float16)) == "abc@float16"
+
+
 # --- store round trip ---------------------------------------------------------------------
 def test_schema_round_trip(tmp_path):
     ds = synthetic_cube()

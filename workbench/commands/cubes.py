@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
     from cache.batch import build_batch, plan_batch
+    from cache.keys import model_identity
     from cache.params import CubeParams
     from cache.sources import find_images
     from cache.store import CubeStore
@@ -57,11 +58,11 @@ def run(args) -> int:
     if args.channel is not None and args.channel >= adapter.model_shape[0]:
         raise WorkbenchError(f"--channel {args.channel} is out of range: the model has {adapter.model_shape[0]} "
                              f"channels (0..{adapter.model_shape[0] - 1})")
-    plan = plan_batch(store, source.images, adapter.fingerprint(), params)
+    plan = plan_batch(store, source.images, model_identity(adapter), params)
     where = f"dask cluster {args.scheduler}" if args.scheduler else (
         f"local dask cluster of {args.local_cluster} workers" if args.local_cluster else f"this process ({device})")
     print(f"# {len(plan.keys)} images: {plan.cached} already in {store.path}, {len(plan.todo)} to compute on {where}; "
-          f"model {adapter.name} ({adapter.fingerprint()}), rate {params.definition}, {params.estimator} K={params.K}, "
+          f"model {adapter.name} ({model_identity(adapter)}), rate {params.definition}, {params.estimator} K={params.K}, "
           f"{params.steps} steps", file=sys.stderr)
     images_bar = progress_bar(len(plan.keys), "cubes")
     cube_bar = _per_image_bar(params.steps)
