@@ -96,7 +96,8 @@ def measure(ds, chunks: tuple[int, int, int], workdir: Path, *, curves: int, map
         cube.curves.at(int(ds.timestep[int(i)]))
         tm.append(time.perf_counter() - t0)
     np.testing.assert_array_equal(cube.curves.pixel(H // 2, W // 2).values, ds.rate.values[:, H // 2, W // 2])
-    return {"chunks": list(slots.chunks_for(spec.shape, chunks)), "default": chunks is None, "curve_ms": 1e3 * float(np.median(tc)),
+    return {"chunks": list(slots.chunks_for(spec.shape, chunks)), "default": chunks is None,
+            "curve_ms": 1e3 * float(np.median(tc)),
             "map_ms": 1e3 * float(np.median(tm)), "curve_ms_min": 1e3 * float(np.min(tc)),
             "map_ms_min": 1e3 * float(np.min(tm)), "write_s": write_s, "bytes": _size_bytes(path / "rate"),
             "raw_bytes": int(ds.rate.nbytes)}

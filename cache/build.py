@@ -72,6 +72,7 @@ def compute_cube(adapter, image: str | Path | Image.Image, params: CubeParams = 
              **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter),
              "source_image": str(source or ""),
              "source_size": [int(v) for v in prep.source_size], "package_version": package_version(),
-             "schema_version": schema.SCHEMA_VERSION, "key": cube_key(raw, model_identity(adapter), params), "complete": 1}
+             "schema_version": schema.SCHEMA_VERSION, "key": cube_key(raw, model_identity(adapter), params),
+             "complete": 1}
     return cube_from_arrays(cube.cpu().numpy(), sched.timesteps.cpu().numpy(), sched.alphas.double().cpu().numpy(),
                             to_uint8(prep.pixels), attrs=attrs)

@@ -27,7 +27,8 @@ class CubeParams:
 
     def __post_init__(self):
         if self.definition not in _DEFINITIONS:
-            raise WorkbenchError(f"unknown rate definition {self.definition!r}: choose one of {', '.join(_DEFINITIONS)}")
+            raise WorkbenchError(f"unknown rate definition {self.definition!r}: choose one of "
+                                 f"{', '.join(_DEFINITIONS)}")
         if self.estimator not in _ESTIMATORS:
             raise WorkbenchError(f"unknown estimator {self.estimator!r}: choose one of {', '.join(_ESTIMATORS)}")
         for name in ("K", "steps"):

@@ -49,13 +49,15 @@ def check_cube(ds: xr.Dataset) -> None:
     """Raise `WorkbenchError` unless `ds` is a single-image cube of this schema (rate (t, y, x), image, alpha)."""
     D = DIMS
     missing = [v for v in (VAR_RATE, VAR_IMAGE, VAR_ALPHA) if v not in ds.variables]
-    if missing or COORD_T not in ds.coords:
-        raise WorkbenchError(f"not a curve cube: missing {', '.join(missing + ([COORD_T] if COORD_T not in ds.coords else []))}"
-                             " (build cubes with cache.build.compute_cube)")
+    missing += [] if COORD_T in ds.coords else [COORD_T]
+    if missing:
+        raise WorkbenchError(f"not a curve cube: missing {', '.join(missing)} (build cubes with "
+                             "cache.build.compute_cube)")
     if ds[VAR_RATE].dims != (D["t"], D["y"], D["x"]):
         raise WorkbenchError(f"rate has dims {ds[VAR_RATE].dims}, expected ('t', 'y', 'x'): pass a single-image cube")
     if ds[VAR_IMAGE].dims != (D["image_y"], D["image_x"], D["rgb"]):
         raise WorkbenchError(f"image has dims {ds[VAR_IMAGE].dims}, expected ('iy', 'ix', 'rgb')")
     absent = [k for k in ("model_fingerprint", "key", "steps", "estimator") if k not in ds.attrs]
     if absent:
-        raise WorkbenchError(f"the cube lacks the attributes {', '.join(absent)}: build it with cache.build.compute_cube")
+        raise WorkbenchError(f"the cube lacks the attributes {', '.join(absent)}: build it with "
+                             "cache.build.compute_cube")

@@ -28,7 +28,8 @@ from workbench.errors import WorkbenchError
 
 from . import schema
 
-__all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "create_group", "write_slot", "read_done", "read_attrs",
+__all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "create_group", "write_slot",
+           "read_done", "read_attrs",
            "open_group", "slot_dataset", "sweep_partials", "group_lock", "PARTIAL_MARK"]
 
 #: rate chunk (t, y, x) before clipping to the cube's shape; chosen by bench/bench_store.py (docs/readme/cubes.md)

@@ -93,7 +93,8 @@ def test_resume_after_kill9_matches_uninterrupted_run(tmp_path, tiny_pixel_dir, 
     imgs = make_images(tmp_path / "imgs", n, seed=7)
     store_dir = tmp_path / "killed"
     args = ["cubes", str(tmp_path / "imgs"), "--store", str(store_dir), "--model", str(tiny_pixel_dir),
-            "--K", str(KILL_PARAMS.K), "--steps", str(KILL_PARAMS.steps), "--seed", str(KILL_PARAMS.seed), "--device", "cpu"]
+            "--K", str(KILL_PARAMS.K), "--steps", str(KILL_PARAMS.steps), "--seed", str(KILL_PARAMS.seed),
+            "--device", "cpu"]
     proc = _run_cli(*args)
     deadline = time.time() + 300
     done = 0

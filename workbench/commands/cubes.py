@@ -62,7 +62,8 @@ def run(args) -> int:
     where = f"dask cluster {args.scheduler}" if args.scheduler else (
         f"local dask cluster of {args.local_cluster} workers" if args.local_cluster else f"this process ({device})")
     print(f"# {len(plan.keys)} images: {plan.cached} already in {store.path}, {len(plan.todo)} to compute on {where}; "
-          f"model {adapter.name} ({model_identity(adapter)}), rate {params.definition}, {params.estimator} K={params.K}, "
+          f"model {adapter.name} ({model_identity(adapter)}), rate {params.definition}, "
+          f"{params.estimator} K={params.K}, "
           f"{params.steps} steps", file=sys.stderr)
     images_bar = progress_bar(len(plan.keys), "cubes")
     cube_bar = _per_image_bar(params.steps)

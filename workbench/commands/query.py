@@ -1,4 +1,4 @@
-"""`workbench query STORE --image NAME --pixel X,Y | --region MASK.png | --t T`: read curves and maps from a cube store."""
+"""`workbench query STORE --image NAME --pixel X,Y | --region MASK.png | --t T`: curves and maps from a store."""
 from __future__ import annotations
 
 import argparse
@@ -60,7 +60,8 @@ def run(args) -> int:
         m = ds.curves.at(args.t)
         meta.update(timestep=int(m.timestep), requested_t=args.t)
         if fmt == "png":
-            return _emit_bytes(_map_png(m.values, ds.sizes["iy"], ds.sizes["ix"]), _out(args, name, f"t{int(m.timestep)}"))
+            png = _map_png(m.values, ds.sizes["iy"], ds.sizes["ix"])
+            return _emit_bytes(png, _out(args, name, f"t{int(m.timestep)}"))
         return _emit_text(_map_text(m.values, meta, fmt), args.out)
     if args.pixel is not None:
         x, y = parse_xy(args.pixel)
