@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run a saliency experiment on a data set (OSIE, MIT/CAT2000 or a folder of "
                                    "image + map pairs) and write OUT/report.html, figures.json, results.json, "
                                    "tables.md and maps.png. 'saliency' runs all four on one set of cubes.")
-    p.add_argument("which", choices=tuple(WHICH),
-                   help="experiment to run ('saliency' = the four; 'tune' = sweep L and t_b, use with --images dev)")
+    p.add_argument("which", help="experiment(s), comma-separated: paired, predictor, curves, perceptual, saliency "
+                                 "(= the four), tune (sweep L and t_b; use with --images dev)")
     p.add_argument("--data", required=True, help="data set folder (OSIE root, CAT2000 root, or image + map pairs)")
     p.add_argument("--out", required=True, help="output folder for the report")
     p.add_argument("--store", default=None, help="cube store folder (default $WORKBENCH_CACHE/cubes)")
@@ -56,6 +56,11 @@ def run(args) -> int:
     from ..errors import WorkbenchError
     from ..rates import RATE_DEFINITIONS
 
+    names = [w.strip() for w in args.which.split(",") if w.strip()]
+    bad = [w for w in names if w not in WHICH]
+    if bad or not names:
+        raise WorkbenchError(f"unknown experiment {bad[0] if bad else args.which!r}: choose from {', '.join(WHICH)}")
+    which = tuple(dict.fromkeys(e for w in names for e in WHICH[w]))
     rates = [r.strip() for r in args.rate.split(",") if r.strip()]
     ests = [e.strip() for e in args.estimator.split(",") if e.strip()]
     for r in rates:
@@ -88,7 +93,7 @@ def run(args) -> int:
         if done >= total:
             bar.close()
 
-    results = run_experiments(cfg, WHICH[args.which], out=args.out, progress=progress)
+    results = run_experiments(cfg, which, out=args.out, progress=progress)
     print(tables_markdown(results))
     print(f"# report: {args.out}/report.html (figures.json, results.json, tables.md, maps.png)", flush=True)
     return 0
