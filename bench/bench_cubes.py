@@ -220,7 +220,9 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
                 exact_cache: Path | None = None, on_update: Callable[[dict], None] | None = None) -> dict:
     """Benchmark one model/trajectory: every estimator's full cube (time, memory) and its accuracy vs exact.
 
-    estimators: dicts with `estimator`, `K` and optional `rank`, `batch`, `chunk`. on_update(section)
+    estimators: dicts with `estimator`, `K` and optional `rank`, `batch`, `chunk`, `full` (default True:
+    a full N-step cube is timed and scored; False: only the maps at the exact timesteps, by the same
+    batched code and probes, the time extrapolated to N and labelled so). on_update(section)
     is called with the partial section after every estimator (so a long run can be read as it goes).
     """
     from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
@@ -251,7 +253,11 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
     cp = rng.choice(H * W, size=min(curve_pixels, H * W), replace=False)
     cpix = [(int(p // W), int(p % W)) for p in cp]
     fl_exact, curves_s = None, None
-    if cpix:
+    from workbench.ddim import Schedule, Trajectory
+
+    sch = traj.schedule
+    sub_traj = Trajectory(Schedule(sch.timesteps[idx], sch.alphas[idx], sch.alpha_final), traj.states[idx], traj.x0)
+    if cpix and any(e.get("full", True) for e in estimators):
         _log(f"[{name}] exact curves of {len(cpix)} pixels over {N} timesteps")
         curves, curves_s = _timed(lambda: pixel_curves(adapter, traj, cpix, chunk=chunk), device)
         fl_exact = fluctuation(curves.numpy(), ts, axis=-1)
@@ -272,20 +278,28 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
         label = e["estimator"] + (f" K={e['K']}" if e["estimator"] != "rsvd" else f" rank={e['K']}")
         if e.get("rank"):
             label += f" rank={e['rank']}"
-        _log(f"[{name}] {label}: full {N}-step cube")
-        _reset_peak(device)
+        full = e.get("full", True)
         kw = {k: e[k] for k in ("rank", "batch") if e.get(k)}
-        cube, dt = _timed(lambda: rate_cube(adapter, traj, estimator=e["estimator"], K=e["K"], seed=seed,
-                                            chunk=e.get("chunk", chunk), **kw), device)
+        run = lambda tr: rate_cube(adapter, tr, estimator=e["estimator"], K=e["K"], seed=seed,  # noqa: E731
+                                   chunk=e.get("chunk", chunk), **kw)
+        _log(f"[{name}] {label}: " + (f"full {N}-step cube" if full else f"maps at the {len(idx)} exact timesteps"))
+        _reset_peak(device)
+        if full:
+            cube, dt = _timed(lambda: run(traj), device)
+            cpu_s, c = _LAST_CPU_S[0], cube.numpy()
+            maps = c[idx]
+        else:  # the same probes and batched code on the exact timesteps only; time extrapolated to N
+            maps, dt = _timed(lambda: run(sub_traj).numpy(), device)
+            dt, cpu_s = dt * N / len(idx), _LAST_CPU_S[0] * N / len(idx)
         mem = _peak_mb(device)
-        c = cube.numpy()
-        est = c[idx] if sub is None else c[idx][:, sub[:, 0], sub[:, 1]]
+        est = maps if sub is None else maps[:, sub[:, 0], sub[:, 1]]
         per_t = [_spearman(est[j], exact[j]) for j in range(len(idx))]
         rel = np.abs(est - exact) / np.maximum(exact, 1e-30)
         row = dict(estimator=e["estimator"], K=e["K"], rank=e.get("rank"), label=label, seconds_per_cube=round(dt, 2),
-                   cpu_seconds_per_cube=round(_LAST_CPU_S[0], 1), load_after=_load(),
+                   seconds_per_cube_is="measured" if full else f"extrapolated from {len(idx)} timesteps",
+                   cpu_seconds_per_cube=round(cpu_s, 1), load_after=_load(),
                    ratio_exact_over_estimator=round(exact_cube_s / dt, 1),
-                   ratio_exact_over_estimator_cpu=_finite(exact_cpu_s * exact_cube_s / exact_s / max(_LAST_CPU_S[0], 1e-9)),
+                   ratio_exact_over_estimator_cpu=_finite(exact_cpu_s * exact_cube_s / exact_s / max(cpu_s, 1e-9)),
                    spearman_rate=round(float(np.mean(per_t)), 4), spearman_rate_per_timestep=[round(v, 4) for v in per_t],
                    median_relative_error=round(float(np.median(rel)), 4), **mem)
         if sub is None:
@@ -295,7 +309,7 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
             keep = inner[sub[:, 0], sub[:, 1]]
             row["spearman_rate_interior"] = round(float(np.mean([_spearman(est[j][keep], exact[j][keep])
                                                                  for j in range(len(idx))])), 4)
-        if fl_exact is not None:
+        if fl_exact is not None and full:
             fl = fluctuation(c[:, [p[0] for p in cpix], [p[1] for p in cpix]], ts, axis=0)
             row["spearman_fluctuation"] = round(_spearman(fl, fl_exact), 4)
         _log(f"  {dt:.1f} s, Spearman {row['spearman_rate']:.4f} (interior {row['spearman_rate_interior']:.4f})"
@@ -322,6 +336,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ks", type=_ints, default=None, help="Hutchinson K values (default 8,16,32,64,128)")
     p.add_argument("--rsvd-rank", type=int, default=None, help="rank of plain rsvd (default 16)")
     p.add_argument("--diagpp", default=None, help="rsvd+hutchinson as RANK:K (default 8:32)")
+    p.add_argument("--full-ks", type=_ints, default=None,
+                   help="Hutchinson K values that get a full timed cube (default: all); the others are "
+                        "scored at the exact timesteps and their time extrapolated")
+    p.add_argument("--no-full-others", action="store_true",
+                   help="rsvd and rsvd+hutchinson: score at the exact timesteps only, time extrapolated")
     p.add_argument("--exact-timesteps", type=int, default=None, help="timesteps with an exact map (default 3)")
     p.add_argument("--exact-pixels", type=int, default=None,
                    help="0: whole exact maps; P: exact on P random pixels by columns (default 0; 64 with --quick)")
@@ -361,8 +380,10 @@ def main(argv: list[str] | None = None) -> dict:
     exact_t = a.exact_timesteps or (1 if q else 3)
     exact_px = a.exact_pixels if a.exact_pixels is not None else (64 if q else 0)
     curve_px = a.curve_pixels if a.curve_pixels is not None else (8 if q else 32)
-    est = [dict(estimator="hutchinson", K=k) for k in ks] + [dict(estimator="rsvd", K=rsvd_rank),
-                                                           dict(estimator="rsvd+hutchinson", K=dk, rank=dr)]
+    full_ks = set(ks if a.full_ks is None else a.full_ks)
+    est = [dict(estimator="hutchinson", K=k, full=k in full_ks) for k in ks]
+    est += [dict(estimator="rsvd", K=rsvd_rank, full=not a.no_full_others),
+            dict(estimator="rsvd+hutchinson", K=dk, rank=dr, full=not a.no_full_others)]
     res = dict(command="python -m bench.bench_cubes " + " ".join(argv if argv is not None else sys.argv[1:]),
                date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), load_before=_load(),
                torch=torch.__version__, threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
@@ -424,7 +445,8 @@ def _print_table(res: dict) -> None:
             print(f"{r['label']:<28}{r['seconds_per_cube']:>9.1f}{r['cpu_seconds_per_cube']:>9.1f}"
                   f"{r['ratio_exact_over_estimator']:>11.1f}"
                   f"{r['spearman_rate']:>10.4f}{r['spearman_rate_interior']:>10.4f}"
-                  f"{r.get('spearman_fluctuation', float('nan')):>10.4f}{r['median_relative_error']:>9.3f}{mem:>9.0f}")
+                  f"{r.get('spearman_fluctuation', float('nan')):>10.4f}{r['median_relative_error']:>9.3f}{mem:>9.0f}"
+                  f"{'' if r['seconds_per_cube_is'] == 'measured' else '  (time ' + r['seconds_per_cube_is'] + ')'}")
     print(f"\nload average before {res['load_before']}, after {res['load_after']}; {res['threads']} threads")
     if "gpu" in res:
         print("GPU (SD 2.1 base, 512x512):", res["gpu"])
