@@ -76,3 +76,18 @@ def test_bad_inputs():
         fluctuation(np.ones(50), TS, window=1)
     with pytest.raises(WorkbenchError, match="timesteps"):
         fluctuation(np.ones(50), TS[:-1])
+
+
+def test_cube_accessor_uses_the_registered_fluctuation():
+    import analysis  # noqa: F401  (registers ds.curves.fluctuation)
+
+    rng = np.random.default_rng(2)
+    ds = xr.Dataset({"rate": (("image_id", "t", "y", "x"), rng.random((2, 50, 3, 4)).astype(np.float32))},
+                    coords={"timestep": ("t", TS)})
+    m = ds.curves.fluctuation(window=6, t_b=200, normalise=False)
+    assert m.dims == ("image_id", "y", "x") and m.attrs["window"] == 6
+    np.testing.assert_allclose(m.values[1], fluctuation(ds["rate"].values[1], TS, window=6, t_b=200, normalise=False))
+    from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW
+
+    d = ds.isel(image_id=0).curves.fluctuation()
+    assert (d.attrs["window"], d.attrs["t_b"], d.attrs["normalise"]) == (DEFAULT_WINDOW, DEFAULT_T_B, DEFAULT_NORMALISE)
