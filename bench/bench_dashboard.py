@@ -93,9 +93,10 @@ def measure_browser(url: str, size: int, steps: int, events: int, shot: str | No
             page.mouse.move(px - 15, py - 10)
             page.mouse.move(px, py, steps=4)
             page.wait_for_timeout(120)
-            label = f"x={x}, y={y}"
+            # the map may be block-averaged: the clicked cell is the block's, so wait for a new last curve
+            prev = plots.nth(3).evaluate("el => el.data.length ? el.data[el.data.length - 1].name : ''")
             page.evaluate(_ARM, ["mousedown"])
-            js = f"el.data.length > 0 && el.data[el.data.length - 1].name.startsWith({json.dumps(label)})"
+            js = f"el.data.length > 0 && el.data[el.data.length - 1].name !== {json.dumps(prev)}"
             page.evaluate(_WATCH, [3, js])
             page.mouse.click(px, py)
             clicks.append(_latency(page))

@@ -81,7 +81,8 @@ def serve(context: AppContext, *, port: int = 5006, address: str = "127.0.0.1", 
         warnings.warn(f"serving on {address}: anyone who can reach this port can read the store and run the model "
                       "(no authentication)", stacklevel=2)
     logging.getLogger("bokeh").setLevel(logging.WARNING)
-    origins = [f"{h}:{port}" for h in ("localhost", "127.0.0.1", address)] if port else None
+    port = port or free_port(address if address != "localhost" else "127.0.0.1")
+    origins = [f"{h}:{port}" for h in ("localhost", "127.0.0.1", address)]
 
     def session():
         pn.extension(*EXTENSIONS, notifications=True)

@@ -14,12 +14,22 @@ import io
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["COLOURS", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
+__all__ = ["COLOURS", "LIGHT", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
            "markers_trace", "map_figure", "curves_figure", "click_to_pixel", "colour_lut", "overlay_rgb"]
 
 #: curve / marker colours (colour-blind-safe Okabe-Ito, then Tableau)
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000",
            "#8c564b", "#7f7f7f")
+
+
+_GRID = "#E5ECF6"
+#: a small light template: plotly's default templates are large and copied on every figure, which
+#: costs tens of milliseconds per update
+LIGHT = go.layout.Template(layout=dict(
+    paper_bgcolor="white", plot_bgcolor="white", font=dict(color="#2a3f5f"), colorway=list(COLOURS),
+    xaxis=dict(gridcolor=_GRID, linecolor=_GRID, zerolinecolor=_GRID, ticks=""),
+    yaxis=dict(gridcolor=_GRID, linecolor=_GRID, zerolinecolor=_GRID, ticks=""),
+    hoverlabel=dict(align="left")))
 
 
 def png_data_uri(rgb: np.ndarray) -> str:
@@ -96,7 +106,7 @@ def markers_trace(pixels: list[tuple[int, int]], *, name: str = "pixels") -> go.
 def _map_layout(fig: go.Figure, shape: tuple[int, int], title: str, height: int) -> None:
     H, W = shape
     fig.update_layout(title=dict(text=title, x=0.02, y=0.98, font=dict(size=14)), height=height,
-                      margin=dict(l=40, r=10, t=34, b=30), template="plotly_white", hovermode="closest",
+                      margin=dict(l=40, r=10, t=34, b=30), template=LIGHT, hovermode="closest",
                       clickmode="event", uirevision="keep", dragmode="zoom", showlegend=False)
     fig.update_xaxes(range=[-0.5, W - 0.5], constrain="domain", showgrid=False, zeroline=False)
     fig.update_yaxes(range=[H - 0.5, -0.5], scaleanchor="x", scaleratio=1, constrain="domain", showgrid=False,
@@ -115,7 +125,7 @@ def map_figure(shape: tuple[int, int], *, image: np.ndarray | None = None, value
         traces.append(heatmap_trace(values, name=name, colorscale=colorscale, opacity=opacity, max_side=max_side,
                                     zrange=zrange))
     traces.append(markers_trace(list(pixels)))
-    fig = go.Figure(traces)
+    fig = go.Figure(traces, layout=dict(template=LIGHT))
     _map_layout(fig, shape, title, height)
     return fig
 
@@ -125,18 +135,22 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
                   yaxis_title: str = "generation rate") -> go.Figure:
     """Curves (label, values (N,)) over ascending timesteps; a line at `t_now`, the cut-off t <= t_b shaded."""
     ts = np.asarray(timesteps)
-    fig = go.Figure()
+    fig = go.Figure(layout=dict(template=LIGHT))
     for i, (label, vals) in enumerate(curves):
         fig.add_trace(go.Scatter(x=ts, y=np.asarray(vals, dtype=np.float64), mode="lines+markers", name=label,
                                  line=dict(color=COLOURS[i % len(COLOURS)], width=2), marker=dict(size=4)))
-    if t_b is not None and len(ts) and curves:
-        fig.add_vrect(x0=float(ts.min()), x1=float(t_b), fillcolor="#999", opacity=0.15, line_width=0,
-                      annotation_text="t ≤ t_b (not in F)", annotation_position="top left",
-                      annotation_font_size=10)
+    shapes, notes = [], []
+    if t_b is not None and len(ts) and curves and t_b > ts.min():
+        shapes.append(dict(type="rect", xref="x", yref="paper", x0=float(ts.min()), x1=float(t_b), y0=0, y1=1,
+                           fillcolor="#999", opacity=0.15, line_width=0, layer="below"))
+        notes.append(dict(text="t ≤ t_b (not in F)", x=float(ts.min()), y=1, xref="x", yref="paper",
+                          xanchor="left", yanchor="top", showarrow=False, font=dict(size=10, color="#555")))
     if t_now is not None and curves:
-        fig.add_vline(x=float(t_now), line=dict(color="#d62728", dash="dash", width=1.5))
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=float(t_now), x1=float(t_now), y0=0, y1=1,
+                           line=dict(color="#d62728", dash="dash", width=1.5)))
+    fig.update_layout(shapes=shapes, annotations=notes)
     fig.update_layout(title=dict(text=title, x=0.02, y=0.98, font=dict(size=14)), height=height,
-                      margin=dict(l=55, r=10, t=34, b=40), template="plotly_white", hovermode="x unified",
+                      margin=dict(l=55, r=10, t=34, b=40), template=LIGHT, hovermode="x unified",
                       legend=dict(orientation="h", yanchor="bottom", y=-0.35, x=0, font=dict(size=11)),
                       xaxis_title="timestep t", yaxis_title=yaxis_title, uirevision="keep")
     if not curves:
