@@ -82,7 +82,57 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-shipped", action="store_true", help="only the SD section")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", default="bench-edit.json", help="output JSON (default bench-edit.json)")
+    p.add_argument("--collect", default=None, metavar="RUNS",
+                   help="instead of timing: build before/after grids (docs/img/edit-<task>.png) and print the "
+                        "metric table from the `workbench edit` output folders under RUNS")
+    p.add_argument("--img-dir", default="docs/img", help="where --collect writes its grids")
     return p
+
+
+def _fmt(v) -> str:
+    if isinstance(v, str):
+        return v
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "-"
+    return f"{v:.2e}" if 0 < abs(v) < 0.01 else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+
+
+def collect(runs: Path, img_dir: Path) -> str:
+    """Grids per task (rows: runs; columns: region, original, ours, baselines) and a Markdown table
+    of ours vs the baselines from the metrics.json files of `workbench edit` output folders."""
+    from PIL import Image
+
+    from workbench.editing.report import image_grid, mask_overlay
+
+    docs = [(json.loads((d / "metrics.json").read_text()), d) for d in sorted(runs.iterdir()) if (d / "metrics.json").exists()]
+    lines = ["| task | image | method | PSNR out (dB) | SSIM out | change in | mean rate t>t_b before -> after | "
+             "TV to ref before -> after | fluctuation before -> after | s |", "|" + "---|" * 10]
+    by_task: dict[str, list] = {}
+    for doc, d in docs:
+        by_task.setdefault(doc["task"], []).append((doc, d))
+        name = Path(doc["image"]).stem[:20] + (" (increase)" if doc["config"]["direction"] == -1 and doc["task"] == "saliency" else "")
+        if doc["task"] == "removal" and not doc["ref"]:
+            name += " (pseudo-curve)"
+        rows = [("ours", doc["metrics"])] + list(doc["baselines"].items())
+        for method, m in rows:
+            tv = f"{_fmt(m.get('tv_before'))} -> {_fmt(m.get('tv_after'))}" if "tv_after" in m else "-"
+            lines.append(f"| {doc['task']} | {name} | {method} | {_fmt(m['psnr_outside'])} | {_fmt(m['ssim_outside'])} | "
+                         f"{_fmt(m['change_inside'])} | {_fmt(m['mean_rate_before'])} -> {_fmt(m['mean_rate_after'])} | {tv} | "
+                         f"{_fmt(m['fluctuation_before'])} -> {_fmt(m['fluctuation_after'])} | "
+                         f"{_fmt(m.get('seconds')) if method == 'ours' else '-'} |")
+    img_dir.mkdir(parents=True, exist_ok=True)
+    for task, items in by_task.items():
+        grid_rows, labels, names = [], ["region", "original", "ours"], []
+        for doc, d in items:
+            orig = Image.open(d / "original.png")
+            region = Image.open(d / "region_model.png").resize(orig.size, Image.Resampling.NEAREST)
+            base = sorted((d / "baselines").glob("*.png"))
+            labels = ["region", "original", "ours"] + [b.stem for b in base]
+            grid_rows.append([mask_overlay(orig, np.asarray(region) > 127), orig, Image.open(d / "edited.png")] +
+                             [Image.open(b) for b in base])
+            names.append(Path(doc["image"]).stem[:18] + (" +" if doc["config"]["direction"] == -1 else ""))
+        image_grid(grid_rows, labels, row_labels=names, cell=160).save(img_dir / f"edit-{task}.png")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -91,6 +141,9 @@ def main(argv: list[str] | None = None) -> dict:
     from workbench.editing import EditConfig
 
     a = _parser().parse_args(argv)
+    if a.collect:
+        print(collect(Path(a.collect), Path(a.img_dir)))
+        return {}
     if a.threads:
         torch.set_num_threads(a.threads)
     res = {"host": platform.node(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),

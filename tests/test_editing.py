@@ -108,7 +108,7 @@ def test_optimisation_lowers_the_objective(pix):
 
 def test_transfer_moves_the_curve_towards_the_reference(pix):
     img, mask = _image(), _mask()
-    cfg = EditConfig(task="transfer", n_iter=30, lr=0.05, **FAST)
+    cfg = EditConfig(task="transfer", n_iter=30, lr=0.02, **FAST)
     res = run_edit(pix, img, mask, cfg, ref_xy=(1, 14), baselines=False)
     prep = prepare_image(pix, img, steps=cfg.steps)
     sched = prep.trajectory.schedule

@@ -10,7 +10,7 @@ import torch
 
 from ..adapters import ModelAdapter
 from ..ddim import Schedule, ddim_loop
-from ..rates import rates_along, unit_tangents
+from ..rates import rate_function, rates_along, unit_tangents
 
 __all__ = ["blend_states", "generate_to", "generate_states", "channel_curves"]
 
@@ -65,14 +65,27 @@ def _step(adapter, x, schedule, j, *, original_states=None, mask=None, blend_t=N
 
 
 def channel_curves(adapter: ModelAdapter, schedule: Schedule, states: torch.Tensor, pixels: list[tuple[int, int]],
-                   definition: str = "h") -> torch.Tensor:
-    """Per-channel curves of model-grid pixels (y, x) along `states` (N, C, H, W): (P, C, N) float32 cpu."""
+                   definition: str = "h", *, chunk: int = 48) -> torch.Tensor:
+    """Per-channel curves of model-grid pixels (y, x) along `states` (N, C, H, W): (P, C, N) float32 cpu.
+
+    Batched over timesteps (one JVP per pixel and channel) when there are few pixels, else over the
+    pixels' unit tangents at each timestep (`chunk` at a time)."""
     C, H, W = states.shape[1:]
     N = len(states)
     out = torch.empty(len(pixels), C, N)
-    for p, (y, x) in enumerate(pixels):
-        for c in range(C):
-            v = unit_tangents((C, H, W), torch.tensor([c * H * W + y * W + x]), device=states.device,
-                              dtype=states.dtype).expand(N, C, H, W)
-            out[p, c] = rates_along(adapter, schedule, states, v, definition).float().cpu()
+    flat = torch.tensor([c * H * W + y * W + x for (y, x) in pixels for c in range(C)])
+    if len(flat) <= N:
+        for k, j in enumerate(flat):
+            v = unit_tangents((C, H, W), j[None], device=states.device, dtype=states.dtype).expand(N, C, H, W)
+            out.view(-1, N)[k] = rates_along(adapter, schedule, states, v, definition).float().cpu()
+        return out
+    with adapter.autodiff():
+        for i in range(N):
+            f = rate_function(adapter, schedule, i, definition)
+            for s in range(0, len(flat), chunk):
+                idx = flat[s:s + chunk]
+                v = unit_tangents((C, H, W), idx, device=states.device, dtype=states.dtype)
+                x = states[i][None].expand(len(idx), C, H, W).contiguous()
+                _, jv = torch.func.jvp(f, (x,), (v,))
+                out.view(-1, N)[s:s + len(idx), i] = jv.flatten(1).norm(dim=1).float().cpu()
     return out
