@@ -250,7 +250,8 @@ class ExploreView(pn.viewable.Viewer):
 
     def _update_markers(self) -> None:
         new = figures.markers_trace(self.pixels)
-        for pane in (self.image_pane, self.fluct_pane, self.rate_pane):
+        # the two maps carry the markers; redrawing the plain image too would cost a third redraw per click
+        for pane in (self.fluct_pane, self.rate_pane):
             self._replace(pane, lambda fig: fig.data[-1].update(x=new.x, y=new.y, text=new.text, marker=new.marker))
 
     # -- interactions ------------------------------------------------------------------------

@@ -119,9 +119,11 @@ class SaliencyView(pn.viewable.Viewer):
         self.truth_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.fluct_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.table = pn.widgets.Tabulator(None, disabled=True, selectable=1, show_index=False, height=300,
-                                          sizing_mode="stretch_width", pagination=None, css_classes=["saliency-table"])
+                                          sizing_mode="stretch_width", pagination=None, css_classes=["saliency-table"],
+                                          layout="fit_columns")
         self.table.on_click(self._on_row_click)
-        self.averages = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width")
+        self.averages = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
+                                             layout="fit_columns")
         self.message = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
         self.download = pn.widgets.FileDownload(callback=self.export_zip, filename="maps.zip", label="Export maps",
@@ -236,13 +238,13 @@ class SaliencyView(pn.viewable.Viewer):
         return out.reindex([m for m in MAP_NAMES if m in out.index]).reset_index()
 
     def _show_tables(self) -> None:
-        self.table.value = self.per_image().round(4)
-        self.averages.value = self.dataset_averages().round(4)
+        self.table.value = self.per_image().round(3)
+        self.averages.value = self.dataset_averages().round(3)
 
     @param.depends("sort_by", watch=True)
     def _on_sort(self) -> None:
         if self.results is not None:
-            self.table.value = self.per_image().round(4)
+            self.table.value = self.per_image().round(3)
 
     @param.depends("window", "t_b", "normalise", watch=True)
     def _on_params(self) -> None:
