@@ -60,7 +60,8 @@ def run(args) -> int:
         m = ds.curves.at(args.t)
         meta.update(timestep=int(m.timestep), requested_t=args.t)
         if fmt == "png":
-            png = _map_png(m.values, ds.sizes["iy"], ds.sizes["ix"])
+            size = tuple(int(v) for v in np.atleast_1d(ds.attrs.get("source_size", [ds.sizes["iy"], ds.sizes["ix"]])))
+            png = _map_png(m.values, size[:2])
             return _emit_bytes(png, _out(args, name, f"t{int(m.timestep)}"))
         return _emit_text(_map_text(m.values, meta, fmt), args.out)
     if args.pixel is not None:
@@ -153,13 +154,16 @@ def _viridis(u: np.ndarray) -> np.ndarray:
     return lut[np.clip((u * 255).round().astype(int), 0, 255)]
 
 
-def _map_png(m: np.ndarray, iy: int, ix: int) -> bytes:
-    """Rate map -> Viridis PNG at the model's image size (nearest upsampling, min-max scaled)."""
+def _map_png(m: np.ndarray, size: tuple[int, int]) -> bytes:
+    """Rate map -> Viridis PNG at the source image's aspect (size = (H0, W0); longer side at least
+    256 px; nearest upsampling), min-max scaled."""
     from PIL import Image
 
     lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
     u = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
-    img = Image.fromarray(_viridis(u)).resize((max(ix, 256), max(iy, 256 * iy // max(ix, 1))), Image.Resampling.NEAREST)
+    H0, W0 = size
+    f = max(1.0, 256 / max(H0, W0))
+    img = Image.fromarray(_viridis(u)).resize((round(W0 * f), round(H0 * f)), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
