@@ -152,29 +152,41 @@ class CubeStore:
             out.append(row)
         return out
 
-    def find(self, name_or_source: str, *, params: CubeParams | None = None,
-             model_fingerprint: str | None = None) -> str | None:
-        """Key of the complete cube whose key, source path, file name or stem (or `category/stem`)
-        is `name_or_source`, optionally of `params`/model; None when absent. Two different source
-        images answering to the name raise WorkbenchError (pass the path or the key)."""
+    def find_all(self, name_or_source: str, *, params: CubeParams | None = None,
+                 model_fingerprint: str | None = None, **attrs) -> list[dict]:
+        """Index rows of the complete cubes answering to `name_or_source`: the first of key (or a
+        key prefix of 8+ digits), source path, file name or stem, `category/stem` that matches;
+        optionally only those of `params`, of a model, or with attribute values `attrs` (e.g. K=32)."""
         q = str(name_or_source)
         rows = self.index()
-        if params is not None:
-            rows = [r for r in rows if all(r.get(k) == v for k, v in params.as_attrs().items())]
+        want = {**(params.as_attrs() if params is not None else {}), **attrs}
         if model_fingerprint is not None:
-            rows = [r for r in rows if r["model_fingerprint"] == model_fingerprint]
+            want["model_fingerprint"] = model_fingerprint
+        rows = [r for r in rows if all(r.get(k) == v for k, v in want.items())]
         for test in (lambda r: r["key"] == q or r["key"].startswith(q) and len(q) >= 8,
                      lambda r: _same_path(r["source_image"], q),
                      lambda r: Path(str(r["source_image"])).name == q or r["name"] == q,
                      lambda r: str(Path(str(r["source_image"])).with_suffix("")).endswith("/" + q.strip("/"))):
             hits = [r for r in rows if test(r)]
             if hits:
-                sources = sorted({str(r["source_image"]) for r in hits})
-                if len(sources) > 1:
-                    raise WorkbenchError(f"{q!r} names {len(sources)} images in {self.path} ({', '.join(sources[:4])}"
-                                         f"{' ...' if len(sources) > 4 else ''}): pass the image path or the key")
-                return hits[0]["key"]
-        return None
+                return hits
+        return []
+
+    def find(self, name_or_source: str, *, params: CubeParams | None = None,
+             model_fingerprint: str | None = None, **attrs) -> str | None:
+        """Key of the complete cube whose key, source path, file name or stem (or `category/stem`)
+        is `name_or_source`, optionally of `params`/model/attributes (see `find_all`); None when
+        absent; the first computed when one image has several cubes. Two different source images
+        answering to the name raise WorkbenchError (pass the path or the key)."""
+        hits = self.find_all(name_or_source, params=params, model_fingerprint=model_fingerprint, **attrs)
+        if not hits:
+            return None
+        sources = sorted({str(r["source_image"]) for r in hits})
+        if len(sources) > 1:
+            raise WorkbenchError(f"{str(name_or_source)!r} names {len(sources)} images in {self.path} ("
+                                 f"{', '.join(sources[:4])}{' ...' if len(sources) > 4 else ''}): pass the image path "
+                                 "or the key")
+        return hits[0]["key"]
 
     # --- reading ------------------------------------------------------------------------
     def _group(self, gid: str) -> xr.Dataset:

@@ -264,3 +264,5 @@ def test_find_by_category_and_ambiguous_names(tmp_path):
     assert store.find("Action/001") == ka and store.find("Art/001") == kb
     assert store.find("/cat/Stimuli/Art/001.jpg") == kb and store.find(kb[:10]) == kb
     assert store.find("001", params=CubeParams(K=5, steps=6)) is None
+    assert sorted(r["key"] for r in store.find_all("001", K=4, steps=6)) == sorted([ka, kb])
+    assert store.find_all("001", K=5) == [] and store.find("Art/001", rate_definition="h") == kb

@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--region", default=None, help="mask image (white = region) at the source image's size")
     what.add_argument("--t", type=int, default=None, help="timestep: the rate map at the nearest stored timestep")
     what.add_argument("--list", action="store_true", help="list the store's complete cubes")
+    p.add_argument("--rate", default=None, help="only cubes of this rate definition (when a store holds several)")
+    p.add_argument("--estimator", default=None, help="only cubes of this estimator")
+    p.add_argument("--K", type=int, default=None, help="only cubes with this K")
+    p.add_argument("--steps", type=int, default=None, help="only cubes with this many DDIM steps")
     p.add_argument("--format", default=None, choices=("csv", "json", "png"),
                    help="output format (default: from --out's suffix, else csv)")
     p.add_argument("--out", default=None, help="output file (default: stdout for csv/json)")
@@ -46,11 +50,23 @@ def run(args) -> int:
     if args.image is None or (args.pixel is None and args.region is None and args.t is None):
         raise WorkbenchError("say what to read: --image NAME with --pixel X,Y, --region MASK.png or --t T "
                              "(or --list)")
-    key = store.find(args.image)
-    if key is None:
+    filters = {k: v for k, v in (("rate_definition", args.rate), ("estimator", args.estimator), ("K", args.K),
+                                 ("steps", args.steps)) if v is not None}
+    hits = store.find_all(args.image, **filters)
+    if not hits:
         names = sorted({r["name"] for r in store.index()})
         hint = f" (it has: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''})" if names else " (it is empty)"
-        raise WorkbenchError(f"no cube of {args.image!r} in {store.path}{hint}: compute it with `workbench cubes`")
+        raise WorkbenchError(f"no cube of {args.image!r}{' with ' + str(filters) if filters else ''} in {store.path}"
+                             f"{hint}: compute it with `workbench cubes`")
+    if len({r["source_image"] for r in hits}) > 1:
+        raise WorkbenchError(f"{args.image!r} names {len({r['source_image'] for r in hits})} images in {store.path}: "
+                             "pass the image path or the key (see --list)")
+    if len(hits) > 1:
+        kinds = "; ".join(f"--rate {r['rate_definition']} --estimator {r['estimator']} --K {r['K']} --steps "
+                          f"{r['steps']}" for r in hits[:4])
+        raise WorkbenchError(f"{args.image!r} has {len(hits)} cubes in {store.path} ({kinds}): pick one with those "
+                             "options or pass its key")
+    key = hits[0]["key"]
     ds = store.open(key)
     name = Path(str(ds.attrs.get("source_image") or key)).stem
     meta = {"image": name, "key": key, "source_image": ds.attrs.get("source_image"),
