@@ -121,7 +121,23 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray) -> None:
                              f"({tuple(rate_arr.shape[1:])}/{tuple(image_arr.shape[1:])})")
     rate_arr[i] = np.asarray(rate, dtype=np.float32)
     image_arr[i] = np.asarray(image, dtype=np.uint8)
+    for var in (schema.VAR_RATE, schema.VAR_IMAGE):  # on disk before the flag, power loss included
+        _fsync_tree(Path(path) / var / "c" / str(i))
     g[schema.VAR_DONE][i] = 1  # last: a 1-byte chunk file, written only once the slot is complete
+    _fsync_tree(Path(path) / schema.VAR_DONE / "c")
+
+
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file under `folder` and the folders themselves (best effort)."""
+    if not folder.exists():
+        return
+    for p in sorted(folder.rglob("*"), reverse=True) + [folder]:
+        with contextlib.suppress(OSError):
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def read_done(path: Path) -> np.ndarray:
