@@ -231,7 +231,8 @@ def _finish(adapter, cfg, prep, best_x, mask_img, M, region, pixels, blend, ref_
                       mask_model=M.float().cpu().numpy(), timesteps=ts, curve_before=before, curve_after=after,
                       reference_curve=reference, metrics=metrics, losses=losses, iterations_done=done,
                       cancelled=cancelled, region_model=region.float().cpu().numpy(), baselines=base,
-                      config=cfg.as_dict() | {"region_image_fraction": float(region_img.mean())},
+                      config=cfg.as_dict() | {"region_image_fraction": float(region_img.mean()),
+                                              "curve_pixels_yx": [list(p) for p in curve_px]},
                       seconds=metrics["seconds"], x_T=best_x[0].cpu(), x_T_original=traj.x_T.cpu())
 
 
