@@ -73,7 +73,10 @@ class ExploreView(pn.viewable.Viewer):
         self.job_status = pn.pane.Markdown("", visible=False, margin=(0, 10))
         self.clear_button = pn.widgets.Button(label="Clear curves", button_type="default")
         self.clear_button.on_click(lambda _e: self.clear())
+        self.empty = pn.pane.Markdown("The store holds no cubes yet: drop an image on the left (or compute some "
+                                      "with `workbench cubes`).", visible=False)
         self.refresh_cubes()
+        self.empty.visible = self._ds is None
 
     # -- catalogue ---------------------------------------------------------------------------
     def refresh_cubes(self, select: str | None = None) -> None:
@@ -100,6 +103,7 @@ class ExploreView(pn.viewable.Viewer):
             self.t_index = n - 1
         self.pixels = []
         self._ds = ds
+        self.empty.visible = False
         self._image = np.asarray(self._ds["image"].values)
         self._recompute_fluct()
         self.meta.object = self._meta_markdown()
@@ -365,9 +369,7 @@ class ExploreView(pn.viewable.Viewer):
     def __panel__(self):
         if self._ds is not None:
             self.t_label.object = f"**t = {self.timestep}**"
-        empty = pn.pane.Markdown("The store holds no cubes yet: drop an image on the left (or compute some with "
-                                 "`workbench cubes`).", visible=self._ds is None)
         grid = pn.GridBox(self.image_pane, self.fluct_pane, self.rate_pane, self.curve_pane, ncols=2,
                           sizing_mode="stretch_width")
-        return pn.Row(self.controls(), pn.Column(self.message, empty, grid, sizing_mode="stretch_width"),
+        return pn.Row(self.controls(), pn.Column(self.message, self.empty, grid, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")

@@ -151,7 +151,8 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
     fig.update_layout(shapes=shapes, annotations=notes)
     fig.update_layout(title=dict(text=title, x=0.02, y=0.98, font=dict(size=14)), height=height,
                       margin=dict(l=55, r=10, t=34, b=40), template=LIGHT, hovermode="x unified",
-                      legend=dict(orientation="h", yanchor="bottom", y=-0.35, x=0, font=dict(size=11)),
+                      legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.75)",
+                                  font=dict(size=11)),
                       xaxis_title="timestep t", yaxis_title=yaxis_title, uirevision="keep")
     if not curves:
         fig.add_annotation(text="click a pixel on a map to see its curve", showarrow=False, x=0.5, y=0.5,

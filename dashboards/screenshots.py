@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                     if page.locator(".saliency-table .tabulator-row").count() > 0:
                         break
                     page.wait_for_timeout(1000)
-                page.wait_for_timeout(1500)
+                page.locator(".saliency-table .tabulator-row").first.click()  # the best-predicted image
+                page.wait_for_timeout(2500)
                 page.screenshot(path=str(out / "dash-saliency.png"), full_page=True)
                 print(f"wrote {out / 'dash-saliency.png'}")
             if "edit" in views:

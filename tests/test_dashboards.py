@@ -169,7 +169,7 @@ def test_explore_drop_an_image_computes_and_caches_its_cube(tmp_path, tiny_pixel
     adapter = load_model(tiny_pixel_dir, device="cpu")
     ctx = AppContext.from_paths(tmp_path / "s", adapter=adapter)
     v = ExploreView(ctx, new_steps=4, new_K=2)
-    assert v.cube is None
+    assert v.cube is None and v.empty.visible
     rng = np.random.default_rng(0)
     buf = io.BytesIO()
     Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(buf, format="PNG")
@@ -178,7 +178,7 @@ def test_explore_drop_an_image_computes_and_caches_its_cube(tmp_path, tiny_pixel
     assert job.wait(120)
     v.poll()
     assert job.error is None and not v.progress.visible
-    assert v.cube is not None and v.dataset.sizes["t"] == 4
+    assert v.cube is not None and v.dataset.sizes["t"] == 4 and not v.empty.visible
     assert CubeStore(tmp_path / "s").keys() == [v.cube]
     assert v.upload(b"not an image", "x.png") is None and "not a readable image" in v.message.object
 
