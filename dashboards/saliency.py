@@ -136,6 +136,21 @@ class SaliencyView(pn.viewable.Viewer):
             self._say("No saliency data set: start the dashboard with `--dataset DIR` (OSIE, MIT/CAT2000, or a "
                       "folder of NAME.jpg + NAME_map.png pairs) and compute the images' cubes into the store.")
             return
+        ctx, items_key = self.context, ("items", str(self.context.dataset))
+        if pn.state.curdoc is not None and items_key not in ctx._memo:
+            # served: read the data set and score it off the UI thread, so the page is not held up
+            window, t_b, norm, score_key = self.window, self.t_b, self.normalise, self._memo_key()
+
+            def work(report, stop):
+                ctx.memo(items_key, lambda: _load_items(ctx))
+                return ctx.memo(score_key, lambda: score_dataset(ctx, window, t_b, norm, report=report,
+                                                                 should_stop=stop))
+
+            self._start_job(work, f"reading {ctx.dataset} and scoring its images ...")
+            return
+        self._set_items()
+
+    def _set_items(self) -> None:
         try:
             self.items, self.keys = self.context.memo(("items", str(self.context.dataset)),
                                                       lambda: _load_items(self.context))
@@ -180,14 +195,17 @@ class SaliencyView(pn.viewable.Viewer):
             self.results = ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm))
             self._show_tables()
             return
+        self._start_job(lambda report, stop: ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm, report=report,
+                                                                                 should_stop=stop)),
+                        f"scoring {len(self.items)} images (L={window}, t_b={t_b:g}) ...")
+
+    def _start_job(self, work, text: str) -> None:
         if self.job is not None and not self.job.done:
             self.job.cancel()
-        self.job = Job(lambda report, stop: ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm, report=report,
-                                                                                should_stop=stop)),
-                       name="scores", use_model_lock=False).start()
+        self.job = Job(work, name="scores", use_model_lock=False).start()
         self.progress.value, self.progress.visible = 0, True
-        self._say(f"scoring {len(self.items)} images (L={window}, t_b={t_b:g}) ...")
-        if self._poll_cb is None:
+        self._say(text)
+        if self._poll_cb is None and pn.state.curdoc is not None:
             self._poll_cb = pn.state.add_periodic_callback(self.poll, period=300)
 
     def poll(self) -> None:
@@ -207,6 +225,9 @@ class SaliencyView(pn.viewable.Viewer):
         self.job = None
         if job.error:
             self._say(f"scoring failed: {job.error}", "danger")
+        elif not self.items:
+            self._say("")
+            self._set_items()  # read in the background: now memoised, as are the scores
         elif self._memo_key() in self.context._memo:
             self._say("")
             self.results = self.context._memo[self._memo_key()]

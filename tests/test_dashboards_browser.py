@@ -32,7 +32,18 @@ def server(tmp_path_factory, tiny_pixel_dir):
     root = tmp_path_factory.mktemp("dash")
     st = CubeStore(root / "store")
     st.put(synthetic_cube(64, 64, 50, name="scene", seed=4))
-    ctx = AppContext.from_paths(st.path, model=str(tiny_pixel_dir), device="cpu")
+    pairs = root / "pairs"  # a small saliency data set: image + fixation map pairs, cubes named after them
+    pairs.mkdir()
+    rng = np.random.default_rng(5)
+    from PIL import Image
+
+    for i, name in enumerate(("zz1", "zz2")):
+        Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(pairs / f"{name}.png")
+        fix = np.zeros((30, 40), np.uint8)
+        fix[rng.integers(0, 30, 10), rng.integers(0, 40, 10)] = 255
+        Image.fromarray(fix).save(pairs / f"{name}_map.png")
+        st.put(synthetic_cube(16, 16, 30, name=name, seed=20 + i))
+    ctx = AppContext.from_paths(st.path, dataset=pairs, model=str(tiny_pixel_dir), device="cpu")
     port = free_port()
     srv = serve(ctx, port=port, address="127.0.0.1")
     deadline = time.time() + 30
@@ -126,7 +137,7 @@ def test_explore_click_slider_and_two_tabs(server, browser, tmp_path):
     _click_point(page, fluct, 20, 30)
     names = _wait_for(curves, "el => el.data.length === 1 && el.data[0].name")
     assert "x=20, y=30" in names
-    key = st.keys()[0]
+    key = st.find("scene")
     from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B
 
     ds = st.open(key)
@@ -156,6 +167,23 @@ def test_explore_click_slider_and_two_tabs(server, browser, tmp_path):
     assert curves.evaluate("el => el.data.map(d => d.name)") == [names]
     assert not errors and not errors2, errors + errors2
     page2.close()
+    page.close()
+
+
+def test_saliency_tab_scores_the_data_set(server, browser, tmp_path):
+    url, _, _ = server
+    page, errors = _open(browser, url)
+    page.locator(".bk-tab", has_text="Saliency").click()
+    rows = page.locator(".saliency-table .tabulator-row")
+    deadline = time.time() + 120
+    while time.time() < deadline and rows.count() < 2:
+        time.sleep(0.3)
+    assert rows.count() == 2  # both images of the data set, scored in the background
+    names = {rows.nth(i).locator(".tabulator-cell[tabulator-field=\"name\"]").inner_text() for i in range(2)}
+    assert names == {"zz1", "zz2"}
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(tmp_path / "saliency.png"), full_page=True)
+    assert not errors, errors
     page.close()
 
 
