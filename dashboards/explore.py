@@ -254,8 +254,8 @@ class ExploreView(pn.viewable.Viewer):
 
     def _update_markers(self) -> None:
         new = figures.markers_trace(self.pixels)
-        # the two maps carry the markers; redrawing the plain image too would cost a third redraw per click
-        for pane in (self.fluct_pane, self.rate_pane):
+        # only the fluctuation map carries the markers: every marked map is redrawn in full on a click
+        for pane in (self.fluct_pane,):
             self._replace(pane, lambda fig: fig.data[-1].update(x=new.x, y=new.y, text=new.text, marker=new.marker))
 
     # -- interactions ------------------------------------------------------------------------

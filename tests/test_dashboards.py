@@ -85,7 +85,7 @@ def test_explore_click_shows_the_pixels_curve_from_the_store(ctx, store):
     v.click(10, 2)
     assert len(v.curve_pane.object.data) == 2
     np.testing.assert_allclose(v.curve_pane.object.data[1].y, ref[:, 10, 2], rtol=1e-6)
-    marks = v.rate_pane.object.data[-1]
+    marks = v.fluct_pane.object.data[-1]
     assert list(marks.x) == [7, 2] and list(marks.y) == [4, 10]
     v.compare = False
     v.click(0, 0)

@@ -137,6 +137,8 @@ def test_explore_click_slider_and_two_tabs(server, browser, tmp_path):
     _click_point(page, fluct, 20, 30)
     names = _wait_for(curves, "el => el.data.length === 1 && el.data[0].name")
     assert "x=20, y=30" in names
+    marker = _wait_for(fluct, "el => el.data[el.data.length - 1].x.length === 1 && el.data[el.data.length - 1]")
+    assert marker["x"][0] == 20 and marker["y"][0] == 30  # the numbered marker on the map
     key = st.find("scene")
     from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B
 
