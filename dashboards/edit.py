@@ -34,7 +34,9 @@ _DISPLAY_MAX = 512
 
 def sample_images() -> list[Path]:
     """The sample images shipped with the package."""
-    folder = Path(__file__).resolve().parents[1] / "workbench" / "samples"
+    import workbench
+
+    folder = Path(workbench.__file__).resolve().parent / "samples"
     return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
