@@ -156,7 +156,6 @@ def test_bad_estimator_and_K_are_one_line_errors(small_pixel):
         rate_cube(ad, traj, K=0)
 
 
-@pytest.mark.slow
 def test_bench_quick_writes_the_fields(tiny_pixel_dir, tmp_path):
     from bench.bench_cubes import main
 
