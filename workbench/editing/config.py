@@ -53,7 +53,7 @@ class EditConfig:
     seed: int = 0
     rate: str = "h"
     pixels_per_iter: int = 1
-    curve_pixels: int = 16
+    curve_pixels: int = 8
     fluct_window: int = 3
     checkpoint: bool | None = None
 
