@@ -115,7 +115,18 @@ def prepare(config: SaliencyExperiment, *, progress: Progress | None = None, ada
         if config.map_blur > 0:
             from scipy.ndimage import gaussian_filter
 
+            # the map blurred after the fluctuation (as saliency maps usually are) ...
             maps[f"{name}+blur"] = [gaussian_filter(m, config.map_blur, mode="nearest") for m in maps[name]]
+            # ... and the fluctuation of curves averaged over a neighbourhood first (the same sigma, in model
+            # pixels): per-pixel estimator noise no longer dominates the windowed variance
+            smooth = []
+            for ds, it in zip(cubes[name], items):
+                rate = ds["rate"].values
+                sg = config.map_blur * rate.shape[-1] / it.size[1]
+                rs = gaussian_filter(rate.astype(np.float64), (0, sg, sg), mode="nearest")
+                smooth.append(resize_map(fluctuation(rs, ds["timestep"].values, window=config.window, t_b=config.t_b,
+                                                     axis=0, normalise=config.normalise).astype(np.float32), it.size))
+            maps[f"{name}/smoothed-curves"] = smooth
         ts = cubes[name][0]["timestep"].values
         maps[f"mean_rate[{definition},{estimator}]"] = [
             resize_map(ds["rate"].values[ts > config.t_b].mean(0), it.size) for ds, it in zip(cubes[name], items)]

@@ -90,7 +90,8 @@ def test_experiments_end_to_end_and_export(osie3, tiny_pixel_dir, tmp_path):
     assert res["images"] == ["100", "101", "102"]
     assert res["config"]["window"] == 3 and res["config"]["t_b"] == 0
     pm = res["paired"]["maps"]
-    assert {"fluctuation[h,hutchinson]", "fluctuation[h,hutchinson]+blur", "centre_bias", "spectral_residual",
+    assert {"fluctuation[h,hutchinson]", "fluctuation[h,hutchinson]+blur", "fluctuation[h,hutchinson]/smoothed-curves",
+            "centre_bias", "spectral_residual",
             "chance"} <= set(pm)
     assert all(0 <= m["fraction"] <= 1 and m["n"] == 3 for m in pm.values())
     summ = res["predictor"]["summary"]

@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="normalise each curve to sum 1 before the fluctuation (default: analysis default)")
     p.add_argument("--sigma", type=float, default=24.0, help="fixation blur in image pixels (default 24)")
     p.add_argument("--map-blur", type=float, default=24.0,
-                   help="also score the fluctuation map blurred by this sigma in image px (default 24; 0 = off)")
+                   help="also score the fluctuation map blurred by this sigma in image px, and the fluctuation of "
+                        "curves smoothed by it (default 24; 0 = off)")
     p.add_argument("--frac", type=float, default=0.05, help="paired test: top/bottom density fraction (0.05)")
     p.add_argument("--draws", type=int, default=100, help="paired test: draws per image (default 100)")
     p.add_argument("--perceptual-images", type=int, default=None, help="limit the perceptual experiment to N images")
