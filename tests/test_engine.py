@@ -169,3 +169,15 @@ def test_cli_curve_prints_a_curve(tmp_path, tiny_pixel_dir):
     out = json.loads(r.stdout.splitlines()[0])
     assert len(out["curve"]) == 6 and all(v > 0 for v in out["curve"])
     assert (tmp_path / "c.html").exists()
+
+
+def test_fingerprint_depends_on_the_weights_not_the_path(tmp_path, tiny_pixel_dir):
+    import shutil
+
+    copy = shutil.copytree(tiny_pixel_dir, tmp_path / "elsewhere" / "same-model")
+    a, b = load_model(tiny_pixel_dir, device="cpu"), load_model(copy, device="cpu")
+    assert a.fingerprint() == b.fingerprint()
+    with torch.no_grad():
+        b.unet.conv_out.bias.add_(1e-3)
+    del b._fp
+    assert a.fingerprint() != b.fingerprint()

@@ -30,7 +30,9 @@ def _timesteps(t, batch: int, device) -> torch.Tensor:
 
 
 def _fingerprint(module: torch.nn.Module, config: dict) -> str:
-    """Content hash of a module: its config and, per tensor, shape and leading values."""
+    """Content hash of a module: its config (without where it was loaded from) and, per tensor, shape
+    and leading and trailing values. The same weights give the same hash wherever they lie."""
+    config = {k: v for k, v in config.items() if k not in ("_name_or_path", "_use_default_values")}
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, p in sorted(module.state_dict().items()):
         h.update(name.encode())
