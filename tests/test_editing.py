@@ -146,9 +146,15 @@ def test_blending_keeps_the_outside_at_the_blend_level(pix):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task,ref", [("transfer", (1, 1)), ("removal", (14, 2)), ("removal", None),
-                                      ("saliency", None), ("blending", None)])
-def test_each_task_end_to_end(tiny_adapter, task, ref):
+@pytest.mark.parametrize("model,task,ref", [("pixel", "transfer", (1, 1)), ("pixel", "removal", (14, 2)),
+                                            ("pixel", "removal", None), ("pixel", "saliency", None),
+                                            ("pixel", "blending", None), ("sd", "saliency", None),
+                                            ("sd", "removal", (14, 2))])
+def test_each_task_end_to_end(request, model, task, ref):
+    from workbench.adapters import load_model
+
+    tiny_adapter = (request.getfixturevalue("pix") if model == "pixel"
+                    else load_model(request.getfixturevalue("tiny_sd_dir"), device="cpu"))
     H, W = tiny_adapter.image_size
     img, mask = _image(H, W, seed=3), _mask(H, W)
     cfg = EditConfig(task=task, n_iter=4, erosion=3, **FAST)
@@ -224,7 +230,7 @@ def test_config_rejects_bad_values():
 
 
 def test_erosion_and_band_match_scikit_image():
-    from skimage.morphology import binary_erosion
+    from scipy.ndimage import binary_erosion
 
     rng = np.random.default_rng(0)
     m = np.zeros((20, 24), bool)
