@@ -8,7 +8,6 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.ddim import make_schedule
 from workbench.editing import EditConfig, run_edit
 from workbench.editing.baselines import biharmonic_inpaint, poisson_blend, telea_inpaint
 from workbench.editing.loop import sampled_rates

@@ -7,7 +7,6 @@ import numpy as np
 import torch
 
 from ..adapters import ModelAdapter
-from ..images import to_tensor
 from ..pipeline import prepare_image
 from .config import EditConfig
 from .metrics import change_inside, fluctuation, mean_rate_above, psnr_outside, ssim_outside, tv_distance
@@ -46,16 +45,3 @@ def score_image(original: np.ndarray, edited: np.ndarray, mask_image: np.ndarray
         m["tv_after"] = tv_distance(curve_after, reference, keep)
     return m
 
-
-def to_u8(pixels: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
-    from ..images import to_uint8
-
-    return to_uint8(pixels)
-
-
-def u8_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) in [-1, 1]."""
-    from PIL import Image
-
-    return to_tensor(Image.fromarray(image))
