@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from workbench.errors import WorkbenchError
+from workbench.fluctuation import fluctuation as _fluctuation, kept_timesteps
 
 __all__ = ["DEFAULT_WINDOW", "DEFAULT_T_B", "DEFAULT_NORMALISE", "fluctuation", "fluctuation_map", "kept_timesteps"]
 
@@ -30,44 +31,11 @@ DEFAULT_T_B = 0
 DEFAULT_NORMALISE = True
 
 
-def kept_timesteps(timesteps, t_b: float) -> np.ndarray:
-    """Boolean mask (N,) of the timesteps strictly above t_b."""
-    return np.asarray(timesteps) > t_b
-
-
 def fluctuation(curves: np.ndarray, timesteps, *, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B,
                 axis: int = 0, normalise: bool = DEFAULT_NORMALISE) -> np.ndarray:
-    """Windowed variance of curves, averaged over windows.
-
-    curves: array with time along `axis` (N samples, indexed like `timesteps`, ascending t),
-    e.g. a cube (N, H, W) with axis=0 or curves (P, N) with axis=-1; rates in the model's units.
-    timesteps: (N,) the DDIM timesteps of the samples. window: L >= 2 samples. t_b: only t > t_b
-    is used. normalise: divide each curve by its sum over the kept samples first (shape only).
-    Returns the array without `axis`, float64, units rate^2 (or dimensionless if normalised).
-    """
-    c = np.asarray(curves, dtype=np.float64)
-    ts = np.asarray(timesteps)
-    c = np.moveaxis(c, axis, -1)
-    if ts.ndim != 1 or ts.shape[0] != c.shape[-1]:
-        raise WorkbenchError(f"{ts.shape[0] if ts.ndim == 1 else ts.shape} timesteps for curves of length "
-                             f"{c.shape[-1]}: pass one timestep per curve sample")
-    if not np.isfinite(c).all():
-        raise WorkbenchError("the curves contain NaN or inf: recompute the cube (it may be incomplete or corrupt)")
-    keep = kept_timesteps(ts, t_b)
-    n = int(keep.sum())
-    if int(window) < 2:
-        raise WorkbenchError(f"window L={window} is too short: a variance needs L >= 2 samples")
-    if n < window:
-        raise WorkbenchError(f"only {n} timesteps lie above t_b={t_b}, fewer than the window L={window}: "
-                             "lower t_b or L, or use more DDIM steps")
-    c = c[..., keep]
-    if normalise:
-        s = c.sum(-1, keepdims=True)
-        if (s <= 0).any():
-            raise WorkbenchError("a curve sums to zero above t_b, so it cannot be normalised: use normalise=False")
-        c = c / s
-    win = np.lib.stride_tricks.sliding_window_view(c, int(window), axis=-1)  # (..., n-L+1, L)
-    return win.var(axis=-1).mean(axis=-1)
+    """`workbench.fluctuation.fluctuation` with the measured defaults: curves with time along `axis`
+    (indexed like `timesteps`, ascending t) -> the array without `axis`, float64."""
+    return _fluctuation(curves, timesteps, window=window, t_b=t_b, axis=axis, normalise=normalise)
 
 
 def fluctuation_map(rate, timesteps=None, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B, *,

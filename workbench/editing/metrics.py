@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..fluctuation import fluctuation as fluctuation_kernel
+
 __all__ = ["psnr_outside", "ssim_outside", "change_inside", "tv_distance", "fluctuation", "mean_rate_above"]
 
 
@@ -44,14 +46,11 @@ def tv_distance(p: np.ndarray, q: np.ndarray, keep: np.ndarray | None = None) ->
 
 
 def fluctuation(curve: np.ndarray, timesteps: np.ndarray, *, window: int, t_b: float) -> float:
-    """Mean over sliding windows (length `window`, stride 1) of the variance of the curve, using only
-    t > t_b (DESIGN.md section 1). Same definition as analysis.fluctuation.fluctuation (kept local
-    because workbench must not import analysis)."""
-    c = np.asarray(curve, np.float64)[np.asarray(timesteps) > t_b]
-    if len(c) < window:
+    """Fluctuation of one curve (N,) over t > t_b (`workbench.fluctuation`, raw curve); NaN when fewer
+    than `window` timesteps lie above t_b, so a short editing trajectory still gets its other metrics."""
+    if int((np.asarray(timesteps) > t_b).sum()) < window:
         return float("nan")
-    win = np.lib.stride_tricks.sliding_window_view(c, window)
-    return float(win.var(axis=-1).mean())
+    return float(fluctuation_kernel(curve, timesteps, window=window, t_b=t_b))
 
 
 def mean_rate_above(curve: np.ndarray, timesteps: np.ndarray, t_b: float) -> float:
