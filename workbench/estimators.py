@@ -33,10 +33,10 @@ ESTIMATORS = ("hutchinson", "rsvd", "rsvd+hutchinson", "exact")
 
 #: Hutchinson probes per timestep, chosen by measurement (python -m bench.bench_cubes; docs/readme/estimators.md):
 #: on the shipped model and a held-out OSIE photo, pixel-level Spearman against the exact map (512 random pixels,
-#: t = 160/480/820) was 0.68/0.79/0.86/0.91/0.95 for K = 8/16/32/64/128, and the fluctuation map's 0.98 at K=32.
-#: No K that fits the 60 s-per-50-step-cube CPU budget reaches 0.98 on the rate map (the 1/K trend puts it near
-#: K = 256-512, 8-16x the time); K = 32 is the largest that fits the budget. Raise K for sharper single-t maps.
-DEFAULT_K = 32
+#: t = 160/480/820) was 0.68/0.79/0.86/0.91/0.95 for K = 8/16/32/64/128; a 50-step cube took 20.6 s at K=32,
+#: 35.4 s at K=64 and 135 s at K=128 on the 2-core CPU. No K within the 60 s budget reaches 0.98 (the 1/K trend
+#: puts it near K = 256-512); K = 64 is the most accurate one measured inside the budget.
+DEFAULT_K = 64
 
 #: oversampling of the randomised SVD (Halko et al. 2011): rank k uses k + RSVD_OVERSAMPLE test vectors
 RSVD_OVERSAMPLE = 8
