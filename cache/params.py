@@ -5,10 +5,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from workbench.errors import WorkbenchError
+from workbench.estimators import DEFAULT_K, ESTIMATORS
 
 __all__ = ["CubeParams"]
 
-_ESTIMATORS = ("hutchinson", "rsvd", "exact")
 _DEFINITIONS = ("step", "eps", "h", "projected")
 
 
@@ -20,7 +20,7 @@ class CubeParams:
 
     definition: str = "h"
     estimator: str = "hutchinson"
-    K: int = 32
+    K: int = DEFAULT_K
     seed: int = 0
     steps: int = 50
     channel: int | None = None
@@ -29,8 +29,8 @@ class CubeParams:
         if self.definition not in _DEFINITIONS:
             raise WorkbenchError(f"unknown rate definition {self.definition!r}: choose one of "
                                  f"{', '.join(_DEFINITIONS)}")
-        if self.estimator not in _ESTIMATORS:
-            raise WorkbenchError(f"unknown estimator {self.estimator!r}: choose one of {', '.join(_ESTIMATORS)}")
+        if self.estimator not in ESTIMATORS:
+            raise WorkbenchError(f"unknown estimator {self.estimator!r}: choose one of {', '.join(ESTIMATORS)}")
         for name in ("K", "steps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

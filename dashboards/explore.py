@@ -12,6 +12,7 @@ import param
 
 from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map
 from workbench.errors import WorkbenchError
+from workbench.estimators import DEFAULT_K
 
 from . import figures
 from .catalog import cube_label
@@ -43,7 +44,7 @@ class ExploreView(pn.viewable.Viewer):
                               doc="divide each curve by its sum over t > t_b (shape only), for F and the plot")
     max_side = param.Integer(default=256, bounds=(16, 2048), doc="display resolution cap of the maps")
     new_steps = param.Integer(default=50, bounds=(2, 1000), doc="DDIM steps of a new image's cube")
-    new_K = param.Integer(default=32, bounds=(1, 512), doc="Hutchinson probes of a new image's cube")
+    new_K = param.Integer(default=DEFAULT_K, bounds=(1, 512), doc="Hutchinson probes of a new image's cube")
 
     def __init__(self, context: AppContext, **params):
         params.setdefault("max_side", context.max_side)

@@ -43,7 +43,7 @@ def test_params_validate_and_round_trip():
 
 
 def test_key_is_stable_and_sensitive(tmp_path):
-    p = CubeParams()
+    p = CubeParams(K=32)  # explicit: the pin is on the key recipe, not on the defaults
     k = cube_key(b"abc", "fp", p)
     # pinned: changing the key recipe orphans every stored cube, so it must be deliberate
     assert k == "2ea80725910caa876fae8109733b209f"
@@ -61,7 +61,7 @@ def test_key_is_stable_and_sensitive(tmp_path):
     b.write_bytes(a.read_bytes())
     assert cube_key(image_bytes(a), "fp", p) == cube_key(image_bytes(b), "fp", p)
     code = ("from cache.keys import cube_key, image_bytes; from cache.params import CubeParams; "
-            f"print(cube_key(image_bytes({str(a)!r}), 'fp', CubeParams()))")
+            f"print(cube_key(image_bytes({str(a)!r}), 'fp', CubeParams(K=32)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": "123"})
     assert out.stdout.strip() == cube_key(image_bytes(a), "fp", p)

@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 
+from ..estimators import DEFAULT_K, ESTIMATORS
 from .common import add_model_args, progress_bar
 
 
@@ -20,10 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     p.add_argument("--rate", default="h", choices=("step", "eps", "h", "projected"),
                    help="rate definition (default h, the paper's Eq. 10)")
-    p.add_argument("--estimator", default="hutchinson", choices=("hutchinson", "rsvd", "exact"),
+    p.add_argument("--estimator", default="hutchinson", choices=ESTIMATORS,
                    help="whole-map estimator (default hutchinson)")
-    p.add_argument("--K", type=int, default=32, help="Hutchinson probes / rSVD rank / projected tangent dimension "
-                                                     "(default 32)")
+    p.add_argument("--K", type=int, default=DEFAULT_K, help="Hutchinson probes / rSVD rank / projected tangent "
+                                                            f"dimension (default {DEFAULT_K})")
     p.add_argument("--seed", type=int, default=0, help="probe seed (default 0)")
     p.add_argument("--channel", type=int, default=None, help="one model channel instead of the channel mean")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by path)")
