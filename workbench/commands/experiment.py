@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..estimators import DEFAULT_K
 from .common import device_from
 
 WHICH = {"paired": ("paired",), "predictor": ("predictor",), "curves": ("curves",), "perceptual": ("perceptual",),
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     p.add_argument("--rate", default="h", help="rate definition(s), comma-separated: h,eps,step,projected")
     p.add_argument("--estimator", default="hutchinson", help="estimator(s), comma-separated: hutchinson,rsvd,rsvd+hutchinson,exact")
-    p.add_argument("--K", type=int, default=32, help="Hutchinson probes or rSVD rank (default 32)")
+    p.add_argument("--K", type=int, default=DEFAULT_K, help=f"Hutchinson probes or rSVD rank (default {DEFAULT_K})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=int, default=None, help="fluctuation window L (default: analysis default)")
     p.add_argument("--t-b", type=float, default=None, help="fluctuation cut t_b (default: analysis default)")
