@@ -21,7 +21,7 @@ from workbench.fluctuation import fluctuation as _fluctuation, kept_timesteps
 
 __all__ = ["DEFAULT_WINDOW", "DEFAULT_T_B", "DEFAULT_NORMALISE", "fluctuation", "fluctuation_map", "kept_timesteps"]
 
-#: Defaults chosen by measurement (docs/readme/analysis.md, "Choosing L and t_b"): `workbench experiment tune
+#: Defaults chosen by measurement (README.md, "Choosing L and t_b"): `workbench experiment tune
 #: --images dev:17` swept L in {3,5,8,12,20} x t_b in {0,...,600} x normalise on 17 OSIE *training* images
 #: (never the 50 held-out ones) with the shipped model, rate h, Hutchinson K=32, 50 steps, and kept the best
 #: mean AUC-Judd of the fluctuation map: L=3, t_b=0, curves normalised (0.494 +- 0.016; every setting was at

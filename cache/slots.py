@@ -32,7 +32,7 @@ __all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "cre
            "read_done", "read_attrs",
            "open_group", "slot_dataset", "sweep_partials", "group_lock", "PARTIAL_MARK"]
 
-#: rate chunk (t, y, x) before clipping to the cube's shape; chosen by bench/bench_store.py (docs/readme/cubes.md)
+#: rate chunk (t, y, x) before clipping to the cube's shape; chosen by bench/bench_store.py (README.md, "Chunks, by measurement")
 DEFAULT_CHUNKS = (10, 128, 128)
 #: a cube up to this size (float32 bytes) is one chunk: one read serves any curve or map (measured faster)
 SMALL_CUBE_BYTES = 2 * 1024 * 1024

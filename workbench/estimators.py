@@ -31,7 +31,7 @@ __all__ = ["ESTIMATORS", "DEFAULT_K", "hutchinson_probes", "hutchinson_element_r
 
 ESTIMATORS = ("hutchinson", "rsvd", "rsvd+hutchinson", "exact")
 
-#: Hutchinson probes per timestep, chosen by measurement (python -m bench.bench_cubes; docs/readme/estimators.md):
+#: Hutchinson probes per timestep, chosen by measurement (python -m bench.bench_cubes; README.md, "Whole-map estimators"):
 #: on the shipped model and a held-out OSIE photo, pixel-level Spearman against the exact map (512 random pixels,
 #: t = 160/480/820) was 0.68/0.79/0.86/0.91/0.95 for K = 8/16/32/64/128; a 50-step cube took 20.6 s at K=32,
 #: 35.4 s at K=64 and 135 s at K=128 on the 2-core CPU. No K within the 60 s budget reaches 0.98 (the 1/K trend

@@ -1,7 +1,7 @@
 """The description of one curve-matching edit (DESIGN.md section 3): a frozen dataclass.
 
 Every knob has a default chosen by measurement with the shipped model on the shared editing data
-(docs/readme/editor.md, "How the defaults were chosen"); every result records the config it ran with.
+(README.md, "How the defaults were chosen (shipped model, 64x64, CPU)"); every result records the config it ran with.
 """
 from __future__ import annotations
 
