@@ -22,7 +22,7 @@ from workbench.errors import WorkbenchError
 
 from . import figures, selection
 from .context import AppContext
-from .jobs import Job
+from .jobs import Job, Poller
 
 __all__ = ["EditView", "REFERENCE_TASKS", "sample_images"]
 
@@ -59,7 +59,7 @@ class EditView(pn.viewable.Viewer):
         self.mask: np.ndarray | None = None
         self.job: Job | None = None
         self.result = None
-        self._poll_cb = None
+        self._poller = Poller(self.poll, 300)
         self._losses: list[float] = []
         cfg = {"displaylogo": False, "modeBarButtonsToAdd": ["select2d", "lasso2d"]}
         self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width",
@@ -248,8 +248,7 @@ class EditView(pn.viewable.Viewer):
         self.loss_pane.visible = False
         self.launch_button.disabled, self.cancel_button.disabled = True, False
         self.status.object = f"running **{cfg.task}** ..."
-        if pn.state.curdoc is not None and self._poll_cb is None:
-            self._poll_cb = pn.state.add_periodic_callback(self.poll, period=300)
+        self._poller.start()
         return self.job
 
     def cancel(self) -> None:
@@ -280,9 +279,7 @@ class EditView(pn.viewable.Viewer):
             self.status.object = f"{info.get('status', 'running')} ... {job.elapsed:.0f} s"
         if not job.done:
             return
-        if self._poll_cb is not None:
-            self._poll_cb.stop()
-            self._poll_cb = None
+        self._poller.stop()
         self.progress.visible = False
         self.launch_button.disabled, self.cancel_button.disabled = False, True
         self.job = None

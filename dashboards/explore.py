@@ -17,7 +17,7 @@ from workbench.estimators import DEFAULT_K
 from . import figures
 from .catalog import cube_label
 from .context import AppContext
-from .jobs import Job
+from .jobs import Job, Poller
 
 __all__ = ["ExploreView", "MAX_PIXELS"]
 
@@ -54,7 +54,7 @@ class ExploreView(pn.viewable.Viewer):
         self._fluct: np.ndarray | None = None
         self._fluct_error: str | None = None
         self.job: Job | None = None
-        self._poll_cb = None
+        self._poller = Poller(self.poll, 250)
         cfg = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
         self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.fluct_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
@@ -313,12 +313,8 @@ class ExploreView(pn.viewable.Viewer):
         self.job = Job(compute, name="cube").start()
         self.progress.value, self.progress.visible = 0, True
         self.job_status.object, self.job_status.visible = f"computing the cube of **{filename}** ...", True
-        self._start_polling()
+        self._poller.start()
         return self.job
-
-    def _start_polling(self) -> None:
-        if pn.state.curdoc is not None and self._poll_cb is None:
-            self._poll_cb = pn.state.add_periodic_callback(self.poll, period=250)
 
     def poll(self) -> None:
         """Copy the job's progress into the widgets; when it is done, show the new cube."""
@@ -331,9 +327,7 @@ class ExploreView(pn.viewable.Viewer):
         if not job.done:
             self.job_status.object = f"{info.get('status', 'running')} ... {job.elapsed:.0f} s"
             return
-        if self._poll_cb is not None:
-            self._poll_cb.stop()
-            self._poll_cb = None
+        self._poller.stop()
         self.progress.visible = False
         if job.error:
             self.job_status.visible = False

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["Job", "MODEL_LOCK"]
+__all__ = ["Job", "Poller", "MODEL_LOCK"]
 
 #: one model computation at a time across all browser sessions (CPU threads and GPU memory are shared)
 MODEL_LOCK = threading.Lock()
@@ -107,3 +107,22 @@ class Job:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until done (tests); True when it finished."""
         return self._done.wait(timeout)
+
+
+class Poller:
+    """Calls `poll()` every `period_ms` while the view is served (no-op without a Bokeh document,
+    where tests call `poll` themselves); `stop()` ends it, `start()` after a stop starts it again."""
+
+    def __init__(self, poll: Callable[[], None], period_ms: int):
+        self._poll, self._period, self._callback = poll, period_ms, None
+
+    def start(self) -> None:
+        import panel as pn
+
+        if self._callback is None and pn.state.curdoc is not None:
+            self._callback = pn.state.add_periodic_callback(self._poll, period=self._period)
+
+    def stop(self) -> None:
+        if self._callback is not None:
+            self._callback.stop()
+            self._callback = None

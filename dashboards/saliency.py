@@ -23,7 +23,7 @@ from workbench.errors import WorkbenchError
 
 from . import figures
 from .context import AppContext
-from .jobs import Job
+from .jobs import Job, Poller
 
 __all__ = ["SaliencyView", "score_dataset", "LOWER_IS_BETTER", "MAP_NAMES"]
 
@@ -113,7 +113,7 @@ class SaliencyView(pn.viewable.Viewer):
         self.items, self.keys = [], {}
         self.results: dict | None = None
         self.job: Job | None = None
-        self._poll_cb = None
+        self._poller = Poller(self.poll, 300)
         cfg = {"displaylogo": False}
         self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.truth_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
@@ -205,8 +205,7 @@ class SaliencyView(pn.viewable.Viewer):
         self.job = Job(work, name="scores", use_model_lock=False).start()
         self.progress.value, self.progress.visible = 0, True
         self._say(text)
-        if self._poll_cb is None and pn.state.curdoc is not None:
-            self._poll_cb = pn.state.add_periodic_callback(self.poll, period=300)
+        self._poller.start()
 
     def poll(self) -> None:
         """Follow the scoring job; show the tables when it is done."""
@@ -218,9 +217,7 @@ class SaliencyView(pn.viewable.Viewer):
             self.progress.value = int(100 * info["done"] / info["total"])
         if not job.done:
             return
-        if self._poll_cb is not None:
-            self._poll_cb.stop()
-            self._poll_cb = None
+        self._poller.stop()
         self.progress.visible = False
         self.job = None
         if job.error:
