@@ -110,7 +110,7 @@ def test_resume_after_kill9_matches_uninterrupted_run(tmp_path, tiny_pixel_dir, 
     proc.wait(30)
     group = next((store_dir / "groups").glob("b-*.zarr"))
     flags = slots.read_done(group)
-    assert 1 <= flags.sum() < n, flags
+    assert flags.sum() >= 1 and flags.sum() < n, flags  # killed mid-batch: some slots done, not all
     assert len(CubeStore(store_dir).keys()) == flags.sum()  # only finished slots are served
     rerun = _run_cli(*args)
     out, err = rerun.communicate(timeout=300)

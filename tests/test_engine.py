@@ -181,3 +181,18 @@ def test_fingerprint_depends_on_the_weights_not_the_path(tmp_path, tiny_pixel_di
         b.unet.conv_out.bias.add_(1e-3)
     del b._fp
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_repo_id_resolves_from_the_local_hf_cache_only(tmp_path, tiny_pixel_dir, monkeypatch):
+    import shutil
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(WorkbenchError, match="local Hugging Face cache"):
+        load_model("someone/tiny-pixel", device="cpu")
+    repo = tmp_path / "hub" / "models--someone--tiny-pixel"
+    shutil.copytree(tiny_pixel_dir, repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    assert isinstance(load_model("someone/tiny-pixel", device="cpu"), PixelAdapter)

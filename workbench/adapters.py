@@ -232,12 +232,18 @@ SD21_BASE = "stabilityai/stable-diffusion-2-1-base"
 
 
 def _hf_cache_snapshot(repo_id: str) -> Path | None:
-    try:
-        from huggingface_hub import snapshot_download
+    """The local Hugging Face cache's snapshot folder of `repo_id` (its `main` ref), or None.
+    Reads the cache layout (models--ORG--NAME/refs/main -> snapshots/HASH); nothing is fetched."""
+    from huggingface_hub import constants
 
-        return Path(snapshot_download(repo_id, local_files_only=True))  # cache lookup only, never a download
-    except Exception:
-        return None
+    repo = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        snap = repo / "snapshots" / ref.read_text().strip()
+        if snap.is_dir():
+            return snap
+    snaps = sorted((repo / "snapshots").glob("*")) if (repo / "snapshots").is_dir() else []
+    return snaps[-1] if len(snaps) == 1 else None
 
 
 def _resolve(spec: str | os.PathLike | None) -> Path:
