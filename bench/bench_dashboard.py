@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -26,11 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main"]
+from dashboards.browser import CHROMIUM, launch, plot_point
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
+__all__ = ["main"]
 
 _ARM = """([kind]) => { window.__t0 = null; window.__t1 = null;
   document.addEventListener(kind, () => { window.__t0 = performance.now(); }, {capture: true, once: true}); }"""
@@ -52,13 +49,6 @@ def _stats(xs: list[float]) -> dict:
             "min_ms": float(a.min()), "max_ms": float(a.max())}
 
 
-def _point(plot, x: float, y: float) -> tuple[float, float]:
-    return tuple(plot.evaluate(
-        """(el, [x, y]) => { const fl = el._fullLayout, r = el.getBoundingClientRect();
-            return [r.left + fl.xaxis._offset + fl.xaxis.l2p(x), r.top + fl.yaxis._offset + fl.yaxis.l2p(y)]; }""",
-        [x, y]))
-
-
 def _latency(page, timeout_ms: int = 30_000) -> float:
     page.wait_for_function("() => window.__lat !== null", timeout=timeout_ms, polling=20)
     return float(page.evaluate("() => window.__lat"))
@@ -70,8 +60,7 @@ def measure_browser(url: str, size: int, steps: int, events: int, shot: str | No
 
     out: dict = {}
     with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=ARGS,
-                                                   viewport={"width": 1500, "height": 1000})
+        ctx = launch(p, profile)
         page = ctx.new_page()
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -89,7 +78,7 @@ def measure_browser(url: str, size: int, steps: int, events: int, shot: str | No
         clicks = []
         for i in range(events):
             x, y = (int(v) for v in rng.integers(8, size - 8, 2))
-            px, py = _point(fl, x, y)
+            px, py = plot_point(fl, x, y)
             page.mouse.move(px - 15, py - 10)
             page.mouse.move(px, py, steps=4)
             page.wait_for_timeout(120)
@@ -151,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="bench/results/dashboard.json", help="where to write the figures")
     ap.add_argument("--screenshot", default=None, help="save a screenshot of the Explore view after the run")
     args = ap.parse_args(argv)
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         print(f"bench_dashboard: {CHROMIUM} is missing: apt-get install chromium", file=sys.stderr)
         return 2
     from cache.store import CubeStore

@@ -17,33 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from .browser import click_plot, launch, pane_text, plot_point
+
 __all__ = ["main"]
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-
-
-def _point(plot, x: float, y: float) -> tuple[float, float]:
-    return tuple(plot.evaluate(
-        """(el, [x, y]) => { const fl = el._fullLayout, r = el.getBoundingClientRect();
-            return [r.left + fl.xaxis._offset + fl.xaxis.l2p(x), r.top + fl.yaxis._offset + fl.yaxis.l2p(y)]; }""",
-        [x, y]))
-
-
-def _click(page, plot, x: float, y: float) -> None:
-    px, py = _point(plot, x, y)
-    page.mouse.move(px - 20, py - 20)
-    page.mouse.move(px, py, steps=5)
-    page.wait_for_timeout(250)
-    page.mouse.click(px, py)
-    page.wait_for_timeout(600)
-
-
-def _text(loc) -> str:
-    return loc.evaluate("""el => { const root = el.shadowRoot || el;
-        return Array.from(root.children).filter(c => !['STYLE', 'LINK'].includes(c.tagName))
-                    .map(c => c.innerText || c.textContent).join(' '); }""")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     views = args.views.split(",")
     try:
         with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-            bctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=ARGS,
-                                                        viewport={"width": 1600, "height": 1000})
+            bctx = launch(p, profile, width=1600)
             page = bctx.new_page()
             page.goto(f"http://127.0.0.1:{port}/")
             plots = page.locator(".js-plotly-plot")
@@ -87,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 fl = plots.nth(1)
                 H = fl.evaluate("el => el._fullLayout.yaxis.range[0] + 0.5")
                 for fx, fy in ((0.3, 0.35), (0.62, 0.55), (0.8, 0.2)):
-                    _click(page, fl, round(H * fx), round(H * fy))
+                    click_plot(page, fl, round(H * fx), round(H * fy), settle_ms=600)
                 handle = page.locator(".explore-t-slider .noUi-handle")
                 handle.focus()
                 for _ in range(12):
@@ -120,23 +95,23 @@ def main(argv: list[str] | None = None) -> int:
                     box.fill(str(value))
                     box.press("Enter")
                 W, H = img.evaluate("el => [el._fullLayout.xaxis.range[1] + 0.5, el._fullLayout.yaxis.range[0] + 0.5]")
-                x0, y0 = _point(img, W * 0.56, H * 0.55)
-                x1, y1 = _point(img, W * 0.72, H * 0.75)
+                x0, y0 = plot_point(img, W * 0.56, H * 0.55)
+                x1, y1 = plot_point(img, W * 0.72, H * 0.75)
                 page.mouse.move(x0, y0)
                 page.mouse.down()
                 page.mouse.move(x1, y1, steps=8)
                 page.mouse.up()
                 page.wait_for_timeout(800)
-                _click(page, img, W * 0.2, H * 0.85)
+                click_plot(page, img, W * 0.2, H * 0.85, settle_ms=600)
                 page.locator(".edit-launch button").click()
                 status = page.locator(".edit-status")
                 deadline = time.time() + 1800
-                while time.time() < deadline and not _text(status).strip().startswith(("done", "failed")):
+                while time.time() < deadline and not pane_text(status).strip().startswith(("done", "failed")):
                     page.wait_for_timeout(2000)
                 page.wait_for_timeout(1500)
                 page.mouse.move(5, 5)
                 page.screenshot(path=str(out / "dash-edit.png"), full_page=True)
-                print(f"wrote {out / 'dash-edit.png'} ({_text(status).strip()[:80]})")
+                print(f"wrote {out / 'dash-edit.png'} ({pane_text(status).strip()[:80]})")
             bctx.close()
     finally:
         srv.stop()

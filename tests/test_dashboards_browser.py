@@ -9,17 +9,15 @@ Screenshots go to the test's temporary folder.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from dashboards.browser import CHROMIUM, click_plot, launch, pane_text, plot_point
+
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                                                                "(apt-get install chromium)")]
-BROWSER_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +61,7 @@ def server(tmp_path_factory, tiny_pixel_dir):
 def browser(tmp_path_factory):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path_factory.mktemp("chromium-profile")),
-                                                   executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS,
-                                                   viewport={"width": 1500, "height": 1000})
+        ctx = launch(p, tmp_path_factory.mktemp("chromium-profile"))
         yield ctx
         ctx.close()
 
@@ -85,34 +81,11 @@ def _plots(page):
     return page.locator(".js-plotly-plot")
 
 
-def _point_xy(plot, x: float, y: float) -> tuple[float, float]:
-    """Screen position of data point (x, y) of a plotly plot."""
-    return tuple(plot.evaluate(
-        """(el, [x, y]) => { const fl = el._fullLayout, r = el.getBoundingClientRect();
-            return [r.left + fl.xaxis._offset + fl.xaxis.l2p(x), r.top + fl.yaxis._offset + fl.yaxis.l2p(y)]; }""", [x, y]))
-
-
-def _click_point(page, plot, x: float, y: float) -> None:
-    """Move there in a few steps (plotly needs the hover) and click."""
-    px, py = _point_xy(plot, x, y)
-    page.mouse.move(px - 20, py - 20)
-    page.mouse.move(px, py, steps=5)
-    page.wait_for_timeout(250)
-    page.mouse.click(px, py)
-
-
-def _text(loc) -> str:
-    """The text a Panel pane shows (it lives in the component's shadow root)."""
-    return loc.evaluate("""el => { const root = el.shadowRoot || el;
-        return Array.from(root.children).filter(c => !['STYLE', 'LINK'].includes(c.tagName))
-                    .map(c => c.innerText || c.textContent).join(' '); }""")
-
-
 def _wait_text(loc, pred, timeout: float) -> str:
     deadline = time.time() + timeout
-    while time.time() < deadline and not pred(_text(loc)):
+    while time.time() < deadline and not pred(pane_text(loc)):
         time.sleep(0.2)
-    return _text(loc)
+    return pane_text(loc)
 
 
 def _wait_for(plot, js: str, arg=None, timeout: float = 20.0):
@@ -134,7 +107,7 @@ def test_explore_click_slider_and_two_tabs(server, browser, tmp_path):
     page.screenshot(path=str(tmp_path / "explore-loaded.png"), full_page=True)
     assert not errors, errors
 
-    _click_point(page, fluct, 20, 30)
+    click_plot(page, fluct, 20, 30)
     names = _wait_for(curves, "el => el.data.length === 1 && el.data[0].name")
     assert "x=20, y=30" in names
     marker = _wait_for(fluct, "el => el.data[el.data.length - 1].x.length === 1 && el.data[el.data.length - 1]")
@@ -162,7 +135,7 @@ def test_explore_click_slider_and_two_tabs(server, browser, tmp_path):
     # a second tab: its own selection; the first tab's curve is unchanged
     page2, errors2 = _open(browser, url)
     plots2 = _plots(page2)
-    _click_point(page2, plots2.nth(1), 50, 10)
+    click_plot(page2, plots2.nth(1), 50, 10)
     assert "x=50, y=10" in _wait_for(plots2.nth(3), "el => el.data.length === 1 && el.data[0].name")
     assert "step 1/50" in plots2.nth(2).evaluate("el => el.layout.title.text")
     page.wait_for_timeout(300)
@@ -200,8 +173,8 @@ def test_edit_box_reference_launch_shows_the_edited_image(server, browser, tmp_p
         box.fill(value)
         box.press("Enter")
     W, H = img.evaluate("el => [el._fullLayout.xaxis.range[1] + 0.5, el._fullLayout.yaxis.range[0] + 0.5]")
-    x0, y0 = _point_xy(img, W * 0.35, H * 0.3)
-    x1, y1 = _point_xy(img, W * 0.65, H * 0.6)
+    x0, y0 = plot_point(img, W * 0.35, H * 0.3)
+    x1, y1 = plot_point(img, W * 0.65, H * 0.6)
     page.mouse.move(x0, y0)
     page.mouse.down()
     page.mouse.move(x1, y1, steps=8)
@@ -212,13 +185,13 @@ def test_edit_box_reference_launch_shows_the_edited_image(server, browser, tmp_p
     assert "region:" in text and "no region" not in text, text
     region_px = int(text.split("region:")[1].split("px")[0])
     assert region_px > 0.05 * W * H, text  # the whole box, not one grid point
-    _click_point(page, img, W * 0.1, H * 0.9)
+    click_plot(page, img, W * 0.1, H * 0.9)
     text = _wait_text(status, lambda t: "reference: x=" in t, 15)
     assert "reference: x=" in text and f"region: {region_px} px" in text, text  # the click kept the box
     page.screenshot(path=str(tmp_path / "edit-selected.png"), full_page=True)
     page.locator(".edit-launch button").click()
     text = _wait_text(status, lambda t: t.strip().startswith(("done", "failed", "cancelled")), 600)
-    assert text.strip().startswith("done"), text + _text(page.locator(".edit-message"))
+    assert text.strip().startswith("done"), text + pane_text(page.locator(".edit-message"))
     result = page.locator(".edit-result .js-plotly-plot")
     _wait_for(result, "el => el.data.length > 0 && el.data[0].type === 'image'")
     page.screenshot(path=str(tmp_path / "edit-done.png"), full_page=True)
