@@ -112,8 +112,7 @@ def compute_slot(group_path: str, slot: int, blob: bytes, key: str, params: Cube
     got = cube_key(blob, model_identity(adapter), params)
     if got != key:  # a worker with other weights would silently store wrong cubes
         raise WorkbenchError(f"the worker's model is {model_identity(adapter)}, not the batch's: give "
-                             "every worker the same --model (the same path string: run the workers from the "
-                             "same folder, or pass an absolute path)")
+                             "every worker the same model weights (--model)")
     slots.write_slot(Path(group_path), slot, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values)
     return slot
 

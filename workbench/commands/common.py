@@ -10,7 +10,7 @@ import torch
 from ..errors import WorkbenchError
 from ..rates import RATE_DEFINITIONS, RateSpec
 
-__all__ = ["add_model_args", "add_rate_args", "rate_spec_from", "parse_xy", "progress_bar", "device_from"]
+__all__ = ["add_model_args", "add_rate_args", "rate_spec_from", "parse_xy", "progress_bar", "device_from", "per_image_bar"]
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -57,5 +57,17 @@ def progress_bar(total: int, desc: str) -> Callable[[int, int], None]:
         bar.refresh()
         if done >= bar.total:
             bar.close()
+
+    return update
+
+
+def per_image_bar(steps: int) -> Callable[[int, int], None]:
+    """A tqdm bar over one image's timesteps, restarted for every image."""
+    state = {"bar": None}
+
+    def update(done: int, total: int) -> None:
+        if state["bar"] is None or done == 1:
+            state["bar"] = progress_bar(total, "timesteps")
+        state["bar"](done, total)
 
     return update

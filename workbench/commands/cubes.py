@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from ..estimators import DEFAULT_K, ESTIMATORS
-from .common import add_model_args, progress_bar
+from .common import add_model_args, per_image_bar, progress_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +68,7 @@ def run(args) -> int:
           f"{params.estimator} K={params.K}, "
           f"{params.steps} steps", file=sys.stderr)
     images_bar = progress_bar(len(plan.keys), "cubes")
-    cube_bar = _per_image_bar(params.steps)
+    cube_bar = per_image_bar(params.steps)
     t0 = time.perf_counter()
     try:
         keys = build_batch(store, source.images, adapter, params, progress=images_bar, cube_progress=cube_bar,
@@ -83,18 +84,9 @@ def run(args) -> int:
 
 
 def _model_spec(model: str | None) -> str:
-    """What cluster workers load: the --model string as given (the model fingerprint currently
-    includes the path string the model was loaded from), or "default"."""
-    return "default" if model is None else str(model)
-
-
-def _per_image_bar(steps: int):
-    """A tqdm bar over one image's timesteps, restarted for every image."""
-    state = {"bar": None}
-
-    def update(done: int, total: int) -> None:
-        if state["bar"] is None or done == 1:
-            state["bar"] = progress_bar(total, "timesteps")
-        state["bar"](done, total)
-
-    return update
+    """What cluster workers load: "default", a model folder as an absolute path (workers may run in
+    another directory; the fingerprint does not depend on the path), or an HF-cache repo id."""
+    if model is None:
+        return "default"
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else str(model)

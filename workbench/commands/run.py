@@ -32,13 +32,14 @@ def run(args) -> int:
     from cache.sources import find_images
     from cache.store import CubeStore
 
-    from analysis.export import cube_maps, export_maps
+    from analysis.export import export_maps
     from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
+
+    import numpy as np
 
     from ..adapters import load_model
     from ..default_model import SAMPLES_DIR
-    from .common import device_from, progress_bar
-    from .cubes import _per_image_bar
+    from .common import device_from, per_image_bar, progress_bar
 
     window = args.window or DEFAULT_WINDOW
     t_b = DEFAULT_T_B if args.t_b is None else args.t_b
@@ -52,14 +53,14 @@ def run(args) -> int:
     plan = plan_batch(store, images, adapter.fingerprint(), params)
     t0 = time.perf_counter()
     keys = build_batch(store, images, adapter, params, progress=progress_bar(len(images), "cubes"),
-                       cube_progress=_per_image_bar(params.steps), plan=plan)
+                       cube_progress=per_image_bar(params.steps), plan=plan)
     seconds = time.perf_counter() - t0
     cubes = [(Path(img).stem, store.open(key)) for img, key in zip(images, keys)]
     out = Path(args.out)
     export_maps(cubes, out, what="fluctuation", window=window, t_b=t_b)
     print(f"{'image':<20} {'cube key':<18} {'peak fluctuation at (x, y)':<28} overview")
     for name, ds in cubes:
-        fmap = cube_maps(ds, "fluctuation", window=window, t_b=t_b)["fluctuation"][0]
+        fmap = np.load(out / "fluctuation" / f"{name}.npy")  # the exported map: computed once, by export_maps
         y, x = divmod(int(fmap.argmax()), fmap.shape[1])
         figure = _overview(ds, fmap, out / f"{name}-overview.png")
         print(f"{name:<20} {ds.attrs.get('key', '')[:16]:<18} {f'({x}, {y})':<28} {figure}")
