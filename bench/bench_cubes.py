@@ -30,45 +30,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from bench.measure import load_average, peak_mb, reset_peak
+
 __all__ = ["main", "run_section", "build_sd_adapter"]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "workbench" / "samples"
 
 
 # --- memory and load ---------------------------------------------------------------------------
-def _reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-
-
-def _peak_mb(device: torch.device) -> dict:
-    out = {}
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    try:
-        line = [ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("VmHWM")][0]
-        out["peak_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
-    except (OSError, IndexError):
-        import resource
-
-        out["peak_rss_mb_since_start"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    return out
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
 _LAST_CPU_S = [0.0]
 
 
@@ -209,7 +178,7 @@ def _exact_maps(adapter, traj, idx: list[int], pixels: np.ndarray | None, chunk:
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)
             tmp = f.with_name(f.stem + ".partial.npz")
-            np.savez(tmp, map=out[-1], seconds=dt, cpu_seconds=cpu[-1], load=np.asarray(_load() or []))
+            np.savez(tmp, map=out[-1], seconds=dt, cpu_seconds=cpu[-1], load=np.asarray(load_average() or []))
             tmp.replace(f)
     _LAST_CPU_S[0] = float(np.mean(cpu))
     return np.stack(out), float(np.mean(secs)), hits
@@ -240,10 +209,10 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
         pick = rng.choice(H * W, size=min(exact_pixels, H * W), replace=False)
         sub = np.stack([pick // W, pick % W], 1)
     _log(f"[{name}] exact maps at grid indices {idx} ({'all pixels' if sub is None else f'{len(sub)} pixels'})")
-    _reset_peak(device)
+    reset_peak(device)
     exact, exact_s, hits = _exact_maps(adapter, traj, idx, sub, chunk, device, exact_cache)
     exact_cpu_s = _LAST_CPU_S[0]
-    exact_mem = _peak_mb(device)
+    exact_mem = peak_mb(device)
     n = C * H * W
     with torch.no_grad():
         h_shape = list(adapter.h(traj.states[:1].to(adapter.device, adapter.dtype), int(ts[0])).shape[1:])
@@ -283,7 +252,7 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
         run = lambda tr: rate_cube(adapter, tr, estimator=e["estimator"], K=e["K"], seed=seed,  # noqa: E731
                                    chunk=e.get("chunk", chunk), **kw)
         _log(f"[{name}] {label}: " + (f"full {N}-step cube" if full else f"maps at the {len(idx)} exact timesteps"))
-        _reset_peak(device)
+        reset_peak(device)
         if full:
             cube, dt = _timed(lambda: run(traj), device)
             cpu_s, c = _LAST_CPU_S[0], cube.numpy()
@@ -291,13 +260,13 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
         else:  # the same probes and batched code on the exact timesteps only; time extrapolated to N
             maps, dt = _timed(lambda: run(sub_traj).numpy(), device)
             dt, cpu_s = dt * N / len(idx), _LAST_CPU_S[0] * N / len(idx)
-        mem = _peak_mb(device)
+        mem = peak_mb(device)
         est = maps if sub is None else maps[:, sub[:, 0], sub[:, 1]]
         per_t = [_spearman(est[j], exact[j]) for j in range(len(idx))]
         rel = np.abs(est - exact) / np.maximum(exact, 1e-30)
         row = dict(estimator=e["estimator"], K=e["K"], rank=e.get("rank"), label=label, seconds_per_cube=round(dt, 2),
                    seconds_per_cube_is="measured" if full else f"extrapolated from {len(idx)} timesteps",
-                   cpu_seconds_per_cube=round(cpu_s, 1), load_after=_load(),
+                   cpu_seconds_per_cube=round(cpu_s, 1), load_after=load_average(),
                    ratio_exact_over_estimator=round(exact_cube_s / dt, 1),
                    ratio_exact_over_estimator_cpu=_finite(exact_cpu_s * exact_cube_s / exact_s / max(cpu_s, 1e-9)),
                    spearman_rate=round(float(np.mean(per_t)), 4), spearman_rate_per_timestep=[round(v, 4) for v in per_t],
@@ -385,7 +354,7 @@ def main(argv: list[str] | None = None) -> dict:
     est += [dict(estimator="rsvd", K=rsvd_rank, full=not a.no_full_others),
             dict(estimator="rsvd+hutchinson", K=dk, rank=dr, full=not a.no_full_others)]
     res = dict(command="python -m bench.bench_cubes " + " ".join(argv if argv is not None else sys.argv[1:]),
-               date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), load_before=_load(),
+               date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), load_before=load_average(),
                torch=torch.__version__, threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
                platform=platform.platform(), default_K=DEFAULT_K, sections=[])
     def write(section: dict | None = None) -> None:
@@ -424,7 +393,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                  sd_config=sd), exact_cache=a.exact_cache, on_update=write))
     if not any(s["section"] == "sd-full" and s["device"].startswith("cuda") for s in res["sections"]):
         res["gpu"] = "not measured (no GPU lent)"
-    res["load_after"] = _load()
+    res["load_after"] = load_average()
     _print_table(res)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dashboards.browser import CHROMIUM, launch, plot_point
+from bench.measure import load_average
 
 __all__ = ["main"]
 
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from dashboards.synthetic import synthetic_cube
 
     res: dict = {"cube": [args.steps, args.size, args.size], "events": args.events, "host": platform.node(),
-                 "cpus": os.cpu_count(), "load_before": os.getloadavg()}
+                 "cpus": os.cpu_count(), "load_before": load_average()}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         st = CubeStore(Path(tmp) / "store")
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                                                      args.events, shot),
                           "server_only": measure_server(ctx, max_side, args.events)}
             srv.stop()
-    res["load_after"] = os.getloadavg()
+    res["load_after"] = load_average()
     print(f"dashboard latency, cube {args.steps}x{args.size}x{args.size}, {args.events} events each "
           f"(load average {res['load_before'][0]:.1f} -> {res['load_after'][0]:.1f}, {os.cpu_count()} CPUs)")
     print(f"{'display':>12} {'measure':>16} {'browser median':>15} {'p90':>8} {'server median':>14}")

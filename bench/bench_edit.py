@@ -42,7 +42,7 @@ def time_edit(adapter, config, image=SAMPLE) -> dict:
     """Run one edit and time its stages from the loop's callbacks; peak memory of the run."""
     from PIL import Image
 
-    from bench.bench_cubes import _load, _peak_mb, _reset_peak
+    from bench.measure import load_average, peak_mb, reset_peak
     from workbench.editing import run_edit
 
     dev = adapter.device
@@ -59,7 +59,7 @@ def time_edit(adapter, config, image=SAMPLE) -> dict:
         if info["stage"] == "optimise":
             its.append(now)
 
-    _reset_peak(dev)
+    reset_peak(dev)
     t0 = time.perf_counter()
     res = run_edit(adapter, pil, mask, config, callback=cb, baselines=False)
     total = time.perf_counter() - t0
@@ -69,7 +69,7 @@ def time_edit(adapter, config, image=SAMPLE) -> dict:
     out = {"iterations": res.iterations_done, "total_s": round(total, 2), "setup_s": round(setup, 2),
            "s_per_iteration": round(loop, 4), "iterations_per_s": round(1 / loop, 3),
            "finish_s": round(finish, 2), "projected_300_s": round(setup + 300 * loop + finish, 1),
-           "load_avg": _load(), **_peak_mb(dev)}
+           "load_avg": load_average(), **peak_mb(dev)}
     return out
 
 

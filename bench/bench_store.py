@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.measure import load_average
+
 __all__ = ["main", "CANDIDATES"]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "workbench" / "samples"
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     cubes = {"synthetic 512x512x50": synthetic_cube()}
     if not args.no_model:
         cubes["shipped model 64x64x50"] = shipped_cube(Path(args.model_store))
-    results = {"load_avg": os.getloadavg(), "cpu_count": os.cpu_count(), "cubes": {}}
+    results = {"load_avg": load_average(), "cpu_count": os.cpu_count(), "cubes": {}}
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         for name, ds in cubes.items():
             rows, seen = [], set()
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 seen.add(clipped)
                 rows.append(measure(ds, c, Path(tmp), curves=curves, maps=maps))
             results["cubes"][name] = rows
-            print(f"\n{name} (raw {ds.rate.nbytes / 1e6:.1f} MB), load average {os.getloadavg()[0]:.1f}")
+            print(f"\n{name} (raw {ds.rate.nbytes / 1e6:.1f} MB), load average {load_average()[0]:.1f}")
             print("* = the store's default for this cube")
             print(f"{'chunks (t,y,x)':>16} {'curve ms':>9} {'(min)':>6} {'map ms':>8} {'(min)':>6} {'write s':>8} "
                   f"{'MB':>7} {'ratio':>6}")
