@@ -97,15 +97,19 @@ def test_resume_after_kill9_matches_uninterrupted_run(tmp_path, tiny_pixel_dir, 
             "--device", "cpu"]
     proc = _run_cli(*args)
     deadline = time.time() + 300
-    done = 0
+    done, group_seen = 0, None
     while time.time() < deadline and proc.poll() is None:
         groups = list((store_dir / "groups").glob("b-*.zarr")) if store_dir.exists() else []
+        if groups and group_seen is None:
+            group_seen = time.time()  # the group is created just before the first slot is computed
         done = len(list((groups[0] / "done" / "c").glob("*"))) if groups and (groups[0] / "done" / "c").exists() else 0
         if done >= 1:
             break
         time.sleep(0.02)
     assert proc.poll() is None, f"the writer ended before it could be killed: {proc.communicate()[1][-500:]}"
-    time.sleep(random.Random().uniform(0.0, 0.3))  # a random point after at least one slot is done
+    slot_seconds = time.time() - (group_seen or time.time())
+    # a random point after at least one slot is done, possibly mid-write, well before the batch can end
+    time.sleep(random.Random().uniform(0.0, 2.5 * slot_seconds))
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     group = next((store_dir / "groups").glob("b-*.zarr"))
