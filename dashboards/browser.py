@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "launch", "plot_point", "click_plot", "pane_text"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "launch", "plot_point", "click_plot", "drag_box", "plot_extent",
+           "pane_text"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: headless and offline: no sandbox (root in CI), no background or update traffic
@@ -37,6 +38,21 @@ def click_plot(page, plot, x: float, y: float, *, settle_ms: int = 0) -> None:
     page.mouse.click(px, py)
     if settle_ms:
         page.wait_for_timeout(settle_ms)
+
+
+def plot_extent(plot) -> tuple[float, float]:
+    """(W, H) in data units of a plotly image/heatmap shown with pixel-centred axes."""
+    return tuple(plot.evaluate("el => [el._fullLayout.xaxis.range[1] + 0.5, el._fullLayout.yaxis.range[0] + 0.5]"))
+
+
+def drag_box(page, plot, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A box selection from data point `start` (x, y) to `end`, dragged in small steps."""
+    x0, y0 = plot_point(plot, *start)
+    x1, y1 = plot_point(plot, *end)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
 
 
 def pane_text(loc) -> str:

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .browser import click_plot, launch, pane_text, plot_point
+from .browser import click_plot, drag_box, launch, pane_text, plot_extent
 
 __all__ = ["main"]
 
@@ -94,13 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                     box = page.locator(f".edit-{name} input")
                     box.fill(str(value))
                     box.press("Enter")
-                W, H = img.evaluate("el => [el._fullLayout.xaxis.range[1] + 0.5, el._fullLayout.yaxis.range[0] + 0.5]")
-                x0, y0 = plot_point(img, W * 0.56, H * 0.55)
-                x1, y1 = plot_point(img, W * 0.72, H * 0.75)
-                page.mouse.move(x0, y0)
-                page.mouse.down()
-                page.mouse.move(x1, y1, steps=8)
-                page.mouse.up()
+                W, H = plot_extent(img)
+                drag_box(page, img, (W * 0.56, H * 0.55), (W * 0.72, H * 0.75))
                 page.wait_for_timeout(800)
                 click_plot(page, img, W * 0.2, H * 0.85, settle_ms=600)
                 page.locator(".edit-launch button").click()

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from dashboards.browser import CHROMIUM, click_plot, launch, pane_text, plot_point
+from dashboards.browser import CHROMIUM, click_plot, drag_box, launch, pane_text, plot_extent
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
@@ -172,13 +172,8 @@ def test_edit_box_reference_launch_shows_the_edited_image(server, browser, tmp_p
         box = page.locator(f".edit-{name} input")
         box.fill(value)
         box.press("Enter")
-    W, H = img.evaluate("el => [el._fullLayout.xaxis.range[1] + 0.5, el._fullLayout.yaxis.range[0] + 0.5]")
-    x0, y0 = plot_point(img, W * 0.35, H * 0.3)
-    x1, y1 = plot_point(img, W * 0.65, H * 0.6)
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move(x1, y1, steps=8)
-    page.mouse.up()
+    W, H = plot_extent(img)
+    drag_box(page, img, (W * 0.35, H * 0.3), (W * 0.65, H * 0.6))
     status = page.locator(".edit-status")
     text = _wait_text(status, lambda t: "region:" in t, 15)
     page.screenshot(path=str(tmp_path / "edit-selected.png"), full_page=True)
