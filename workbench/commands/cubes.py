@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="probe seed (default 0)")
     p.add_argument("--channel", type=int, default=None, help="one model channel instead of the channel mean")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by path)")
+    p.add_argument("--split", default="all", choices=("all", "held-out", "train"),
+                   help="held-out = the last --held-out images by sorted file name (the shipped model never saw "
+                        "them), train = all the others; --limit applies after the split (default all)")
+    p.add_argument("--held-out", type=int, default=50, help="size of the held-out split (default 50)")
     grp = p.add_mutually_exclusive_group()
     grp.add_argument("--scheduler", default=None, help="run on an existing dask.distributed cluster (tcp://HOST:PORT);"
                                                       " its workers must see the store folder")
@@ -52,7 +56,7 @@ def run(args) -> int:
         raise WorkbenchError(f"--local-cluster must be at least 1 worker, got {args.local_cluster}")
     params = CubeParams(definition=args.rate, estimator=args.estimator, K=args.K, seed=args.seed, steps=args.steps,
                         channel=args.channel)
-    source = find_images(args.dir, limit=args.limit)
+    source = _split(find_images(args.dir), args.split, args.held_out, args.limit)
     print(f"# {source.describe()}", file=sys.stderr)
     store = CubeStore(args.store)
     device, dtype = device_from(args)
@@ -81,6 +85,31 @@ def run(args) -> int:
     dt = time.perf_counter() - t0
     print(f"{len(keys)} cubes in {store.path} ({len(plan.todo)} computed in {dt:.1f} s, {plan.cached} already there)")
     return 0
+
+
+def _split(source, split: str, held_out: int, limit: int | None):
+    """The images of `source` in `split` ("all", "held-out": the last `held_out` by sorted file name,
+    "train": the others), then the first `limit` of them."""
+    import dataclasses
+
+    from ..errors import WorkbenchError
+
+    if held_out < 0:
+        raise WorkbenchError(f"--held-out must be 0 or more, got {held_out}")
+    if limit is not None and limit < 1:
+        raise WorkbenchError(f"--limit must be at least 1, got {limit}")
+    images = list(source.images)
+    if split != "all":
+        by_name = sorted(images, key=lambda q: (q.name, str(q)))
+        cut = max(0, len(by_name) - held_out)
+        chosen = set(by_name[cut:] if split == "held-out" else by_name[:cut])
+        images = [q for q in images if q in chosen]
+        if not images:
+            raise WorkbenchError(f"--split {split}: no images in that split ({len(source.images)} images, "
+                                 f"--held-out {held_out}); lower --held-out or use --split all")
+    images = images[:limit] if limit is not None else images
+    return dataclasses.replace(source, images=tuple(images), layout=source.layout + (
+        f", {split} split" if split != "all" else ""))
 
 
 def _model_spec(model: str | None) -> str:
