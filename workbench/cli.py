@@ -1,8 +1,9 @@
 """The `workbench` command: builds a run description from arguments and calls the library.
 
 Subcommands live in `workbench.commands.<name>` modules, each with `register(subparsers)`
-that adds its parser and sets `func`. A `WorkbenchError` (user mistake) prints one line and
-exits 2; Ctrl-C exits 130.
+that adds its parser and sets `func`. A `WorkbenchError` (user mistake), a bad argument and an
+operating-system error (disk full, permission, read-only, link loop ...: `errors.os_error_line`)
+each print one line `workbench <cmd>: error: ...` and exit 2; Ctrl-C exits 130.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import os
 import sys
 import warnings
 
-from .errors import WorkbenchError
+from .errors import WorkbenchError, os_error_line
 
 __all__ = ["main", "COMMAND_MODULES"]
 
@@ -35,8 +36,15 @@ def _quiet_libraries() -> None:
     logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage block) and exits 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench", description="Generation rates and curves of diffusion models.")
+    parser = _OneLineParser(prog="workbench", description="Generation rates and curves of diffusion models.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         try:
@@ -51,18 +59,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad argument (2, one line already printed)
+        return int(exc.code or 0)
     _quiet_libraries()
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a full disk behind stdout shows here, not as an ignored exception at exit
+        return rc
     except WorkbenchError as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        _drop_stdout()
+        print(f"workbench {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"workbench {args.command}: error: out of memory: use smaller settings (fewer steps, a smaller K, "
+              "a smaller batch) or a machine with more memory", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _drop_stdout() -> None:
+    """After stdout failed (disk full, closed pipe), send what is left of it nowhere."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

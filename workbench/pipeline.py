@@ -10,7 +10,7 @@ from PIL import Image
 from .adapters import ModelAdapter
 from .ddim import Trajectory, invert, make_schedule
 from .errors import WorkbenchError
-from .images import read_image, to_tensor
+from .images import read_image, to_rgb, to_tensor
 
 __all__ = ["PreparedImage", "prepare_image", "source_to_model_pixel"]
 
@@ -29,7 +29,7 @@ class PreparedImage:
 def prepare_image(adapter: ModelAdapter, image: str | Path | Image.Image, *, steps: int = 50,
                   with_trajectory: bool = True, callback=None) -> PreparedImage:
     """Read (if a path), resize the whole image to `adapter.image_size`, encode, and DDIM-invert."""
-    pil = read_image(image) if not isinstance(image, Image.Image) else image.convert("RGB")
+    pil = read_image(image) if not isinstance(image, Image.Image) else to_rgb(image)
     pixels = to_tensor(pil, adapter.image_size)
     with torch.no_grad():
         x0 = adapter.encode(pixels[None])[0]

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..adapters import ModelAdapter
 from ..errors import WorkbenchError
-from ..images import read_image, to_uint8
+from ..images import read_image, to_rgb, to_uint8
 from ..pipeline import prepare_image, source_to_model_pixel
 from ..rates import rate_function, unit_tangents
 from .baselines import BASELINES
@@ -101,7 +101,7 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
     removal; the foreground for blending). ref_xy: (x, y) in source-image pixels.
     callback(dict(iteration, n_iter, loss, best_loss, stage)) every iteration."""
     started = time.perf_counter()
-    pil = read_image(image) if not isinstance(image, Image.Image) else image.convert("RGB")
+    pil = read_image(image) if not isinstance(image, Image.Image) else to_rgb(image)
     size = (pil.height, pil.width)
     mask = check_mask(mask, size)
     _check_ref(config, ref_xy, size, mask)
