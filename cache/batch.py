@@ -81,8 +81,14 @@ def _slot_row(key: str, path: Path) -> dict:
     try:
         with Image.open(path) as im:
             w, h = im.size
+    except Image.DecompressionBombError:
+        raise WorkbenchError(f"{path} is larger than the {Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx limit for one image "
+                             "(a decompression bomb?): downscale it first") from None
     except Exception:
         raise WorkbenchError(f"{path} is not a readable image: remove it from the folder or fix it") from None
+    from workbench.images import check_pixels
+
+    check_pixels(w, h, path)
     return {"key": key, "source_image": str(path.resolve()), "source_size": [h, w], "name": path.stem}
 
 
@@ -108,7 +114,7 @@ def compute_slot(group_path: str, slot: int, blob: bytes, key: str, params: Cube
         adapter = _worker_adapter(model, device, dtype)
     pil = Image.open(io.BytesIO(blob))
     pil.load()
-    ds = compute_cube(adapter, pil.convert("RGB"), params, progress=progress)
+    ds = compute_cube(adapter, pil, params, progress=progress)
     got = cube_key(blob, model_identity(adapter), params)
     if got != key:  # a worker with other weights would silently store wrong cubes
         raise WorkbenchError(f"the worker's model is {model_identity(adapter)}, not the batch's: give "

@@ -50,12 +50,12 @@ def compute_cube(adapter, image: str | Path | Image.Image, params: CubeParams = 
     import torch
 
     from workbench.estimators import rate_cube
-    from workbench.images import read_image, to_uint8
+    from workbench.images import read_image, to_rgb, to_uint8
     from workbench.pipeline import prepare_image
     from workbench.rates import RateSpec
 
     raw = image_bytes(image)
-    pil = image.convert("RGB") if isinstance(image, Image.Image) else read_image(image)
+    pil = to_rgb(image) if isinstance(image, Image.Image) else read_image(image)
     prep = prepare_image(adapter, pil, steps=params.steps)
     spec = RateSpec(params.definition, k=params.K, channel=params.channel)
     try:
