@@ -34,8 +34,14 @@ class RateSpec:
     channel: int | None = None
 
     def __post_init__(self):
+        from .errors import WorkbenchError
+        from .validate import check_channel, check_int, check_k
+
         if self.definition not in RATE_DEFINITIONS:
-            raise ValueError(f"unknown rate definition {self.definition!r}: choose one of {', '.join(RATE_DEFINITIONS)}")
+            raise WorkbenchError(f"unknown rate definition {self.definition!r}: choose one of {', '.join(RATE_DEFINITIONS)}")
+        check_k(self.k)
+        check_int("iters", self.iters, minimum=0, maximum=100)
+        check_channel(self.channel)
 
 
 def rate_function(adapter: ModelAdapter, schedule: Schedule, i: int, definition: str = "h"
