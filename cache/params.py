@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from workbench.errors import WorkbenchError
 from workbench.estimators import DEFAULT_K, ESTIMATORS
+from workbench.validate import check_channel, check_K, check_seed, check_steps
 
 __all__ = ["CubeParams"]
 
@@ -31,15 +32,10 @@ class CubeParams:
                                  f"{', '.join(_DEFINITIONS)}")
         if self.estimator not in ESTIMATORS:
             raise WorkbenchError(f"unknown estimator {self.estimator!r}: choose one of {', '.join(ESTIMATORS)}")
-        for name in ("K", "steps"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise WorkbenchError(f"{name} must be a positive integer, got {v!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise WorkbenchError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.channel is not None and (isinstance(self.channel, bool) or not isinstance(self.channel, int)
-                                         or self.channel < 0):
-            raise WorkbenchError(f"channel must be None (mean) or a channel index >= 0, got {self.channel!r}")
+        check_K(self.K)
+        check_steps(self.steps)
+        check_seed(self.seed)
+        check_channel(self.channel)
 
     @property
     def channel_rule(self) -> str:

@@ -24,7 +24,7 @@ Public API (all keyword options are optional bounds known only once a model is l
     check_batch_size(n)                                             1..MAX_BATCH
     check_resolution(n, *, multiple=1)                              pixels, 8..MAX_RESOLUTION
     check_channel(channel, *, channels=None)                        None (mean) or 0..C-1
-    check_seed(seed)                                                0..2**63-1
+    check_seed(seed)                                                0..2**32-1
     check_device(device) -> str                                     cpu, cuda[:N], mps; must exist
     check_dtype(dtype) -> torch.dtype                               float32, float16, bfloat16
     check_scheduler_config(config, where) -> dict                   a model's scheduler config
@@ -146,8 +146,8 @@ def check_channel(channel: Any, *, channels: int | None = None) -> int | None:
 
 
 def check_seed(seed: Any) -> int:
-    """A random seed: 0..2**63-1."""
-    return check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    """A random seed: 0..2**32-1."""
+    return check_int("seed", seed, minimum=0, maximum=2**32 - 1)
 
 
 def check_dtype(dtype: Any):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from .. import validate as v
 from ..errors import WorkbenchError
 from ..rates import RATE_DEFINITIONS
 
@@ -60,24 +61,23 @@ class EditConfig:
     def __post_init__(self):
         if self.task not in TASKS:
             raise WorkbenchError(f"unknown task {self.task!r}: choose one of {', '.join(TASKS)}")
-        if self.n_iter < 0:
-            raise WorkbenchError(f"n_iter must be >= 0, got {self.n_iter}")
-        if not self.lr > 0:
-            raise WorkbenchError(f"the learning rate must be > 0, got {self.lr}")
-        if self.refresh_every < 1:
-            raise WorkbenchError(f"refresh_every must be >= 1, got {self.refresh_every}")
+        v.check_iterations(self.n_iter)
+        v.check_real("lr", self.lr, minimum=0, open_min=True, why="the Adam learning rate")
+        v.check_int("refresh_every", self.refresh_every, minimum=1)
+        v.check_int("blend_t", self.blend_t, minimum=0)
+        v.check_t_b(self.t_b)
         if self.direction not in (1, -1):
             raise WorkbenchError(f"direction must be +1 (decrease) or -1 (increase), got {self.direction}")
-        if self.erosion < 1:
-            raise WorkbenchError(f"erosion must be >= 1 model-grid pixel, got {self.erosion}")
-        if self.steps < 2:
-            raise WorkbenchError(f"the editing trajectory needs >= 2 DDIM steps, got {self.steps}")
+        v.check_real("rate_weight", self.rate_weight, minimum=0)
+        v.check_real("feature_weight", self.feature_weight, minimum=0)
+        v.check_int("erosion", self.erosion, minimum=1, why="model-grid pixels")
+        v.check_steps(self.steps, minimum=2)
+        v.check_seed(self.seed)
         if self.rate not in RATE_DEFINITIONS or self.rate == "projected":
             raise WorkbenchError(f"rate {self.rate!r} cannot be edited: choose one of step, eps, h")
-        if self.pixels_per_iter < 1 or self.curve_pixels < 1:
-            raise WorkbenchError("pixels_per_iter and curve_pixels must be >= 1")
-        if self.fluct_window < 2:
-            raise WorkbenchError(f"fluct_window must be >= 2, got {self.fluct_window}")
+        v.check_int("pixels_per_iter", self.pixels_per_iter, minimum=1, maximum=4096)
+        v.check_int("curve_pixels", self.curve_pixels, minimum=1, maximum=4096)
+        v.check_window(self.fluct_window)
 
     def as_dict(self) -> dict:
         """Plain dict (JSON-ready) of every field."""
