@@ -288,6 +288,14 @@ def _empty_prompt_embedding(root: Path, fingerprint_src: str) -> torch.Tensor:
     return emb
 
 
+def _read_json(path: Path):
+    """A model config file parsed, or a one-line error naming it."""
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WorkbenchError(f"{path} is not valid JSON ({type(exc).__name__}): restore the model's config file") from None
+
+
 def load_model(spec: str | os.PathLike | None = None, *, device: str | None = None,
                dtype: torch.dtype = torch.float32) -> ModelAdapter:
     """Load a model offline: `None`/"default" (shipped), a local diffusers folder, or a repo id
@@ -305,8 +313,14 @@ def load_model(spec: str | os.PathLike | None = None, *, device: str | None = No
     sched_file = root / "scheduler" / "scheduler_config.json"
     if not sched_file.exists():
         raise WorkbenchError(f"{root} has no scheduler/scheduler_config.json: copy the scheduler folder of the model")
-    sched_cfg = json.loads(sched_file.read_text())
-    cls_name = json.loads((unet_dir / "config.json").read_text()).get("_class_name", "")
+    from .validate import check_scheduler_config
+
+    sched_cfg = check_scheduler_config(_read_json(sched_file), str(sched_file))
+    unet_cfg = _read_json(unet_dir / "config.json")
+    if not isinstance(unet_cfg, dict):
+        raise WorkbenchError(f"{unet_dir / 'config.json'} must hold a JSON object (the U-Net's config): copy the "
+                             "model's unet folder again")
+    cls_name = unet_cfg.get("_class_name", "")
     try:
         if cls_name == "UNet2DConditionModel":
             for sub in ("vae", "text_encoder", "tokenizer"):
