@@ -304,8 +304,10 @@ def load_model(spec: str | os.PathLike | None = None, *, device: str | None = No
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
 
+    from .validate import check_device, check_dtype
+
+    device, dtype = check_device(device), check_dtype(dtype)
     root = _resolve(spec)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     unet_dir = root / "unet"
     if not (unet_dir / "config.json").exists():
         raise WorkbenchError(f"{root} has no unet/config.json: pass a diffusers model folder "
