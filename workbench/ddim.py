@@ -43,8 +43,9 @@ class Schedule:
 def make_schedule(adapter: ModelAdapter, steps: int = 50) -> Schedule:
     """DDIM 'leading' spacing as diffusers: t = k * (T // steps) + steps_offset, k = 0..steps-1."""
     T = adapter.num_train_timesteps
-    if not 1 <= steps <= T:
-        raise ValueError(f"steps must be in 1..{T}, got {steps}")
+    from .validate import check_steps
+
+    check_steps(steps, num_train_timesteps=T)
     ts = torch.arange(steps, dtype=torch.long) * (T // steps) + adapter.steps_offset
     ts = ts.clamp(max=T - 1)
     abar = adapter.alphas_cumprod
