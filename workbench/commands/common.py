@@ -7,10 +7,12 @@ from typing import Callable
 
 import torch
 
+from .. import validate
 from ..errors import WorkbenchError
 from ..rates import RATE_DEFINITIONS, RateSpec
 
-__all__ = ["add_model_args", "add_rate_args", "rate_spec_from", "parse_xy", "progress_bar", "device_from", "per_image_bar"]
+__all__ = ["add_model_args", "add_rate_args", "add_overwrite_arg", "rate_spec_from", "parse_xy", "progress_bar",
+           "device_from", "per_image_bar", "check_against_model"]
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -26,15 +28,32 @@ def add_rate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=32, help="tangent dimension for --rate projected")
 
 
+def add_overwrite_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an output that is not an earlier output of this command (only the files this "
+                        "command writes are replaced; nothing else is touched)")
+
+
 def rate_spec_from(args) -> RateSpec:
     return RateSpec(args.rate, k=args.k, channel=args.channel)
 
 
 def device_from(args) -> tuple[str, torch.dtype]:
-    dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise WorkbenchError(f"--device {dev} asked for, but no CUDA device is available: use --device cpu")
-    return dev, getattr(torch, args.dtype)
+    """(device, dtype) of the arguments, checked by `workbench.validate` (one-line errors)."""
+    return validate.check_device(args.device), validate.check_dtype(getattr(args, "dtype", "float32"))
+
+
+def check_against_model(adapter, *, steps: int | None = None, channel: int | None = None, k: int | None = None,
+                        min_steps: int = 1) -> None:
+    """The checks that need the loaded model: steps <= its training timesteps, channel < its channels,
+    k <= its input elements."""
+    if steps is not None:
+        validate.check_steps(steps, num_train_timesteps=adapter.num_train_timesteps, minimum=min_steps)
+    if channel is not None:
+        validate.check_channel(channel, channels=adapter.model_shape[0])
+    if k is not None:
+        C, H, W = adapter.model_shape
+        validate.check_k(k, n=C * H * W)
 
 
 def parse_xy(text: str, what: str = "--pixel") -> tuple[int, int]:

@@ -5,7 +5,11 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import add_model_args, add_rate_args, device_from, parse_xy, progress_bar, rate_spec_from
+from .common import (add_model_args, add_overwrite_arg, add_rate_args, check_against_model, device_from, parse_xy,
+                     progress_bar, rate_spec_from)
+
+#: First line of every plot `workbench curve` writes: how a rerun knows the file is its own.
+PLOT_SIGNATURE = "<!-- written by genrate-workbench curve -->"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_rate_args(p)
     p.add_argument("--plot", default=None, help="plot file (.html; default curve-<image>-x<X>-y<Y>.html)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_overwrite_arg(p)
     p.set_defaults(func=run)
 
 
@@ -26,11 +31,19 @@ def run(args) -> int:
     from ..pipeline import prepare_image, source_to_model_pixel
     from ..images import read_image
 
+    from ..outputs import OutputFile
+    from ..validate import check_steps
+
     x, y = parse_xy(args.pixel)
-    pil = read_image(args.image)
+    check_steps(args.steps)
     device, dtype = device_from(args)
     spec = rate_spec_from(args)
+    pil = read_image(args.image)
+    plot = OutputFile(args.plot or f"curve-{Path(args.image).stem}-x{x}-y{y}.html", "curve", overwrite=args.overwrite,
+                      ours=_is_our_plot, flag="--plot")
     adapter = load_model(args.model, device=device, dtype=dtype)
+    check_against_model(adapter, steps=args.steps, channel=spec.channel,
+                        k=spec.k if spec.definition == "projected" else None)
     my, mx = source_to_model_pixel(adapter, x, y, (pil.height, pil.width))
     inv_bar = progress_bar(args.steps, "invert")
     prep = prepare_image(adapter, pil, steps=args.steps, callback=lambda info: inv_bar(info["i"] + 1, args.steps))
@@ -46,16 +59,20 @@ def run(args) -> int:
         print("timestep\trate")
         for t, r in zip(ts, values):
             print(f"{t}\t{r:.6g}")
-    plot = Path(args.plot or f"curve-{Path(args.image).stem}-x{x}-y{y}.html")
-    _write_plot(plot, ts, values, f"{Path(args.image).name} pixel ({x}, {y}), rate {spec.definition}")
-    print(f"# plot: {plot}", flush=True)
+    html = _plot_html(ts, values, f"{Path(args.image).name} pixel ({x}, {y}), rate {spec.definition}")
+    written = plot.write_bytes(html.encode("utf-8"))
+    print(f"# plot: {args.plot or written.name}", flush=True)
     return 0
 
 
-def _write_plot(path: Path, ts: list[int], values: list[float], title: str) -> None:
+def _is_our_plot(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(PLOT_SIGNATURE)).decode("utf-8", "replace") == PLOT_SIGNATURE
+
+
+def _plot_html(ts: list[int], values: list[float], title: str) -> str:
     import plotly.graph_objects as go
 
     fig = go.Figure(go.Scatter(x=ts, y=values, mode="lines+markers"))
     fig.update_layout(title=title, xaxis_title="timestep t", yaxis_title="generation rate", template="plotly_white")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs=True)
+    return PLOT_SIGNATURE + "\n" + fig.to_html(include_plotlyjs=True, full_html=True)
