@@ -32,7 +32,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 
 from .errors import WorkbenchError, os_error_line
 
-__all__ = ["MARKER", "TEMP_TAG", "OutputDir", "OutputFile", "Staging"]
+__all__ = ["MARKER", "TEMP_TAG", "OutputDir", "OutputFile", "Staging", "check_writable"]
 
 MARKER = ".workbench-output.json"
 TEMP_TAG = ".wb-tmp-"
@@ -67,7 +67,7 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
-def _check_writable(path: Path, flag: str) -> None:
+def check_writable(path: Path, flag: str) -> None:
     """The nearest existing folder at or above `path` must be a writable folder."""
     base = _nearest_existing(path)
     if base.exists() and not base.is_dir():
@@ -186,7 +186,7 @@ class OutputDir:
             raise WorkbenchError(f"{self.flag} {p} is a broken symbolic link (or a link loop): remove it or choose another folder")
         if p.exists() and not p.is_dir():
             raise WorkbenchError(f"{self.flag} {p} is a file, not a folder: pass a new or empty folder")
-        _check_writable(p, self.flag)
+        check_writable(p, self.flag)
         if not p.exists():
             return
         entries = [e for e in p.iterdir() if not e.name.startswith(TEMP_TAG)]
@@ -310,7 +310,7 @@ class OutputFile:
         if p.exists() and not p.is_file():
             raise WorkbenchError(f"{flag} {p} exists and is not a regular file (a folder or a device): pass a "
                                  "file path")
-        _check_writable(p.parent, flag)
+        check_writable(p.parent, flag)
         if p.exists() and not overwrite and not (ours is not None and _safe(ours, p)):
             raise WorkbenchError(f"{flag} {p} already exists and was not written by `workbench {command}`: choose "
                                  "another file name, or pass --overwrite to replace it")

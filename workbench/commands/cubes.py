@@ -50,20 +50,22 @@ def run(args) -> int:
 
     from ..adapters import load_model
     from ..errors import WorkbenchError
+    from ..outputs import check_writable
+    from .common import check_against_model
     from .common import device_from
 
     if args.local_cluster is not None and args.local_cluster < 1:
         raise WorkbenchError(f"--local-cluster must be at least 1 worker, got {args.local_cluster}")
     params = CubeParams(definition=args.rate, estimator=args.estimator, K=args.K, seed=args.seed, steps=args.steps,
                         channel=args.channel)
-    source = _split(find_images(args.dir), args.split, args.held_out, args.limit)
-    print(f"# {source.describe()}", file=sys.stderr)
-    store = CubeStore(args.store)
     device, dtype = device_from(args)
+    source = _split(find_images(args.dir), args.split, args.held_out, args.limit)
+    check_writable(Path(args.store).expanduser(), "--store")
     adapter = load_model(args.model, device=device, dtype=dtype)
-    if args.channel is not None and args.channel >= adapter.model_shape[0]:
-        raise WorkbenchError(f"--channel {args.channel} is out of range: the model has {adapter.model_shape[0]} "
-                             f"channels (0..{adapter.model_shape[0] - 1})")
+    check_against_model(adapter, steps=params.steps, channel=params.channel,
+                        k=params.K if params.definition == "projected" else None)
+    print(f"# {source.describe()}", file=sys.stderr)
+    store = CubeStore(args.store)  # created only now: a rejected run leaves no empty store behind
     plan = plan_batch(store, source.images, model_identity(adapter), params)
     where = f"dask cluster {args.scheduler}" if args.scheduler else (
         f"local dask cluster of {args.local_cluster} workers" if args.local_cluster else f"this process ({device})")
