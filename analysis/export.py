@@ -6,24 +6,29 @@ For every cube, each requested map is brought to the source image's original res
   OUT/<kind>/<image stem>.npy   float32 at the same resolution, unscaled (model units)
 with <kind> = `fluctuation` or `rate_t<T>` (T the nearest cube timestep), and OUT/manifest.json
 recording the parameters (window, t_b, timesteps, cube attributes) and every map's min/max.
-Files are written to `*.partial` then renamed: an interrupted export leaves no half-written map.
+The folder is a `workbench.outputs.OutputDir`: it must be new, empty or an earlier export (its
+marker file), unless `overwrite`; every map is staged under a temporary name and all of them are
+renamed into place only once every map is computed and written, so a failure (a full disk, a
+damaged cube) leaves the folder as it was and says so.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import xarray as xr
 
 from workbench.errors import WorkbenchError
+from workbench.outputs import OutputDir, Staging
+from workbench.validate import check_t_b, check_window
 
 from .cubes import open_cubes
 from .datasets import resize_map
 from .fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
 
-__all__ = ["parse_what", "cube_maps", "export_maps", "to_uint8"]
+__all__ = ["parse_what", "cube_maps", "export_maps", "to_uint8", "is_legacy_export"]
 
 
 def parse_what(what: str | Iterable[str]) -> list[tuple[str, int | None]]:
@@ -81,30 +86,53 @@ def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float 
     return out
 
 
-def _write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    writer(tmp)
-    tmp.replace(path)
+def is_legacy_export(folder: Path) -> bool:
+    """A folder written by an export from before output markers: its manifest.json is an export manifest."""
+    try:
+        meta = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "maps" in meta and "png_scaling" in meta
 
 
-def export_maps(source, out_dir: str | Path, *, what="fluctuation", window: int = DEFAULT_WINDOW,
-                t_b: float = DEFAULT_T_B, normalise: bool = DEFAULT_NORMALISE, formats=("png", "npy"),
-                progress=None) -> dict:
-    """Export maps of every cube in `source` (a store/cube path, or an iterable of (name, Dataset)).
+def _png_bytes(m: np.ndarray) -> bytes:
+    import io
 
-    Returns the manifest (also written to OUT/manifest.json). Two cubes of one image name are an error
-    (export one parameter set at a time: point at that set's folder).
-    """
     from PIL import Image
 
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(m)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def export_maps(source, out_dir: str | Path | OutputDir | Staging, *, what="fluctuation",
+                window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B, normalise: bool = DEFAULT_NORMALISE,
+                formats=("png", "npy"), progress=None, overwrite: bool = False) -> dict:
+    """Export maps of every cube in `source` (a store/cube path, or an iterable of (name, Dataset)).
+
+    `out_dir`: a folder path (opened as an `OutputDir` of the `export` command, `overwrite` as
+    `--overwrite`), an `OutputDir`, or a `Staging` of a larger output (`workbench run`), into which
+    the files are staged and committed by the caller. Returns the manifest (also OUT/manifest.json).
+    Two cubes of one image name are an error (export one parameter set at a time).
+    """
     formats = tuple(formats)
     if not formats or any(f not in ("png", "npy") for f in formats):
         raise WorkbenchError(f"--format {','.join(formats)}: choose png and/or npy")
     parse_what(what)
+    check_window(window)
+    check_t_b(t_b)
+    if isinstance(out_dir, Staging):
+        return _export_into(source, out_dir, what, window, t_b, normalise, formats, progress)
+    out = out_dir if isinstance(out_dir, OutputDir) else OutputDir(out_dir, "export", overwrite=overwrite,
+                                                                   legacy=is_legacy_export)
+    with out.staging() as st:
+        return _export_into(source, st, what, window, t_b, normalise, formats, progress)
+
+
+def _export_into(source, st: Staging, what, window, t_b, normalise, formats, progress) -> dict:
     cubes = open_cubes(source) if isinstance(source, (str, Path)) else source
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"window": int(window), "t_b": float(t_b), "normalise": bool(normalise), "what": what if isinstance(what, str) else ",".join(what),
+    manifest = {"window": int(window), "t_b": float(t_b), "normalise": bool(normalise),
+                "what": what if isinstance(what, str) else ",".join(what),
                 "formats": list(formats), "png_scaling": "min-max per map to 0..255", "maps": {}}
     seen = set()
     n = 0
@@ -117,15 +145,10 @@ def export_maps(source, out_dir: str | Path, *, what="fluctuation", window: int 
                           if k in ("rate_definition", "estimator", "K", "seed", "steps", "model_name",
                                    "model_fingerprint", "source_image", "source_size")}}
         for kind, (m, info) in cube_maps(ds, what, window=window, t_b=t_b, normalise=normalise).items():
-            folder = out_dir / kind
-            folder.mkdir(exist_ok=True)
             if "png" in formats:
-                _write_atomic(folder / f"{name}.png", lambda p, m=m: Image.fromarray(to_uint8(m)).save(p, format="PNG"))
+                st.write_bytes(f"{kind}/{name}.png", _png_bytes(m))
             if "npy" in formats:
-                def save_npy(p, m=m):
-                    with open(p, "wb") as fh:
-                        np.save(fh, m.astype(np.float32))
-                _write_atomic(folder / f"{name}.npy", save_npy)
+                st.write(f"{kind}/{name}.npy", lambda fh, m=m: np.save(fh, m.astype(np.float32)))
             entry[kind] = info | {"min": float(m.min()), "max": float(m.max()), "shape": list(m.shape)}
         manifest["maps"][name] = entry
         n += 1
@@ -133,5 +156,5 @@ def export_maps(source, out_dir: str | Path, *, what="fluctuation", window: int 
             progress(n, None)
     if n == 0:
         raise WorkbenchError(f"{source} holds no cubes to export")
-    _write_atomic(out_dir / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    st.write_text("manifest.json", json.dumps(manifest, indent=1))
     return manifest

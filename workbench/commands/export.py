@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .common import add_overwrite_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export fluctuation / rate-at-t maps of a cube store as PNG + .npy",
@@ -18,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalise", action=argparse.BooleanOptionalAction, default=None,
                    help="normalise each curve to sum 1 before the fluctuation (default: analysis default)")
     p.add_argument("--format", default="png,npy", help="png, npy or both (default png,npy)")
+    add_overwrite_arg(p)
     p.set_defaults(func=run)
 
 
@@ -34,10 +37,12 @@ def run(args) -> int:
             bars.append(tqdm(desc="export", unit="cube", file=sys.stderr, leave=False, dynamic_ncols=True))
         bars[0].update(1)
 
-    manifest = export_maps(args.store, args.out, what=args.what, window=args.window or DEFAULT_WINDOW,
+    manifest = export_maps(args.store, args.out, what=args.what,
+                           window=DEFAULT_WINDOW if args.window is None else args.window,
                            t_b=DEFAULT_T_B if args.t_b is None else args.t_b,
                            normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise,
-                           formats=[f.strip() for f in args.format.split(",") if f.strip()], progress=progress)
+                           formats=[f.strip() for f in args.format.split(",") if f.strip()], progress=progress,
+                           overwrite=args.overwrite)
     for b in bars:
         b.close()
     print(f"exported {len(manifest['maps'])} images ({manifest['what']}, L={manifest['window']}, "
