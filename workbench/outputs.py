@@ -123,6 +123,10 @@ class Staging:
             raise WorkbenchError(os_error_line(exc, "could not write") + f"; nothing in {self.owner.path} was "
                                  "changed") from None
 
+    def staged_path(self, rel: str) -> Path:
+        """Where the staged (not yet committed) file `rel` lies now, to read it back."""
+        return self.staged[_rel_ok(rel)]
+
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Stage `rel` with `data`."""
         self.write(rel, lambda fh: fh.write(data))
