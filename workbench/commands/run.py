@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import add_model_args
+from .common import add_model_args, add_overwrite_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--K", type=int, default=None, help="Hutchinson probes (default: the cache's default)")
     p.add_argument("--window", type=int, default=None, help="fluctuation window L (default: the analysis default)")
     p.add_argument("--t-b", type=float, default=None, help="fluctuation cut t_b (default: the analysis default)")
+    add_overwrite_arg(p)
     p.set_defaults(func=run)
 
 
@@ -32,21 +33,32 @@ def run(args) -> int:
     from cache.sources import find_images
     from cache.store import CubeStore
 
-    from analysis.export import export_maps
+    from analysis.export import export_maps, is_legacy_export
     from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
 
     import numpy as np
 
     from ..adapters import load_model
+    from ..ddim import make_schedule
     from ..default_model import SAMPLES_DIR
+    from ..outputs import OutputDir, check_writable
+    from ..validate import check_t_b, check_window
+    from .common import check_against_model
     from .common import device_from, per_image_bar, progress_bar
 
-    window = args.window or DEFAULT_WINDOW
-    t_b = DEFAULT_T_B if args.t_b is None else args.t_b
-    images = [img for src in (args.images or [SAMPLES_DIR]) for img in find_images(src).images]
+    window = check_window(DEFAULT_WINDOW if args.window is None else args.window)
+    t_b = check_t_b(DEFAULT_T_B if args.t_b is None else args.t_b)
     params = CubeParams(steps=args.steps, **({} if args.K is None else {"K": args.K}))
     device, dtype = device_from(args)
+    images = [img for src in (args.images or [SAMPLES_DIR]) for img in find_images(src).images]
+    out = OutputDir(args.out, "run", overwrite=args.overwrite, legacy=is_legacy_export)
+    out.check_names(["manifest.json"] + [f"{Path(i).stem}-overview.png" for i in images]
+                    + [f"fluctuation/{Path(i).stem}.{ext}" for i in images for ext in ("png", "npy")])
+    check_writable(Path(args.store).expanduser(), "--store")
     adapter = load_model(args.model, device=device, dtype=dtype)
+    check_against_model(adapter, steps=params.steps)
+    kept = int((make_schedule(adapter, params.steps).timesteps > t_b).sum())
+    check_window(window, n_kept=kept)
     store = CubeStore(args.store)
     print(f"# {len(images)} images -> cube store {store.path}; model {adapter.name} on {device}; rate "
           f"{params.definition}, {params.estimator} K={params.K}, {params.steps} DDIM steps", file=sys.stderr)
@@ -56,26 +68,30 @@ def run(args) -> int:
                        cube_progress=per_image_bar(params.steps), plan=plan)
     seconds = time.perf_counter() - t0
     cubes = [(Path(img).stem, store.open(key)) for img, key in zip(images, keys)]
-    out = Path(args.out)
-    export_maps(cubes, out, what="fluctuation", window=window, t_b=t_b)
+    rows = []
+    with out.staging() as st:  # maps and figures appear together, or not at all
+        export_maps(cubes, st, what="fluctuation", window=window, t_b=t_b)
+        for name, ds in cubes:
+            fmap = np.load(st.staged_path(f"fluctuation/{name}.npy"))  # the exported map: computed once
+            y, x = divmod(int(fmap.argmax()), fmap.shape[1])
+            figure = _overview(ds, fmap)
+            st.write(f"{name}-overview.png", lambda fh, im=figure: im.save(fh, format="PNG", optimize=True))
+            rows.append(f"{name:<20} {ds.attrs.get('key', '')[:16]:<18} {f'({x}, {y})':<28} "
+                        f"{Path(args.out) / f'{name}-overview.png'}")
     print(f"{'image':<20} {'cube key':<18} {'peak fluctuation at (x, y)':<28} overview")
-    for name, ds in cubes:
-        fmap = np.load(out / "fluctuation" / f"{name}.npy")  # the exported map: computed once, by export_maps
-        y, x = divmod(int(fmap.argmax()), fmap.shape[1])
-        figure = _overview(ds, fmap, out / f"{name}-overview.png")
-        print(f"{name:<20} {ds.attrs.get('key', '')[:16]:<18} {f'({x}, {y})':<28} {figure}")
+    print("\n".join(rows))
     print(f"# {len(cubes)} cubes ready ({len(plan.todo)} computed in {seconds:.1f} s, {plan.cached} already in the "
-          f"store); maps in {out}/fluctuation/ (L={window}, t_b={t_b:g}); "
+          f"store); maps in {args.out}/fluctuation/ (L={window}, t_b={t_b:g}); "
           f"explore them with: workbench dashboard --store {store.path}", flush=True)
     return 0
 
 
-def _overview(ds, fmap, path: Path) -> Path:
+def _overview(ds, fmap):
     """image | image with the fluctuation map overlaid | the map alone, as one PNG."""
     import numpy as np
     from PIL import Image
 
-    from analysis.figures import colorize, map_grid, save_png
+    from analysis.figures import colorize, map_grid
 
     from ..errors import WorkbenchError
     from ..images import read_image
@@ -88,4 +104,4 @@ def _overview(ds, fmap, path: Path) -> Path:
     image = np.asarray(source.resize((W0, H0), Image.Resampling.LANCZOS))
     overlay = (0.45 * image + 0.55 * colorize(fmap)).round().astype(np.uint8)
     panel = (240, round(240 * W0 / H0))
-    return save_png(map_grid([[image, overlay, fmap]], ["image", "overlay", "fluctuation map"], panel=panel), path)
+    return map_grid([[image, overlay, fmap]], ["image", "overlay", "fluctuation map"], panel=panel)
