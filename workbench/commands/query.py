@@ -9,7 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import parse_xy
+from .common import add_overwrite_arg, parse_xy
+
+#: PNG text chunk of every PNG `workbench query` writes: how a rerun knows the file is its own.
+PNG_SOFTWARE = "genrate-workbench query"
+_TEXT_STARTS = ("# image=", "name,key,", '{"image": ')  # its CSV and JSON layouts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default=None, choices=("csv", "json", "png"),
                    help="output format (default: from --out's suffix, else csv)")
     p.add_argument("--out", default=None, help="output file (default: stdout for csv/json)")
+    add_overwrite_arg(p)
     p.set_defaults(func=run)
 
 
@@ -45,8 +50,10 @@ def run(args) -> int:
     fmt = args.format or (Path(args.out).suffix.lstrip(".").lower() if args.out else "csv")
     if fmt not in ("csv", "json", "png"):
         raise WorkbenchError(f"cannot tell the format from {args.out!r}: pass --format csv|json|png")
+    if args.out is not None:  # a folder, a device or someone else's file: refused before reading anything
+        _target(args.out, args)
     if args.list:
-        return _emit_text(_list_text(store.index(), fmt), args.out)
+        return _emit_text(_list_text(store.index(), fmt), args)
     if args.image is None or (args.pixel is None and args.region is None and args.t is None):
         raise WorkbenchError("say what to read: --image NAME with --pixel X,Y, --region MASK.png or --t T "
                              "(or --list)")
@@ -78,8 +85,8 @@ def run(args) -> int:
         if fmt == "png":
             size = tuple(int(v) for v in np.atleast_1d(ds.attrs.get("source_size", [ds.sizes["iy"], ds.sizes["ix"]])))
             png = _map_png(m.values, size[:2])
-            return _emit_bytes(png, _out(args, name, f"t{int(m.timestep)}"))
-        return _emit_text(_map_text(m.values, meta, fmt), args.out)
+            return _emit_bytes(png, _out(args, name, f"t{int(m.timestep)}"), args)
+        return _emit_text(_map_text(m.values, meta, fmt), args)
     if args.pixel is not None:
         x, y = parse_xy(args.pixel)
         my, mx = ds.curves.source_pixel(x, y)
@@ -93,8 +100,8 @@ def run(args) -> int:
         title, tag = f"{name} region {Path(args.region).name}", f"region-{Path(args.region).stem}"
     ts, vals = curve.timestep.values.astype(int).tolist(), curve.values.astype(float).tolist()
     if fmt == "png":
-        return _emit_bytes(_curve_png(ts, vals, title), _out(args, name, tag))
-    return _emit_text(_curve_text(ts, vals, meta, fmt), args.out)
+        return _emit_bytes(_curve_png(ts, vals, title), _out(args, name, tag), args)
+    return _emit_text(_curve_text(ts, vals, meta, fmt), args)
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -123,21 +130,48 @@ def _out(args, name: str, tag: str) -> str:
 
 
 # --- outputs --------------------------------------------------------------------------------
-def _emit_text(text: str, out: str | None) -> int:
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
-        print(f"# wrote {out}", file=sys.stderr)
+def _is_ours(path: Path) -> bool:
+    """A file an earlier `workbench query` wrote: a PNG carrying its text chunk, or its CSV/JSON layout."""
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head.startswith(b"\x89PNG"):
+        with Image.open(path) as im:
+            return im.info.get("Software") == PNG_SOFTWARE
+    return head.decode("utf-8", "replace").startswith(_TEXT_STARTS)
+
+
+def _target(out: str, args):
+    from ..outputs import OutputFile
+
+    return OutputFile(out, "query", overwrite=args.overwrite, ours=_is_ours)
+
+
+def _emit_text(text: str, args) -> int:
+    if args.out:
+        _target(args.out, args).write_bytes(text.encode("utf-8"))
+        print(f"# wrote {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
 
 
-def _emit_bytes(data: bytes, out: str) -> int:
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_bytes(data)
+def _emit_bytes(data: bytes, out: str, args) -> int:
+    _target(out, args).write_bytes(data)
     print(f"# wrote {out}", file=sys.stderr)
     return 0
+
+
+def _png(img) -> bytes:
+    """PNG bytes with the query's text chunk."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
 
 
 def _list_text(rows: list[dict], fmt: str) -> str:
@@ -180,9 +214,7 @@ def _map_png(m: np.ndarray, size: tuple[int, int]) -> bytes:
     H0, W0 = size
     f = max(1.0, 256 / max(H0, W0))
     img = Image.fromarray(_viridis(u)).resize((round(W0 * f), round(H0 * f)), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    return _png(img)
 
 
 def _curve_png(ts: list[int], vals: list[float], title: str, size: tuple[int, int] = (640, 400)) -> bytes:
@@ -206,6 +238,4 @@ def _curve_png(ts: list[int], vals: list[float], title: str, size: tuple[int, in
     d.line([(px(t), py(v)) for t, v in zip(ts, vals)], fill=(31, 119, 180), width=2)
     d.text((left, 8), title, fill="black")
     d.text((W // 2 - 30, H - 18), "timestep t", fill="black")
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    return _png(img)
