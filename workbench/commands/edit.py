@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import signal
 import sys
 from pathlib import Path
 
-from .common import add_model_args, device_from, parse_xy
+from .common import add_model_args, add_overwrite_arg, check_against_model, device_from, parse_xy
 
 TASK_HELP = {
     "transfer": "semantic transfer: the region takes the look of the --ref pixel",
@@ -64,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--checkpoint", choices=("auto", "on", "off"), default="auto",
                    help="gradient checkpointing of the chain (auto: on for CUDA)")
     p.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
+    add_overwrite_arg(p)
     p.set_defaults(func=run)
 
 
@@ -78,13 +78,20 @@ def _config(args):
                       checkpoint={"auto": None, "on": True, "off": False}[args.checkpoint])
 
 
-def _out_dir(args) -> Path:
-    from ..errors import WorkbenchError
+#: What every edit writes whatever its options (checked before computing); marker of pre-marker outputs.
+FIXED_OUTPUTS = ("original.png", "edited.png", "mask_model.png", "region_model.png", "curves.png", "curves.html",
+                 "comparison.png", "metrics.json")
+LEGACY_MARKER = ".workbench-edit"
 
-    out = Path(args.out or f"edit-{Path(args.image).stem}-{args.task}")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "metrics.json").exists()
-                                              and not (out / ".workbench-edit").exists())):
-        raise WorkbenchError(f"{out} exists and is not an edit output folder: pass another --out")
+
+def _out_dir(args):
+    """The output folder, checked before any compute (workbench.outputs: new, empty, an earlier edit, or
+    --overwrite; a user's files are never replaced or deleted)."""
+    from ..outputs import OutputDir
+
+    out = OutputDir(args.out or f"edit-{Path(args.image).stem}-{args.task}", "edit", overwrite=args.overwrite,
+                    legacy=lambda p: (p / LEGACY_MARKER).exists())
+    out.check_names(FIXED_OUTPUTS)
     return out
 
 
@@ -104,6 +111,7 @@ def run(args) -> int:
     out = _out_dir(args)
     device, dtype = device_from(args)
     adapter = load_model(args.model, device=device, dtype=dtype)
+    check_against_model(adapter, steps=cfg.steps, min_steps=2)
 
     stop = {"flag": False}
 
@@ -130,7 +138,7 @@ def run(args) -> int:
           f"change inside {m['change_inside']:.3f}, mean rate t>t_b {m['mean_rate_before']:.4g} -> "
           f"{m['mean_rate_after']:.4g}" + (f", TV to reference {m['tv_before']:.3f} -> {m['tv_after']:.3f}"
                                             if "tv_after" in m else ""))
-    print(f"# wrote {out}/ (edited.png, curves.html, curves.png, comparison.png, metrics.json)", flush=True)
+    print(f"# wrote {out.path}/ (edited.png, curves.html, curves.png, comparison.png, metrics.json)", flush=True)
     return 0
 
 
@@ -163,35 +171,40 @@ def _jsonable(v):
     return v
 
 
-def _write(out: Path, args, result) -> None:
+def _write(out, args, result) -> None:
+    """Every file of the result, staged and then renamed together (nothing appears on a failure)."""
+    with out.staging() as st:
+        _write_files(st, args, result)
+
+
+def _save_png(st, rel: str, image) -> None:
+    st.write(rel, lambda fh: image.save(fh, format="PNG"))
+
+
+def _write_files(st, args, result) -> None:
     import numpy as np
     from PIL import Image
 
     from ..editing.report import curves_png, image_grid, mask_overlay
 
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "baselines").mkdir(parents=True)
-    (tmp / ".workbench-edit").write_text("")
-    result.original.save(tmp / "original.png")
-    result.edited.save(tmp / "edited.png")
-    Image.fromarray((result.mask_model * 255).round().astype(np.uint8)).save(tmp / "mask_model.png")
-    Image.fromarray((result.region_model * 255).astype(np.uint8)).save(tmp / "region_model.png")
+    _save_png(st, "original.png", result.original)
+    _save_png(st, "edited.png", result.edited)
+    _save_png(st, "mask_model.png", Image.fromarray((result.mask_model * 255).round().astype(np.uint8)))
+    _save_png(st, "region_model.png", Image.fromarray((result.region_model * 255).astype(np.uint8)))
     curves = {"before": result.curve_before, "after (ours)": result.curve_after}
     if result.reference_curve is not None:
         curves["reference"] = result.reference_curve
     for name, b in result.baselines.items():
-        b["image"].save(tmp / "baselines" / f"{name}.png")
+        _save_png(st, f"baselines/{name}.png", b["image"])
         curves[f"after ({name})"] = b["curve_after"]
     title = f"{Path(args.image).name}: {args.task}, region curve"
-    curves_png(result.timesteps, curves, title=title, t_b=result.config["t_b"]).save(tmp / "curves.png")
-    _curves_html(tmp / "curves.html", result.timesteps, curves, title, result.losses)
+    _save_png(st, "curves.png", curves_png(result.timesteps, curves, title=title, t_b=result.config["t_b"]))
+    st.write_text("curves.html", _curves_html(result.timesteps, curves, title, result.losses))
     size = result.original.size
     region_img = Image.fromarray((result.region_model * 255).astype(np.uint8)).resize(size, Image.Resampling.NEAREST)
     row = [mask_overlay(result.original, np.asarray(region_img) > 127), result.original, result.edited] + \
         [b["image"] for b in result.baselines.values()]
-    image_grid([row], ["region", "original", "ours"] + list(result.baselines)).save(tmp / "comparison.png")
+    _save_png(st, "comparison.png", image_grid([row], ["region", "original", "ours"] + list(result.baselines)))
     doc = {"image": str(args.image), "mask": str(args.mask), "task": args.task, "ref": args.ref,
            "model": args.model or "default", "device": args.device, "config": result.config,
            "cancelled": result.cancelled, "iterations_done": result.iterations_done,
@@ -201,13 +214,10 @@ def _write(out: Path, args, result) -> None:
            "curve_after": result.curve_after.tolist(),
            "reference_curve": None if result.reference_curve is None else result.reference_curve.tolist(),
            "losses": result.losses}
-    (tmp / "metrics.json").write_text(json.dumps(doc, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    st.write_text("metrics.json", json.dumps(doc, indent=1))
 
 
-def _curves_html(path: Path, ts, curves: dict, title: str, losses: list[float]) -> None:
+def _curves_html(ts, curves: dict, title: str, losses: list[float]) -> str:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -219,4 +229,4 @@ def _curves_html(path: Path, ts, curves: dict, title: str, losses: list[float]) 
     fig.update_yaxes(title_text="generation rate", row=1, col=1)
     fig.update_xaxes(title_text="iteration", row=1, col=2)
     fig.update_layout(title=title, template="plotly_white")
-    fig.write_html(path, include_plotlyjs=True)
+    return fig.to_html(include_plotlyjs=True, full_html=True)
