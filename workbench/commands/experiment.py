@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..estimators import DEFAULT_K
-from .common import device_from
+from .common import add_overwrite_arg, device_from
 
 WHICH = {"paired": ("paired",), "predictor": ("predictor",), "curves": ("curves",), "perceptual": ("perceptual",),
          "saliency": ("paired", "predictor", "curves", "perceptual"), "tune": ("tune",)}
@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "(= the four), tune (sweep L and t_b; use with --images dev)")
     p.add_argument("--data", required=True, help="data set folder (OSIE root, CAT2000 root, or image + map pairs)")
     p.add_argument("--out", required=True, help="output folder for the report")
+    add_overwrite_arg(p)
     p.add_argument("--store", default=None, help="cube store folder (default $WORKBENCH_CACHE/cubes)")
     p.add_argument("--images", default="held-out",
                    help="held-out (last --held-out by name, default), dev (24 evenly spaced others), dev:N, all, "
@@ -73,12 +74,19 @@ def run(args) -> int:
     for e in ests:
         if e not in ESTIMATORS:
             raise WorkbenchError(f"--estimator {e!r}: choose from {', '.join(ESTIMATORS)}")
+    from ..outputs import OutputDir
+    from ..validate import check_K, check_steps, check_t_b, check_window
+
+    check_steps(args.steps)
+    check_K(args.K)
+    window = check_window(DEFAULT_WINDOW if args.window is None else args.window)
+    t_b = check_t_b(DEFAULT_T_B if args.t_b is None else args.t_b)
+    OutputDir(args.out, "experiment", overwrite=args.overwrite, legacy=lambda p: (p / "results.json").exists())
     device, _ = device_from(args)
     cfg = SaliencyExperiment(
         data=args.data, images=args.images, held_out=args.held_out, store=args.store, model=args.model,
         device=device, variants=tuple((r, e) for r in rates for e in ests), K=args.K, seed=args.seed,
-        steps=args.steps, window=args.window or DEFAULT_WINDOW,
-        t_b=DEFAULT_T_B if args.t_b is None else args.t_b, sigma=args.sigma,
+        steps=args.steps, window=window, t_b=t_b, sigma=args.sigma,
         normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise, map_blur=args.map_blur,
         paired=PairedRule(frac=args.frac, draws=args.draws, seed=args.seed), perceptual_images=args.perceptual_images,
         features=args.features)
