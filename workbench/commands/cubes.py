@@ -61,6 +61,8 @@ def run(args) -> int:
     device, dtype = device_from(args)
     source = _split(find_images(args.dir), args.split, args.held_out, args.limit)
     check_writable(Path(args.store).expanduser(), "--store")
+    if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
+        CubeStore(args.store, create=False)
     adapter = load_model(args.model, device=device, dtype=dtype)
     check_against_model(adapter, steps=params.steps, channel=params.channel,
                         k=params.K if params.definition == "projected" else None)

@@ -55,6 +55,8 @@ def run(args) -> int:
     out.check_names(["manifest.json"] + [f"{Path(i).stem}-overview.png" for i in images]
                     + [f"fluctuation/{Path(i).stem}.{ext}" for i in images for ext in ("png", "npy")])
     check_writable(Path(args.store).expanduser(), "--store")
+    if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
+        CubeStore(args.store, create=False)
     adapter = load_model(args.model, device=device, dtype=dtype)
     check_against_model(adapter, steps=params.steps)
     kept = int((make_schedule(adapter, params.steps).timesteps > t_b).sum())
