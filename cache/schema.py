@@ -20,10 +20,13 @@ import xarray as xr
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["SCHEMA_VERSION", "STORE_FORMAT", "DIMS", "VAR_RATE", "VAR_IMAGE", "VAR_ALPHA", "VAR_TRAJECTORY",
+__all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "STORE_FORMAT", "DIMS", "VAR_RATE", "VAR_IMAGE", "VAR_ALPHA", "VAR_TRAJECTORY",
            "VAR_DONE", "COORD_T", "ATTR_KEYS", "PARAM_ATTRS", "SLOT_ATTRS", "check_cube"]
 
-SCHEMA_VERSION = "1"
+#: 1: the first layout; 2: CRC32C checksums on every chunk, every chunk of a slot written (cache.integrity)
+SCHEMA_VERSION = "2"
+#: versions this workbench reads (stores and groups of older versions stay readable, unprotected)
+READABLE_VERSIONS = ("1", "2")
 #: the `format` entry of a store's `store.json` (what makes a folder a cube store)
 STORE_FORMAT = "genrate-workbench cube store"
 DIMS = {"t": "t", "y": "y", "x": "x", "image": "image_id", "image_y": "iy", "image_x": "ix", "rgb": "rgb",

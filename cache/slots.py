@@ -6,7 +6,8 @@ chunk per slot, absent = 0), the shared `timestep`/`alpha`, and the attribute `s
 slot's key and source. Its metadata is written once, into `<gid>.zarr.partial-<host>-<pid>`, and
 renamed into place atomically; after that only chunk files are written. A slot is written in full
 before its done flag: a killed writer leaves slots with done = 0, which readers treat as absent
-and a rerun rewrites. Nothing is ever appended (resizing a Zarr array rewrites its metadata, and
+and a rerun rewrites. Since schema version 2 every chunk carries a CRC32C checksum and every chunk
+of a slot is written (empty ones too); reads verify them (cache.integrity). Nothing is ever appended (resizing a Zarr array rewrites its metadata, and
 appending left unreadable stores in 5 of 9 kills measured on these machines).
 """
 from __future__ import annotations
@@ -26,10 +27,10 @@ import xarray as xr
 
 from workbench.errors import WorkbenchError
 
-from . import schema
+from . import integrity, schema
 
 __all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "create_group", "write_slot",
-           "read_done", "read_attrs",
+           "read_done", "clear_done", "read_attrs",
            "open_group", "slot_dataset", "sweep_partials", "group_lock", "PARTIAL_MARK"]
 
 #: rate chunk (t, y, x) before clipping to the cube's shape; chosen by bench/bench_store.py (README.md, "Chunks, by measurement")
@@ -70,6 +71,13 @@ def _compressor():
     return BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
 
 
+def _checksummed(*codecs) -> list:
+    """`codecs` followed by a CRC32C checksum of the encoded chunk (cache.integrity)."""
+    from zarr.codecs import Crc32cCodec
+
+    return [*codecs, Crc32cCodec()]
+
+
 def create_group(path: Path, spec: GroupSpec) -> Path:
     """Write the group's metadata (no slot data) atomically at `path`; an existing group is kept."""
     import dask.array as da
@@ -94,9 +102,11 @@ def create_group(path: Path, spec: GroupSpec) -> Path:
         coords={schema.COORD_T: ((D["t"],), np.asarray(spec.timesteps, dtype=np.int64))},
         attrs={**spec.attrs, "format": schema.STORE_FORMAT, "schema_version": schema.SCHEMA_VERSION,
                "slots": list(spec.slots)})
-    encoding = {schema.VAR_RATE: {"chunks": (1, tc, yc, xc), "compressors": [_compressor()]},
-                schema.VAR_IMAGE: {"chunks": (1, iy, ix, 3), "compressors": [_compressor()]},
-                schema.VAR_DONE: {"chunks": (1,), "compressors": None}}
+    encoding = {schema.VAR_RATE: {"chunks": (1, tc, yc, xc), "compressors": _checksummed(_compressor())},
+                schema.VAR_IMAGE: {"chunks": (1, iy, ix, 3), "compressors": _checksummed(_compressor())},
+                schema.VAR_DONE: {"chunks": (1,), "compressors": _checksummed()},
+                schema.VAR_ALPHA: {"compressors": _checksummed()},
+                schema.COORD_T: {"compressors": _checksummed()}}
     tmp = path.with_name(f"{path.name}{PARTIAL_MARK}-{socket.gethostname()}-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -110,20 +120,28 @@ def create_group(path: Path, spec: GroupSpec) -> Path:
     return path
 
 
-def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray) -> None:
-    """Write slot `i` (rate (N, H, W), image (iy, ix, 3)) in full, then set its done flag."""
+def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra: np.ndarray) -> None:
+    """Write slot `i` (rate (N, H, W), image (iy, ix, 3), and any further per-slot variables of the
+    group named in `extra`, e.g. rate_se (N, H, W)) in full, then set its done flag."""
     import zarr
 
-    g = zarr.open_group(str(path), mode="r+")
-    rate_arr, image_arr = g[schema.VAR_RATE], g[schema.VAR_IMAGE]
-    if tuple(rate_arr.shape[1:]) != tuple(rate.shape) or tuple(image_arr.shape[1:]) != tuple(image.shape):
-        raise WorkbenchError(f"cube shape {rate.shape}/{image.shape} does not fit the slots of {path.name} "
-                             f"({tuple(rate_arr.shape[1:])}/{tuple(image_arr.shape[1:])})")
-    rate_arr[i] = np.asarray(rate, dtype=np.float32)
-    image_arr[i] = np.asarray(image, dtype=np.uint8)
-    for var in (schema.VAR_RATE, schema.VAR_IMAGE):  # on disk before the flag, power loss included
-        _fsync_tree(Path(path) / var / "c" / str(i))
-    g[schema.VAR_DONE][i] = 1  # last: a 1-byte chunk file, written only once the slot is complete
+    values = {schema.VAR_RATE: np.asarray(rate, dtype=np.float32), schema.VAR_IMAGE: np.asarray(image, dtype=np.uint8),
+              **{k: np.asarray(v, dtype=np.float32) for k, v in extra.items() if v is not None}}
+    with zarr.config.set({"array.write_empty_chunks": True}):  # every chunk on disk: an absent one is damage
+        g = zarr.open_group(str(path), mode="r+")
+        arrays = {}
+        for var, v in values.items():
+            if var not in g:
+                continue  # a group of an older schema without this variable
+            arrays[var] = g[var]
+            if tuple(arrays[var].shape[1:]) != tuple(v.shape):
+                raise WorkbenchError(f"cube {var} shape {v.shape} does not fit the slots of {path.name} "
+                                     f"({tuple(arrays[var].shape[1:])})")
+        for var, arr in arrays.items():
+            arr[i] = values[var]
+        for var in arrays:  # on disk before the flag, power loss included
+            _fsync_tree(Path(path) / var / "c" / str(i))
+        g[schema.VAR_DONE][i] = 1  # last: a 1-byte chunk file (+ checksum), written only once the slot is complete
     _fsync_tree(Path(path) / schema.VAR_DONE / "c")
 
 
@@ -153,12 +171,19 @@ def read_done(path: Path) -> np.ndarray:
                              "`workbench cubes` recomputes its cubes") from None
     out = np.zeros(n, dtype=bool)
     folder = Path(path) / schema.VAR_DONE / "c"
+    flags = (integrity.done_bytes(True), integrity.done_bytes(False))
     if folder.is_dir():
         for f in folder.iterdir():
             if f.name.isdigit() and int(f.name) < n:
                 with contextlib.suppress(OSError):
-                    out[int(f.name)] = f.read_bytes() == b"\x01"
+                    out[int(f.name)] = f.read_bytes() in flags
     return out
+
+
+def clear_done(path: Path, i: int) -> None:
+    """Unset slot `i`'s done flag (the slot is then absent and the next batch recomputes it)."""
+    (Path(path) / schema.VAR_DONE / "c" / str(int(i))).unlink(missing_ok=True)
+    _fsync_tree(Path(path) / schema.VAR_DONE / "c")
 
 
 def read_attrs(path: Path) -> dict:
@@ -178,8 +203,8 @@ def read_attrs(path: Path) -> dict:
 def open_group(path: Path) -> xr.Dataset:
     """The group as a lazy multi-image Dataset (image_id, t, y, x), all slots incl. the `done` flags."""
     try:
-        return xr.open_dataset(str(path), engine="zarr", consolidated=False, chunks=None, zarr_format=3,
-                               cache=False)
+        return xr.open_dataset(integrity.CheckedStore(Path(path), read_only=True), engine="zarr", consolidated=False,
+                               chunks=None, zarr_format=3, cache=False)
     except Exception as exc:  # zarr/xarray raise many types for a damaged group
         raise WorkbenchError(f"{path} is not a readable cube group ({type(exc).__name__}): delete that folder; "
                              "`workbench cubes` recomputes its cubes") from None

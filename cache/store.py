@@ -83,9 +83,10 @@ class CubeStore:
         if not isinstance(meta, dict) or meta.get("format") != schema.STORE_FORMAT:
             raise WorkbenchError(f"{self.path} is not a cube store ({STORE_FILE} has another format): pass a store "
                                  "folder made by `workbench cubes`")
-        if str(meta.get("schema_version")) != schema.SCHEMA_VERSION:
+        if str(meta.get("schema_version")) not in schema.READABLE_VERSIONS:
             raise WorkbenchError(f"{self.path} has cube schema version {meta.get('schema_version')}, this workbench "
-                                 f"reads version {schema.SCHEMA_VERSION}: use a matching workbench or a new store")
+                                 f"reads versions {', '.join(schema.READABLE_VERSIONS)}: use a matching workbench or a "
+                                 "new store")
 
     # --- scanning -----------------------------------------------------------------------
     def group_path(self, gid: str) -> Path:

@@ -37,14 +37,16 @@ def run(args) -> int:
             bars.append(tqdm(desc="export", unit="cube", file=sys.stderr, leave=False, dynamic_ncols=True))
         bars[0].update(1)
 
-    manifest = export_maps(args.store, args.out, what=args.what,
-                           window=DEFAULT_WINDOW if args.window is None else args.window,
-                           t_b=DEFAULT_T_B if args.t_b is None else args.t_b,
-                           normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise,
-                           formats=[f.strip() for f in args.format.split(",") if f.strip()], progress=progress,
-                           overwrite=args.overwrite)
-    for b in bars:
-        b.close()
+    try:
+        manifest = export_maps(args.store, args.out, what=args.what,
+                               window=DEFAULT_WINDOW if args.window is None else args.window,
+                               t_b=DEFAULT_T_B if args.t_b is None else args.t_b,
+                               normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise,
+                               formats=[f.strip() for f in args.format.split(",") if f.strip()], progress=progress,
+                               overwrite=args.overwrite)
+    finally:  # an error message then starts on a line of its own
+        for b in bars:
+            b.close()
     print(f"exported {len(manifest['maps'])} images ({manifest['what']}, L={manifest['window']}, "
           f"t_b={manifest['t_b']:g}) to {args.out}", flush=True)
     return 0
