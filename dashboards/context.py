@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import CubeCatalog
+from .jobs import ComputeQueue
 
 __all__ = ["AppContext"]
 
@@ -19,7 +20,7 @@ __all__ = ["AppContext"]
 @dataclass
 class AppContext:
     """Shared server state: `catalog`, `dataset` folder, `model` spec, `device`, display `max_side`,
-    lazy `adapter()`."""
+    lazy `adapter()`, and the one `queue` that every session's model computations go through."""
 
     catalog: CubeCatalog
     dataset: Path | None = None
@@ -27,6 +28,7 @@ class AppContext:
     device: str = "cpu"
     steps: int = 50
     max_side: int = 256  # maps are block-averaged to at most this many cells per side for display
+    queue: ComputeQueue = field(default_factory=ComputeQueue, repr=False)
     _adapter: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
@@ -50,6 +52,12 @@ class AppContext:
 
                 self._adapter = load_model(self.model, device=self.device)
             return self._adapter
+
+    def forget(self, prefix) -> None:
+        """Drop the memoised values whose key starts with `prefix` (e.g. after the store changed)."""
+        with self._lock:
+            for k in [k for k in self._memo if isinstance(k, tuple) and k[:1] == (prefix,)]:
+                del self._memo[k]
 
     def memo(self, key, compute):
         """A value computed once per server for `key` (e.g. a data set's metrics table)."""

@@ -22,14 +22,75 @@ from workbench.errors import WorkbenchError
 
 from . import figures, selection
 from .context import AppContext
-from .jobs import Job, Poller
+from .jobs import Job, Poller, format_seconds, on_session_end
 
-__all__ = ["EditView", "REFERENCE_TASKS", "sample_images"]
+__all__ = ["EditView", "REFERENCE_TASKS", "sample_images", "check_knobs", "METRIC_LABELS", "MIN_EDIT_STEPS",
+           "format_metric", "ema"]
 
 _DEFAULT = EditConfig()
+_NEED_REGION = "select a region first (box or lasso tool on the image)"
+_NEED_REFERENCE = "semantic transfer needs a reference pixel: click a pixel with the wanted look"
 #: tasks that take a reference pixel (the others refuse one)
 REFERENCE_TASKS = ("transfer", "removal")
 _DISPLAY_MAX = 512
+#: the fewest DDIM steps an edit takes: fewer invert the image too coarsely (2 steps gave pure noise)
+MIN_EDIT_STEPS = 5
+#: metric names as the field writes them, with units (keys of workbench.editing's metric dict)
+METRIC_LABELS = {
+    "psnr_outside_source": "PSNR outside, source resolution (dB)",
+    "psnr_outside": "PSNR outside, model resolution (dB)",
+    "psnr_outside_reconstruction": "PSNR outside of the plain reconstruction (dB)",
+    "ssim_outside": "SSIM outside",
+    "change_inside": "mean |change| inside (0-1)",
+    "mean_rate_before": "mean rate, t > t_b, before",
+    "mean_rate_after": "mean rate, t > t_b, after",
+    "fluctuation_before": "fluctuation F before",
+    "fluctuation_after": "fluctuation F after",
+    "tv_before": "TV distance to the reference, before",
+    "tv_after": "TV distance to the reference, after",
+}
+#: shown elsewhere (the headline), not as metrics
+_NOT_METRICS = ("seconds", "iterations")
+_PHASES = {"invert": "inverting", "curves": "computing the curves", "optimise": "optimising",
+           "evaluate": "evaluating the result"}
+
+
+def format_metric(value) -> str:
+    """A metric value for the table: 4 significant digits, 'inf' / 'n/a' for the non-finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        return str(value)
+    v = float(value)
+    if np.isnan(v):
+        return "n/a"
+    if np.isinf(v):
+        return "inf (identical)" if v > 0 else "-inf"
+    return f"{v:.3e}" if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5) else f"{v:.4g}"
+
+
+def ema(values, weight: float = 0.9) -> np.ndarray:
+    """The loss's moving average as the editing loop keeps it (ema = 0.9 ema + 0.1 loss)."""
+    out, m = [], None
+    for v in values:
+        m = float(v) if m is None else weight * m + (1 - weight) * float(v)
+        out.append(m)
+    return np.asarray(out, dtype=np.float64)
+
+
+def check_knobs(n_iter, steps) -> None:
+    """Iterations >= 1 and DDIM steps >= MIN_EDIT_STEPS, through the shared validation when it is there."""
+    try:
+        from workbench.validate import check_int
+    except ImportError:  # pragma: no cover - the shared validation module is not installed
+        check_int = None
+    if check_int is not None:
+        check_int("iterations", n_iter, minimum=1, maximum=2000)
+        check_int("DDIM steps", steps, minimum=MIN_EDIT_STEPS, maximum=200,
+                  why="fewer steps invert the image too coarsely: the result is noise")
+        return
+    if not (isinstance(n_iter, int) and 1 <= n_iter <= 2000):
+        raise WorkbenchError(f"iterations must be a whole number from 1 to 2000, got {n_iter!r}")
+    if not (isinstance(steps, int) and MIN_EDIT_STEPS <= steps <= 200):
+        raise WorkbenchError(f"DDIM steps must be a whole number from {MIN_EDIT_STEPS} to 200, got {steps!r}")
 
 
 def sample_images() -> list[Path]:
@@ -45,11 +106,11 @@ class EditView(pn.viewable.Viewer):
 
     image_path = param.Selector(default=None, objects=[], doc="the image to edit")
     task = param.Selector(default="transfer", objects=list(TASKS), doc="the editing task")
-    n_iter = param.Integer(default=_DEFAULT.n_iter, bounds=(1, 2000), doc="optimisation iterations")
+    n_iter = param.Integer(default=_DEFAULT.n_iter, bounds=(1, 2000), doc="optimisation iterations (>= 1)")
     lr = param.Number(default=_DEFAULT.lr, bounds=(1e-4, 10.0), doc="Adam learning rate on x_T")
     direction = param.Selector(default=1, objects={"decrease saliency": 1, "increase saliency": -1},
                                doc="saliency task: +1 makes the region less salient, -1 more")
-    steps = param.Integer(default=_DEFAULT.steps, bounds=(2, 200), doc="DDIM steps of the edit")
+    steps = param.Integer(default=_DEFAULT.steps, bounds=(MIN_EDIT_STEPS, 200), doc="DDIM steps of the edit")
     blend = param.Boolean(default=_DEFAULT.blend, doc="keep the image outside the region (local edit)")
     reference = param.Tuple(default=None, length=2, allow_None=True, doc="reference pixel (x, y), source pixels")
 
@@ -59,7 +120,10 @@ class EditView(pn.viewable.Viewer):
         self.mask: np.ndarray | None = None
         self.job: Job | None = None
         self.result = None
+        self.composited: np.ndarray | None = None
+        self.blend_used = bool(self.blend)
         self._poller = Poller(self.poll, 300)
+        on_session_end(self.dispose)
         self._losses: list[float] = []
         cfg = {"displaylogo": False, "modeBarButtonsToAdd": ["select2d", "lasso2d"]}
         self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width",
@@ -179,6 +243,8 @@ class EditView(pn.viewable.Viewer):
         self.reference = (int(x), int(y))
         self._draw_source()
         self._status_ready()
+        if self.mask is not None:
+            self._clear_hint()
 
     def _set_mask(self, mask: np.ndarray | None) -> None:
         if mask is None or not mask.any():
@@ -186,6 +252,12 @@ class EditView(pn.viewable.Viewer):
         self.mask = mask
         self._draw_source()
         self._status_ready()
+        self._clear_hint()
+
+    def _clear_hint(self) -> None:
+        """A region or reference was given: the alert that asked for it no longer applies."""
+        if self.message.visible and self.message.object in (_NEED_REGION, _NEED_REFERENCE):
+            self._say("")
 
     def _on_select(self, event) -> None:
         if self.image_path is not None and event.new:
@@ -218,12 +290,13 @@ class EditView(pn.viewable.Viewer):
             self._say("an edit is running: cancel it or wait", "warning")
             return None
         if self.mask is None:
-            self._say("select a region first (box or lasso tool on the image)")
+            self._say(_NEED_REGION)
             return None
         if self.task == "transfer" and self.reference is None:
-            self._say("semantic transfer needs a reference pixel: click a pixel with the wanted look")
+            self._say(_NEED_REFERENCE)
             return None
         try:
+            check_knobs(self.n_iter, self.steps)
             cfg = self.config()
         except WorkbenchError as exc:
             self._say(str(exc))
@@ -243,8 +316,9 @@ class EditView(pn.viewable.Viewer):
 
         self._losses = []
         self.result = None
-        self.job = Job(work, name="edit").start()
-        self.progress.value, self.progress.visible = 0, True
+        self.composited = None
+        self.job = Job(work, name="edit", queue=ctx.queue).start()
+        self.progress.value, self.progress.visible = -1, True
         self.loss_pane.visible = False
         self.launch_button.disabled, self.cancel_button.disabled = True, False
         self.status.object = f"running **{cfg.task}** ..."
@@ -262,22 +336,18 @@ class EditView(pn.viewable.Viewer):
         job = self.job
         if job is None:
             return
-        info = job.snapshot()
-        if "iteration" in info and info.get("n_iter"):
-            done, n = int(info["iteration"]), int(info["n_iter"])  # iterations done so far
-            self.progress.value = int(100 * min(done, n) / n)
-            loss = float(info.get("loss", float("nan")))
-            if np.isfinite(loss) and info.get("stage") == "optimise" and len(self._losses) < done:
-                self._losses.extend([loss] * (done - len(self._losses)))
-            best = float(info.get("best_loss", loss))
-            stage = {"invert": "inverting the image", "curves": "computing the curves", "optimise": "optimising",
-                     "evaluate": "evaluating the result"}.get(info.get("stage"), "running")
-            self.status.object = (f"{stage}: iteration {min(done, n)}/{n}, loss {loss:.4g} (best {best:.4g}), "
-                                  f"{job.elapsed:.0f} s")
-            self._show_losses()
-        elif not job.done:
-            self.status.object = f"{info.get('status', 'running')} ... {job.elapsed:.0f} s"
         if not job.done:
+            self.status.object = self.progress_text(job)
+            info = job.snapshot()
+            if info.get("stage") == "optimise" and info.get("n_iter"):
+                done, n = int(info["iteration"]), int(info["n_iter"])
+                self.progress.value = int(100 * min(done, n) / n)
+                loss = figures.finite_or_none(info.get("loss"))
+                if loss is not None and len(self._losses) < done:
+                    self._losses.extend([loss] * (done - len(self._losses)))
+                self._show_losses()
+            else:
+                self.progress.value = -1  # indeterminate: queued, inverting, computing curves, evaluating
             return
         self._poller.stop()
         self.progress.visible = False
@@ -287,50 +357,102 @@ class EditView(pn.viewable.Viewer):
             self._say(f"the edit failed: {job.error}")
             self.status.object = "failed."
             return
+        if job.result is None:  # cancelled before it started
+            self.status.object = "cancelled before it started."
+            return
         self.result = job.result
         self._losses = [float(v) for v in getattr(self.result, "losses", self._losses)]
         self._show_losses()
-        self._show_result(job.elapsed)
+        self._show_result(job)
+
+    def progress_text(self, job: Job) -> str:
+        """One line: the queue position, or the phase ('inverting', 'optimising 12/200', 'evaluating'),
+        the loss and its best moving average when they are numbers, and the seconds spent computing."""
+        queued = job.queue_text()
+        if queued:
+            return queued
+        info = job.snapshot()
+        stage = info.get("stage")
+        text = _PHASES.get(stage, info.get("status", "starting"))
+        if stage == "optimise" and info.get("n_iter"):
+            text += f" {min(int(info['iteration']), int(info['n_iter']))}/{int(info['n_iter'])}"
+            loss, best = figures.finite_or_none(info.get("loss")), figures.finite_or_none(info.get("best_loss"))
+            if loss is not None:
+                text += f", loss {loss:.4g}"
+            if best is not None:
+                text += f" (best moving average {best:.4g})"
+        if job.cancelled:
+            text = "cancelling (the best result so far is kept): " + text
+        return f"{text} · {format_seconds(job.elapsed)}"
 
     def _show_losses(self) -> None:
-        if len(self._losses) < 2:
+        losses = np.asarray([v for v in self._losses], dtype=np.float64)
+        if len(losses) < 2 or not np.isfinite(losses).any():
             return
-        fig = figures.curves_figure(np.arange(1, len(self._losses) + 1), [("loss", np.asarray(self._losses))],
-                                    title="Loss", height=220, yaxis_title="loss")
+        its = np.arange(1, len(losses) + 1)
+        fig = figures.curves_figure(its, [("loss", losses), ("moving average (the loop keeps its best)", ema(losses))],
+                                    title="Loss per iteration", height=240, yaxis_title="loss")
         fig.update_xaxes(title="iteration")
         self.loss_pane.object, self.loss_pane.visible = fig, True
 
-    def _show_result(self, elapsed: float) -> None:
+    def composite(self) -> np.ndarray:
+        """The edit at the source image's resolution, uint8 (H0, W0, 3): the model-resolution change
+        upsampled and added to the source; with `blend`, only inside the region and a feathered band
+        around it (outside, the source exactly)."""
+        from workbench.editing.composite import composite_change
+        from workbench.images import read_image
+
         r = self.result
-        orig, edited = np.asarray(r.original.convert("RGB")), np.asarray(r.edited.convert("RGB"))
-        h, w = orig.shape[:2]
-        gap = np.full((h, max(2, w // 32), 3), 255, np.uint8)
-        both = np.concatenate([orig, gap, edited], 1)
-        fig = figures.map_figure(both.shape[:2], image=both, title="Original | edited (model resolution)", height=300)
-        fig.data = fig.data[:-1]
-        self.result_pane.object = fig
+        source = np.asarray(read_image(self.image_path))
+        return composite_change(source, r.original, r.edited, self.mask if self.blend_used else None)
+
+    def _show_result(self, job: Job) -> None:
+        from workbench.editing.metrics import psnr_outside
+        from workbench.images import read_image
+
+        r = self.result
+        self.blend_used = bool(getattr(r, "config", {}).get("blend", self.blend))
+        self.composited = self.composite()
+        source = np.asarray(read_image(self.image_path))
+        self.result_pane.object = figures.before_after_figure(source, self.composited, max_side=_DISPLAY_MAX)
         self.result_pane.visible = self.curve_pane.visible = True
         curves = [("region before", np.asarray(r.curve_before)), ("region after", np.asarray(r.curve_after))]
         if getattr(r, "reference_curve", None) is not None:
             curves.append(("reference", np.asarray(r.reference_curve)))
         self.curve_pane.object = figures.curves_figure(np.asarray(r.timesteps), curves, title="Region's mean curve",
                                                        height=320)
-        rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, (int, float)) else f"| {k} | {v} |"
-                         for k, v in (r.metrics or {}).items())
+        metrics = {"psnr_outside_source": psnr_outside(source, self.composited, self.mask),
+                   **{k: v for k, v in (r.metrics or {}).items() if k not in _NOT_METRICS}}
+        rows = "\n".join(f"| {METRIC_LABELS.get(k, k)} | {format_metric(v)} |" for k, v in metrics.items())
         state = "cancelled: best result so far" if r.cancelled else "done"
-        self.metrics.object = (f"**{state}** after {r.iterations_done} iterations in {elapsed:.0f} s\n\n"
+        waited = f"; waited {format_seconds(job.waited)} in the queue before" if job.waited >= 1 else ""
+        H0, W0 = source.shape[:2]
+        self.metrics.object = (f"**{state}**: {r.iterations_done} iterations, computed in "
+                               f"{format_seconds(job.elapsed)} (model loading and evaluation included){waited}. "
+                               f"Result at the source resolution, {W0}×{H0} px"
+                               f"{', blended outside the region' if self.blend_used else ''}.\n\n"
                                f"| metric | value |\n|---|---|\n{rows}")
         self.status.object = f"{state}."
         self.download.filename = f"{Path(self.image_path).stem}-{self.task}.png"
         self.download.disabled = self.save_button.disabled = False
 
+    def dispose(self) -> None:
+        """The session ended (its tab closed): cancel its edit (queued or running) and stop polling."""
+        if self.job is not None:
+            self.job.cancel()
+        self._poller.stop()
+
     # -- saving --------------------------------------------------------------------------------
     def result_png(self) -> io.BytesIO:
-        """The edited image as PNG bytes (model resolution)."""
+        """The edited image as PNG bytes, at the source image's resolution (`composite`)."""
+        from PIL import Image
+
         if self.result is None:
             raise WorkbenchError("no edit result yet: launch an edit first")
+        if self.composited is None:
+            self.composited = self.composite()
         buf = io.BytesIO()
-        self.result.edited.save(buf, format="PNG")
+        Image.fromarray(self.composited).save(buf, format="PNG")
         buf.seek(0)
         return buf
 
@@ -355,10 +477,12 @@ class EditView(pn.viewable.Viewer):
                                 css_classes=["edit-image-select"]),
             pn.pane.Markdown("or drop an image:", margin=(0, 10)), self.upload_widget,
             w.RadioButtonGroup.from_param(self.param.task, name="Task", sizing_mode="stretch_width"),
-            w.IntInput.from_param(self.param.n_iter, name="Iterations", css_classes=["edit-n_iter"]),
+            w.IntInput.from_param(self.param.n_iter, name="Iterations", start=1, end=2000,
+                                  css_classes=["edit-n_iter"]),
             w.FloatInput.from_param(self.param.lr, name="Learning rate", step=0.01),
             w.Select.from_param(self.param.direction, name="Saliency direction"),
-            w.IntInput.from_param(self.param.steps, name="DDIM steps", css_classes=["edit-steps"]),
+            w.IntInput.from_param(self.param.steps, name=f"DDIM steps (>= {MIN_EDIT_STEPS})", start=MIN_EDIT_STEPS,
+                                  end=200, css_classes=["edit-steps"]),
             w.Checkbox.from_param(self.param.blend, name="Blend outside the region"),
             self.clear_button, pn.Row(self.launch_button, self.cancel_button, sizing_mode="stretch_width"),
             self.progress, self.download, self.save_button, width=320)

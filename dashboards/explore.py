@@ -17,7 +17,7 @@ from workbench.estimators import DEFAULT_K
 from . import figures
 from .catalog import cube_label
 from .context import AppContext
-from .jobs import Job, Poller
+from .jobs import Cancelled, Job, Poller, format_seconds, on_session_end
 
 __all__ = ["ExploreView", "MAX_PIXELS"]
 
@@ -27,7 +27,9 @@ MAX_PIXELS = 8
 _META = (("model_name", "model"), ("rate_definition", "rate definition"), ("estimator", "estimator"),
          ("K", "K (probes / rank)"), ("channel_rule", "channel rule"), ("steps", "DDIM steps"),
          ("seed", "probe seed"), ("source_image", "source image"), ("source_size", "source size (H, W)"),
-         ("scale", "image px per model px"), ("model_fingerprint", "model fingerprint"), ("key", "cube key"))
+         ("model_fingerprint", "model fingerprint"), ("key", "cube key"))
+#: longest side of the photo drawn under the maps (display only)
+_PHOTO_MAX = 640
 
 
 class ExploreView(pn.viewable.Viewer):
@@ -45,6 +47,8 @@ class ExploreView(pn.viewable.Viewer):
     max_side = param.Integer(default=256, bounds=(16, 2048), doc="display resolution cap of the maps")
     new_steps = param.Integer(default=50, bounds=(2, 1000), doc="DDIM steps of a new image's cube")
     new_K = param.Integer(default=DEFAULT_K, bounds=(1, 512), doc="Hutchinson probes of a new image's cube")
+    fixed_range = param.Boolean(default=False, doc="one colour range for the rate map at every timestep "
+                                                   "(robust range of the whole cube) instead of per timestep")
 
     def __init__(self, context: AppContext, **params):
         params.setdefault("max_side", context.max_side)
@@ -55,6 +59,7 @@ class ExploreView(pn.viewable.Viewer):
         self._fluct_error: str | None = None
         self.job: Job | None = None
         self._poller = Poller(self.poll, 250)
+        on_session_end(self.dispose)
         cfg = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
         self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.fluct_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
@@ -105,7 +110,8 @@ class ExploreView(pn.viewable.Viewer):
         self.pixels = []
         self._ds = ds
         self.empty.visible = False
-        self._image = np.asarray(self._ds["image"].values)
+        self._image = self._photo()
+        self._cube_range = None
         self._recompute_fluct()
         self.meta.object = self._meta_markdown()
         self._build_figures()
@@ -123,7 +129,49 @@ class ExploreView(pn.viewable.Viewer):
 
     @property
     def shape(self) -> tuple[int, int]:
+        """The cube's grid (H, W) (model cells)."""
         return int(self._ds.sizes["y"]), int(self._ds.sizes["x"])
+
+    @property
+    def extent(self) -> tuple[int, int]:
+        """The original image's size (H0, W0) in pixels: the maps are drawn over it (the grid if unknown)."""
+        size = self._ds.attrs.get("source_size")
+        if size is None or len(np.atleast_1d(size)) < 2:
+            return self.shape
+        return int(np.atleast_1d(size)[0]), int(np.atleast_1d(size)[1])
+
+    def _photo(self) -> np.ndarray:
+        """The original image for display (at most _PHOTO_MAX per side), else the cube's own (model-size) image."""
+        from pathlib import Path
+
+        from PIL import Image
+
+        src = Path(str(self._ds.attrs.get("source_image", "")))
+        try:
+            if src.suffix and src.is_file():
+                with Image.open(src) as im:
+                    im = im.convert("RGB")
+                    if (im.height, im.width) == self.extent:
+                        im.thumbnail((_PHOTO_MAX, _PHOTO_MAX))
+                        return np.asarray(im)
+        except OSError:
+            pass
+        return np.asarray(self._ds["image"].values)
+
+    def source_xy(self, y: int, x: int) -> tuple[int, int]:
+        """The centre of grid cell (y, x) in the original image's pixels, as (x, y) rounded."""
+        ys, xs = figures.grid_to_source(self.shape, self.extent, y, x)
+        return int(np.floor(float(xs) + 0.5)), int(np.floor(float(ys) + 0.5))
+
+    def rate_range(self) -> tuple[float, float] | None:
+        """The colour range of the rate map: the whole cube's robust range when `fixed_range`, else None."""
+        if not self.fixed_range:
+            return None
+        if self._cube_range is None:
+            r = np.asarray(self._ds["rate"].values)
+            step = max(1, r.size // 2_000_000)  # a strided sample bounds the percentile's cost
+            self._cube_range = figures.robust_range(r.reshape(-1)[::step])
+        return self._cube_range
 
     @property
     def timesteps(self) -> np.ndarray:
@@ -168,24 +216,32 @@ class ExploreView(pn.viewable.Viewer):
     def _meta_markdown(self) -> str:
         a = self._ds.attrs
         rows = [f"- **{label}**: `{a[k]}`" for k, label in _META if k in a and a[k] not in ("", None)]
-        H, W = self.shape
-        rows.append(f"- **cube**: {self._ds.sizes['t']} timesteps × {H} × {W}")
+        (H, W), (H0, W0) = self.shape, self.extent
+        rows.append(f"- **cube**: {self._ds.sizes['t']} timesteps × {H} × {W} model cells")
+        rows.append(f"- **one model cell**: {W0 / W:.3g} × {H0 / H:.3g} image px (width × height; the whole image "
+                    f"was resized to the model's {W}×{H}); axes are in image px")
         return "\n".join(rows)
 
     # -- figures -----------------------------------------------------------------------------
     def _build_figures(self) -> None:
-        shape = self.shape
+        shape, extent = self.shape, self.extent
         name = str(self._ds.attrs.get("source_image", "")).rsplit("/", 1)[-1] or self.cube[:10]
         self.image_pane.object = figures.map_figure(shape, image=self._image, title=f"Image: {name}",
-                                                    pixels=self.pixels)
+                                                    pixels=self.pixels, extent=extent, pickable=True,
+                                                    max_side=self.max_side)
         self.fluct_pane.object = figures.map_figure(shape, image=self._image, values=self._fluct_values(),
                                                     name="F", title=self._fluct_title(), opacity=self.opacity,
                                                     colorscale="Inferno", pixels=self.pixels,
-                                                    max_side=self.max_side)
+                                                    max_side=self.max_side, extent=extent,
+                                                    colorbar_title=self._fluct_unit())
         self.rate_pane.object = figures.map_figure(shape, values=self.rate_map(), name="rate",
                                                    title=self._rate_title(), pixels=self.pixels,
-                                                   max_side=self.max_side)
+                                                   max_side=self.max_side, extent=extent, zrange=self.rate_range(),
+                                                   colorbar_title="rate r_t")
         self._update_curves()
+
+    def _fluct_unit(self) -> str:
+        return "F (variance of the normalised curve)" if self.normalise else "F (variance of the rate, rate²)"
 
     def _fluct_values(self) -> np.ndarray:
         return self._fluct if self._fluct is not None else np.zeros(self.shape, np.float32)
@@ -210,12 +266,16 @@ class ExploreView(pn.viewable.Viewer):
         change(fig)
         pane.object = fig
 
-    def _set_heatmap(self, pane: pn.pane.Plotly, values: np.ndarray, title: str) -> None:
+    def _set_heatmap(self, pane: pn.pane.Plotly, values: np.ndarray, title: str,
+                     zrange: tuple[float, float] | None = None, colorbar_title: str | None = None) -> None:
         z, _xs, _ys = figures.downsample(values, self.max_side)
-        zmin, zmax = figures.robust_range(z)
+        zmin, zmax = zrange or figures.robust_range(z)
 
         def change(fig):
-            fig.data[self._heatmap_index(fig)].update(z=z, zmin=zmin, zmax=zmax)
+            hm = fig.data[self._heatmap_index(fig)]
+            hm.update(z=z, zmin=zmin, zmax=zmax)
+            if colorbar_title is not None:
+                hm.colorbar.title.text = colorbar_title
             fig.layout.title.text = title
 
         self._replace(pane, change)
@@ -225,15 +285,21 @@ class ExploreView(pn.viewable.Viewer):
         if self._ds is None:
             return
         self.t_label.object = f"**t = {self.timestep}**"
-        self._set_heatmap(self.rate_pane, self.rate_map(), self._rate_title())
+        self._set_heatmap(self.rate_pane, self.rate_map(), self._rate_title(), self.rate_range())
         self._update_curves()
+
+    @param.depends("fixed_range", watch=True)
+    def _on_fixed_range(self) -> None:
+        if self._ds is not None:
+            self._set_heatmap(self.rate_pane, self.rate_map(), self._rate_title(), self.rate_range())
 
     @param.depends("window", "t_b", "normalise", watch=True)
     def _on_fluct_params(self) -> None:
         if self._ds is None:
             return
         self._recompute_fluct()
-        self._set_heatmap(self.fluct_pane, self._fluct_values(), self._fluct_title())
+        self._set_heatmap(self.fluct_pane, self._fluct_values(), self._fluct_title(),
+                          colorbar_title=self._fluct_unit())
         self._update_curves()
 
     @param.depends("opacity", watch=True)
@@ -245,16 +311,17 @@ class ExploreView(pn.viewable.Viewer):
     def _update_curves(self) -> None:
         curves = []
         for (y, x) in self.pixels:
-            label = f"x={x}, y={y}"
+            sx, sy = self.source_xy(y, x)
+            label = f"x={sx}, y={sy}"
             if self._fluct is not None:
-                label += f" (F={self._fluct[y, x]:.3g})"
+                label += f" (F={self._fluct[y, x]:.2e})"
             curves.append((label, self.curve(y, x)))
         ytitle = "rate / sum over t > t_b" if self.normalise else "generation rate"
         self.curve_pane.object = figures.curves_figure(self.timesteps, curves, t_now=self.timestep, t_b=self.t_b,
                                                        yaxis_title=ytitle)
 
     def _update_markers(self) -> None:
-        new = figures.markers_trace(self.pixels)
+        new = figures.markers_trace(self.pixels, shape=self.shape, extent=self.extent)
         # only the fluctuation map carries the markers: every marked map is redrawn in full on a click
         for pane in (self.fluct_pane,):
             self._replace(pane, lambda fig: fig.data[-1].update(x=new.x, y=new.y, text=new.text, marker=new.marker))
@@ -281,7 +348,7 @@ class ExploreView(pn.viewable.Viewer):
     def _on_click_event(self, event) -> None:
         if self._ds is None:
             return
-        pix = figures.click_to_pixel(event.new, self.shape)
+        pix = figures.click_to_pixel(event.new, self.shape, self.extent)
         if pix is not None:
             self.click(*pix)
 
@@ -308,9 +375,14 @@ class ExploreView(pn.viewable.Viewer):
             report(done=0, total=1, status="loading the model")
             adapter = ctx.adapter()
             report(status="inverting and estimating rates")
-            return ctx.catalog.add_image(adapter, path, params, progress=lambda d, t: report(done=d, total=t))
+            def progress(d, t):
+                if _should_stop():  # the tab closed: stop between timesteps
+                    raise Cancelled()
+                report(done=d, total=t)
 
-        self.job = Job(compute, name="cube").start()
+            return ctx.catalog.add_image(adapter, path, params, progress=progress)
+
+        self.job = Job(compute, name="cube", queue=ctx.queue).start()
         self.progress.value, self.progress.visible = 0, True
         self.job_status.object, self.job_status.visible = f"computing the cube of **{filename}** ...", True
         self._poller.start()
@@ -325,17 +397,28 @@ class ExploreView(pn.viewable.Viewer):
         if info.get("total"):
             self.progress.value = int(100 * info.get("done", 0) / max(1, info["total"]))
         if not job.done:
-            self.job_status.object = f"{info.get('status', 'running')} ... {job.elapsed:.0f} s"
+            queued = job.queue_text()
+            self.job_status.object = queued or f"{info.get('status', 'running')} ... {format_seconds(job.elapsed)}"
             return
         self._poller.stop()
         self.progress.visible = False
-        if job.error:
+        waited = f" (after {format_seconds(job.waited)} in the queue)" if job.waited >= 1 else ""
+        if job.cancelled and job.result is None and not job.error:
+            self.job_status.object = "cancelled."
+        elif job.error:
             self.job_status.visible = False
             self._show_message(f"could not compute the cube: {job.error}")
         else:
-            self.job_status.object = f"cube computed in {job.elapsed:.0f} s and cached in the store"
+            self.job_status.object = (f"cube computed in {format_seconds(job.elapsed)}{waited} and cached in the "
+                                      "store")
             self.refresh_cubes(select=job.result)
         self.job = None
+
+    def dispose(self) -> None:
+        """The session ended (its tab closed): cancel its computation and stop polling."""
+        if self.job is not None:
+            self.job.cancel()
+        self._poller.stop()
 
     # -- layout ------------------------------------------------------------------------------
     def controls(self) -> pn.Column:
@@ -355,6 +438,7 @@ class ExploreView(pn.viewable.Viewer):
             w.Checkbox.from_param(self.param.normalise, name="Normalise curves (shape only)"),
             w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
             pn.pane.Markdown("### Rate map", margin=(0, 10)), slider, self.t_label,
+            w.Checkbox.from_param(self.param.fixed_range, name="Same colour range at every timestep"),
             pn.pane.Markdown("### Curves", margin=(0, 10)),
             w.Checkbox.from_param(self.param.compare, name="Compare clicked pixels"),
             self.clear_button,

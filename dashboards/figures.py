@@ -1,8 +1,10 @@
 """Plotly figures of the dashboards, as pure functions of arrays (no Panel, no state).
 
-Coordinates: maps are drawn in the cube's grid coordinates (column x, row y; cell j spans
-[j - 0.5, j + 0.5]); an image of another resolution is stretched over the same extent, so
-a click anywhere lands on grid coordinates that `click_to_pixel` rounds to a cell.
+Coordinates: every map is drawn over the original image's extent (H0, W0) with axes in the
+original image's pixels (pixel i spans [i - 0.5, i + 0.5]), at its true aspect. A map on a
+coarser grid (H, W) (the model's cells: the whole image was resized to the model's size) is
+stretched over the same extent: cell j covers source pixels [j W0 / W, (j + 1) W0 / W).
+`grid_to_source` and `source_to_grid` convert; `click_to_pixel` turns a click into a cell.
 Large maps are block-averaged for display (`downsample`) so a slider step sends at most
 `max_side`^2 values; the full-resolution values stay on the server.
 """
@@ -15,7 +17,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 __all__ = ["COLOURS", "LIGHT", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
-           "markers_trace", "map_figure", "curves_figure", "click_to_pixel", "colour_lut", "overlay_rgb"]
+           "markers_trace", "map_figure", "curves_figure", "click_to_pixel", "colour_lut", "overlay_rgb",
+           "grid_to_source", "source_to_grid", "empty_figure", "finite_or_none", "pick_trace",
+           "before_after_figure"]
 
 #: curve / marker colours (colour-blind-safe Okabe-Ito, then Tableau)
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000",
@@ -46,8 +50,38 @@ def image_trace(rgb: np.ndarray, extent: tuple[int, int] | None = None, *, name:
     h, w = rgb.shape[:2]
     H, W = extent or (h, w)
     dx, dy = W / w, H / h
+    # not hoverable: plotly reports a clicked image trace's pixel colour as a Uint8ClampedArray, which
+    # Panel cannot serialise (the click is lost with console errors); clicks land on a heatmap above it
     return go.Image(source=png_data_uri(rgb), x0=-0.5 + dx / 2, y0=-0.5 + dy / 2, dx=dx, dy=dy, name=name,
-                    hoverinfo="x+y", hovertemplate="x=%{x:.0f} y=%{y:.0f}<extra></extra>")
+                    hoverinfo="skip")
+
+
+def grid_to_source(shape: tuple[int, int], extent: tuple[int, int], y, x) -> tuple[np.ndarray, np.ndarray]:
+    """Centres of grid cells (y, x) of an (H, W) grid stretched over an (H0, W0) image, in source pixels.
+
+    Accepts scalars or arrays (fractional cell indices too); returns (ys, xs) as float arrays."""
+    (H, W), (H0, W0) = shape, extent
+    return ((np.asarray(y, dtype=np.float64) + 0.5) * H0 / H - 0.5,
+            (np.asarray(x, dtype=np.float64) + 0.5) * W0 / W - 0.5)
+
+
+def source_to_grid(shape: tuple[int, int], extent: tuple[int, int], ys: float, xs: float) -> tuple[int, int] | None:
+    """The (y, x) cell of an (H, W) grid under source-image point (xs, ys) (pixel-centred coordinates
+    of an (H0, W0) image), or None outside the image."""
+    (H, W), (H0, W0) = shape, extent
+    fy, fx = (float(ys) + 0.5) / H0, (float(xs) + 0.5) / W0
+    if not (0 <= fy < 1 and 0 <= fx < 1):
+        return None
+    return min(H - 1, int(np.floor(fy * H))), min(W - 1, int(np.floor(fx * W)))
+
+
+def finite_or_none(v) -> float | None:
+    """float(v) when it is a finite number, else None (nan/inf are not shown as numbers)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
 
 
 def downsample(values: np.ndarray, max_side: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,20 +116,35 @@ def robust_range(values: np.ndarray, lo: float = 1.0, hi: float = 99.0) -> tuple
 
 
 def heatmap_trace(values: np.ndarray, *, name: str, colorscale: str = "Viridis", opacity: float = 1.0,
-                  max_side: int = 256, colorbar_title: str = "", zrange: tuple[float, float] | None = None
-                  ) -> go.Heatmap:
-    """A heatmap of a (H, W) map in grid coordinates, block-averaged to `max_side` for display."""
-    z, xs, ys = downsample(values, max_side)
+                  max_side: int = 256, colorbar_title: str | None = None, zrange: tuple[float, float] | None = None,
+                  extent: tuple[int, int] | None = None, showscale: bool = True) -> go.Heatmap:
+    """A heatmap of an (H, W) map stretched over an (H0, W0) image (`extent`, default (H, W)), in source
+    pixels, block-averaged to `max_side` for display; a titled colour bar in scientific notation."""
+    v = np.asarray(values)
+    z, xs, ys = downsample(v, max_side)
+    ys, xs = grid_to_source(v.shape, extent or v.shape, ys, xs)
     zmin, zmax = zrange or robust_range(z)
-    return go.Heatmap(z=z, x=xs, y=ys, zmin=zmin, zmax=zmax, colorscale=colorscale, opacity=opacity, name=name,
-                      colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=12, len=0.9),
-                      hovertemplate="x=%{x:.0f} y=%{y:.0f}<br>" + name + "=%{z:.4g}<extra></extra>")
+    bar = dict(title=dict(text=colorbar_title if colorbar_title is not None else name, side="right"), thickness=12,
+               len=0.9, exponentformat="e", showexponent="all")
+    return go.Heatmap(z=z, x=xs.astype(np.float32), y=ys.astype(np.float32), zmin=zmin, zmax=zmax,
+                      colorscale=colorscale, opacity=opacity, name=name, colorbar=bar, showscale=showscale,
+                      hovertemplate="x=%{x:.0f} y=%{y:.0f}<br>" + name + "=%{z:.3e}<extra></extra>")
 
 
-def markers_trace(pixels: list[tuple[int, int]], *, name: str = "pixels") -> go.Scatter:
-    """Clicked pixels (y, x) as numbered markers in the curve colours."""
-    ys = [p[0] for p in pixels]
-    xs = [p[1] for p in pixels]
+def pick_trace(shape: tuple[int, int], extent: tuple[int, int], max_side: int = 256) -> go.Heatmap:
+    """An invisible heatmap over the grid cells: makes a plain image clickable (plotly reports its cell)."""
+    return heatmap_trace(np.zeros(shape, np.float32), name="pick", opacity=0.0, max_side=max_side, extent=extent,
+                         showscale=False).update(hovertemplate="x=%{x:.0f} y=%{y:.0f}<extra></extra>")
+
+
+def markers_trace(pixels: list[tuple[int, int]], *, name: str = "pixels", shape: tuple[int, int] | None = None,
+                  extent: tuple[int, int] | None = None) -> go.Scatter:
+    """Clicked grid cells (y, x) as numbered markers in the curve colours, at their centres in source pixels."""
+    ys = [float(p[0]) for p in pixels]
+    xs = [float(p[1]) for p in pixels]
+    if shape is not None and extent is not None and pixels:
+        yy, xx = grid_to_source(shape, extent, ys, xs)
+        ys, xs = [float(v) for v in yy], [float(v) for v in xx]
     cols = [COLOURS[i % len(COLOURS)] for i in range(len(pixels))]
     return go.Scatter(x=xs, y=ys, mode="markers+text", name=name, text=[str(i + 1) for i in range(len(pixels))],
                       textposition="top right", textfont=dict(color="white", size=12),
@@ -103,30 +152,47 @@ def markers_trace(pixels: list[tuple[int, int]], *, name: str = "pixels") -> go.
                       hoverinfo="skip", showlegend=False)
 
 
-def _map_layout(fig: go.Figure, shape: tuple[int, int], title: str, height: int) -> None:
-    H, W = shape
+def _map_layout(fig: go.Figure, extent: tuple[int, int], title: str, height: int) -> None:
+    H0, W0 = extent
     fig.update_layout(title=dict(text=title, x=0.02, y=0.98, font=dict(size=14)), height=height,
-                      margin=dict(l=40, r=10, t=34, b=30), template=LIGHT, hovermode="closest",
+                      margin=dict(l=45, r=10, t=34, b=30), template=LIGHT, hovermode="closest",
                       clickmode="event", uirevision="keep", dragmode="zoom", showlegend=False)
-    fig.update_xaxes(range=[-0.5, W - 0.5], constrain="domain", showgrid=False, zeroline=False)
-    fig.update_yaxes(range=[H - 0.5, -0.5], scaleanchor="x", scaleratio=1, constrain="domain", showgrid=False,
+    # axes in the original image's pixels, one unit the same length on both (the image's true shape)
+    fig.update_xaxes(range=[-0.5, W0 - 0.5], constrain="domain", showgrid=False, zeroline=False)
+    fig.update_yaxes(range=[H0 - 0.5, -0.5], scaleanchor="x", scaleratio=1, constrain="domain", showgrid=False,
                      zeroline=False)
 
 
 def map_figure(shape: tuple[int, int], *, image: np.ndarray | None = None, values: np.ndarray | None = None,
                name: str = "value", title: str = "", opacity: float = 1.0, colorscale: str = "Viridis",
                pixels: list[tuple[int, int]] = (), height: int = 430, max_side: int = 256,
-               zrange: tuple[float, float] | None = None) -> go.Figure:
-    """A map on the grid (H, W): optional image below, optional heatmap of `values` above, markers on top."""
+               zrange: tuple[float, float] | None = None, extent: tuple[int, int] | None = None,
+               colorbar_title: str | None = None, pickable: bool = False) -> go.Figure:
+    """A map of grid `shape` (H, W) drawn over the original image's `extent` (H0, W0, default `shape`) in
+    source pixels: optional image below, optional heatmap of `values` (H, W) above (or, with `pickable`,
+    an invisible one that makes clicks report a cell), markers of grid cells `pixels` on top."""
+    extent = tuple(extent or shape)
     traces = []
     if image is not None:
-        traces.append(image_trace(image, shape))
+        traces.append(image_trace(image, extent))
     if values is not None:
         traces.append(heatmap_trace(values, name=name, colorscale=colorscale, opacity=opacity, max_side=max_side,
-                                    zrange=zrange))
-    traces.append(markers_trace(list(pixels)))
+                                    zrange=zrange, extent=extent, colorbar_title=colorbar_title))
+    elif pickable:
+        traces.append(pick_trace(shape, extent, max_side))
+    traces.append(markers_trace(list(pixels), shape=shape, extent=extent))
     fig = go.Figure(traces, layout=dict(template=LIGHT))
-    _map_layout(fig, shape, title, height)
+    _map_layout(fig, extent, title, height)
+    return fig
+
+
+def empty_figure(text: str, *, title: str = "", height: int = 430) -> go.Figure:
+    """A placeholder plot: a message and no axes (an empty plot's axes would mean nothing)."""
+    fig = go.Figure(layout=dict(template=LIGHT))
+    fig.update_layout(title=dict(text=title, x=0.02, y=0.98, font=dict(size=14)), height=height,
+                      margin=dict(l=10, r=10, t=34, b=10), xaxis=dict(visible=False), yaxis=dict(visible=False))
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=14, color="#777"))
     return fig
 
 
@@ -154,14 +220,18 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
                       legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.75)",
                                   font=dict(size=11)),
                       xaxis_title="timestep t", yaxis_title=yaxis_title, uirevision="keep")
-    if not curves:
+    fig.update_yaxes(exponentformat="e")
+    if not curves:  # no axes without data: a message instead
+        fig.update_layout(xaxis=dict(visible=False), yaxis=dict(visible=False), shapes=[], annotations=[])
         fig.add_annotation(text="click a pixel on a map to see its curve", showarrow=False, x=0.5, y=0.5,
                            xref="paper", yref="paper", font=dict(size=14, color="#777"))
     return fig
 
 
-def click_to_pixel(event: dict | None, shape: tuple[int, int]) -> tuple[int, int] | None:
-    """A plotly click event -> the grid pixel (y, x) it landed on, or None (outside / no point)."""
+def click_to_pixel(event: dict | None, shape: tuple[int, int],
+                   extent: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """A plotly click event (x, y in source pixels of an `extent` (H0, W0) image, default the grid's
+    own `shape`) -> the grid cell (y, x) it landed on, or None (outside / no point)."""
     if not event or not event.get("points"):
         return None
     p = event["points"][0]
@@ -169,11 +239,7 @@ def click_to_pixel(event: dict | None, shape: tuple[int, int]) -> tuple[int, int
         x, y = float(p["x"]), float(p["y"])
     except (KeyError, TypeError, ValueError):
         return None
-    H, W = shape
-    yi, xi = int(np.floor(y + 0.5)), int(np.floor(x + 0.5))
-    if not (0 <= yi < H and 0 <= xi < W):
-        return None
-    return yi, xi
+    return source_to_grid(shape, tuple(extent or shape), y, x)
 
 
 def colour_lut(colorscale: str = "Viridis", n: int = 256) -> np.ndarray:
@@ -195,3 +261,33 @@ def overlay_rgb(image: np.ndarray, values: np.ndarray, *, opacity: float = 0.6,
     H, W = v.shape
     base = np.asarray(Image.fromarray(image).resize((W, H), Image.Resampling.BILINEAR), dtype=np.float64)
     return np.clip((1 - opacity) * base + opacity * rgb, 0, 255).astype(np.uint8)
+
+
+def _thumb(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    if s >= 1.0:
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((max(1, round(w * s)), max(1, round(h * s))),
+                                                  Image.Resampling.LANCZOS))
+
+
+def before_after_figure(before: np.ndarray, after: np.ndarray, *, titles: tuple[str, str] = ("original", "edited"),
+                        max_side: int = 512, height: int = 330) -> go.Figure:
+    """Two images of one size (H0, W0, 3) side by side at their true shape, axes in their pixels
+    (shown at most `max_side` per side: display only)."""
+    from plotly.subplots import make_subplots
+
+    H0, W0 = before.shape[:2]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{titles[0]} ({W0}×{H0} px)", f"{titles[1]} ({W0}×{H0} px)"],
+                        horizontal_spacing=0.06)
+    for col, rgb in ((1, before), (2, after)):
+        fig.add_trace(image_trace(_thumb(np.asarray(rgb), max_side), (H0, W0), name=titles[col - 1]), row=1, col=col)
+        ax = "x" if col == 1 else "x2"
+        fig.update_xaxes(range=[-0.5, W0 - 0.5], constrain="domain", showgrid=False, zeroline=False, row=1, col=col)
+        fig.update_yaxes(range=[H0 - 0.5, -0.5], scaleanchor=ax, scaleratio=1, constrain="domain", showgrid=False,
+                         zeroline=False, row=1, col=col)
+    fig.update_layout(template=LIGHT, height=height, margin=dict(l=40, r=10, t=40, b=30), showlegend=False)
+    return fig

@@ -1,10 +1,14 @@
 """Long work off the UI thread: a `Job` runs a function on a worker thread and the view polls it.
 
-The function receives `report(**info)` (progress: any keys, e.g. done/total/loss) and
+The function receives `report(**info)` (progress: any keys, e.g. phase/done/total/loss) and
 `should_stop()` (True once `cancel()` was called). The worker never touches widgets; the
-view copies `job.progress` into its widgets from a periodic callback (or, in tests, by
+view copies `job.snapshot()` into its widgets from a periodic callback (or, in tests, by
 calling its poll method), which keeps the UI logic testable without a browser or server.
-Model computations from all sessions share one lock (`MODEL_LOCK`): a second job waits.
+
+Model computations of every session of one server go through one `ComputeQueue` (first in,
+first out, one at a time: CPU threads and GPU memory are shared). A queued job knows its
+position; a job cancelled while queued leaves the queue without running. Times are honest:
+`waited` is the time spent in the queue, `elapsed` the time spent computing.
 """
 from __future__ import annotations
 
@@ -15,33 +19,102 @@ from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["Job", "Poller", "MODEL_LOCK"]
+__all__ = ["Job", "Poller", "ComputeQueue", "Cancelled", "format_seconds", "on_session_end"]
 
-#: one model computation at a time across all browser sessions (CPU threads and GPU memory are shared)
-MODEL_LOCK = threading.Lock()
+
+class Cancelled(Exception):
+    """Raised inside a job's function to stop it after `cancel()`: the job ends with no result and no error."""
+
+
+def format_seconds(s: float) -> str:
+    """'4.2 s', '63 s', '2 min 05 s'."""
+    if s < 10:
+        return f"{s:.1f} s"
+    if s < 120:
+        return f"{s:.0f} s"
+    m, sec = divmod(int(round(s)), 60)
+    return f"{m} min {sec:02d} s"
+
+
+class ComputeQueue:
+    """First-in-first-out turns for model computations: one job computes at a time."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._waiting: list[Job] = []
+        self._running: Job | None = None
+
+    def enter(self, job: "Job") -> bool:
+        """Block until it is `job`'s turn (True) or the job was cancelled while waiting (False)."""
+        with self._cond:
+            self._waiting.append(job)
+            try:
+                while self._running is not None or self._waiting[0] is not job:
+                    if job.cancelled:
+                        return False
+                    self._cond.wait(0.5)
+                if job.cancelled:
+                    return False
+                self._running = job
+                return True
+            finally:
+                self._waiting.remove(job)
+                self._cond.notify_all()
+
+    def leave(self, job: "Job") -> None:
+        """`job` has finished computing: the next one's turn."""
+        with self._cond:
+            if self._running is job:
+                self._running = None
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Wake waiting jobs (one of them was cancelled)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def position(self, job: "Job") -> int | None:
+        """0 while `job` computes, n >= 1 while n - 1 jobs wait before it (plus the running one), None otherwise."""
+        with self._cond:
+            if self._running is job:
+                return 0
+            if job in self._waiting:
+                return self._waiting.index(job) + 1
+            return None
+
+    def ahead(self, job: "Job") -> int | None:
+        """How many computations come before a queued `job` (the running one included); None when not queued."""
+        with self._cond:
+            if job not in self._waiting:
+                return None
+            return self._waiting.index(job) + (self._running is not None)
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._waiting) + (self._running is not None)
 
 
 class Job:
-    """`fn(report, should_stop) -> result` run on a daemon thread.
+    """`fn(report, should_stop) -> result` run on a daemon thread, through `queue` when given.
 
     State: `progress` (dict, latest report), `result`, `error` (one-line message; a
     WorkbenchError's text, or the exception type and message), `done`, `cancelled`,
-    `started_at`, `elapsed`.
+    `waited` (seconds in the queue), `elapsed` (seconds computing), `queue_position`.
     """
 
     def __init__(self, fn: Callable[[Callable[..., None], Callable[[], bool]], Any], *, name: str = "job",
-                 use_model_lock: bool = True):
+                 queue: ComputeQueue | None = None):
         self.fn = fn
         self.name = name
-        self.use_model_lock = use_model_lock
+        self.queue = queue
         self.progress: dict = {}
         self.result: Any = None
         self.error: str | None = None
-        self.waiting = False
         self._stop = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.queued_at = 0.0
         self.started_at = 0.0
         self.finished_at = 0.0
 
@@ -52,18 +125,16 @@ class Job:
 
     def _run(self) -> None:
         try:
-            if self.use_model_lock:
-                self.waiting = not MODEL_LOCK.acquire(blocking=False)
-                if self.waiting:
-                    self._report(status="waiting for another computation to finish")
-                    MODEL_LOCK.acquire()
-                    self.waiting = False
+            if self.queue is not None and not self.queue.enter(self):
+                return  # cancelled while queued: nothing ran
             try:
-                self._report(status="running")
+                self.started_at = time.perf_counter()
                 self.result = self.fn(self._report, self._stop.is_set)
             finally:
-                if self.use_model_lock:
-                    MODEL_LOCK.release()
+                if self.queue is not None:
+                    self.queue.leave(self)
+        except Cancelled:
+            self.result = None
         except WorkbenchError as exc:
             self.error = str(exc)
         except Exception as exc:  # shown in the UI as one line; the traceback goes to the server log
@@ -77,14 +148,18 @@ class Job:
     def start(self) -> "Job":
         """Start the worker thread (once)."""
         if self._thread is None:
-            self.started_at = time.perf_counter()
+            self.queued_at = time.perf_counter()
+            if self.queue is None:
+                self.started_at = self.queued_at
             self._thread = threading.Thread(target=self._run, name=f"workbench-{self.name}", daemon=True)
             self._thread.start()
         return self
 
     def cancel(self) -> None:
-        """Ask the function to stop (it polls `should_stop()`)."""
+        """Ask the function to stop (it polls `should_stop()`); a queued job leaves the queue."""
         self._stop.set()
+        if self.queue is not None:
+            self.queue.wake()
 
     @property
     def cancelled(self) -> bool:
@@ -95,9 +170,35 @@ class Job:
         return self._done.is_set()
 
     @property
+    def queue_position(self) -> int | None:
+        """0 computing, n >= 1 queued (n - 1 jobs wait before it besides the running one), None otherwise."""
+        return None if self.queue is None else self.queue.position(self)
+
+    @property
+    def waited(self) -> float:
+        """Seconds spent waiting in the queue."""
+        if not self.queued_at:
+            return 0.0
+        end = self.started_at or (self.finished_at if self.done else time.perf_counter())
+        return max(0.0, end - self.queued_at)
+
+    @property
     def elapsed(self) -> float:
+        """Seconds spent computing (not waiting)."""
+        if not self.started_at:
+            return 0.0
         end = self.finished_at if self.done else time.perf_counter()
-        return end - self.started_at if self.started_at else 0.0
+        return max(0.0, end - self.started_at)
+
+    def queue_text(self) -> str | None:
+        """'queued: 2nd in line (...)' while the job waits, else None."""
+        ahead = None if self.queue is None or self.done else self.queue.ahead(self)
+        if ahead is None:
+            return None
+        if ahead == 0:
+            return f"queued: next in line, waiting {format_seconds(self.waited)}"
+        return (f"queued: {ahead} computation{'s' if ahead > 1 else ''} ahead (one at a time per server), "
+                f"waiting {format_seconds(self.waited)}")
 
     def snapshot(self) -> dict:
         """A copy of the latest progress report."""
@@ -126,3 +227,16 @@ class Poller:
         if self._callback is not None:
             self._callback.stop()
             self._callback = None
+
+    @property
+    def running(self) -> bool:
+        return self._callback is not None
+
+
+def on_session_end(callback: Callable[[], None]) -> None:
+    """Run `callback()` when the served browser session ends (its tab closed); nothing without a session."""
+    import panel as pn
+
+    doc = pn.state.curdoc
+    if doc is not None and getattr(doc, "session_context", None) is not None:
+        doc.on_session_destroyed(lambda _ctx: callback())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import panel as pn
@@ -23,14 +24,51 @@ from workbench.errors import WorkbenchError
 
 from . import figures
 from .context import AppContext
-from .jobs import Job, Poller
+from .jobs import Job, Poller, on_session_end
 
-__all__ = ["SaliencyView", "score_dataset", "LOWER_IS_BETTER", "MAP_NAMES"]
+__all__ = ["SaliencyView", "score_dataset", "LOWER_IS_BETTER", "MAP_NAMES", "METRIC_LABELS", "MAP_LABELS",
+           "match_cubes"]
 
 #: metrics where a smaller value is better
 LOWER_IS_BETTER = ("KLD",)
 #: the maps compared, fluctuation first
 MAP_NAMES = ("fluctuation", "centre_bias", "spectral_residual", "chance")
+#: metric names as the saliency field writes them
+METRIC_LABELS = {"AUC_Judd": "AUC-Judd", "AUC_Borji": "AUC-Borji", "sAUC": "sAUC", "NSS": "NSS", "CC": "CC",
+                 "SIM": "SIM", "KLD": "KLD"}
+MAP_LABELS = {"fluctuation": "fluctuation", "centre_bias": "centre bias", "spectral_residual": "spectral residual",
+              "chance": "chance"}
+_TOOLTIPS = {"AUC-Judd": "AUC-Judd: ROC area, fixated pixels vs all pixels (higher is better)",
+             "AUC-Borji": "AUC-Borji: ROC area, fixated pixels vs uniform random pixels (higher is better)",
+             "sAUC": "shuffled AUC: negatives are other images' fixations (discounts centre bias)",
+             "NSS": "normalised scanpath saliency: mean z-scored map value at fixations",
+             "CC": "Pearson correlation with the fixation density", "SIM": "histogram intersection with the density",
+             "KLD": "KL divergence of the density from the map (lower is better)", "image": "image name",
+             "map": "saliency map", "images": "number of images"}
+#: data-set prefixes of sample copies (the shipped `osie-1654.jpg` is OSIE's `1654.jpg`, downscaled)
+_PREFIXES = ("osie", "cat2000", "mit1003", "mit300", "mit", "salicon", "figrim")
+
+
+def match_cubes(stems, cube_names, dataset_name: str = "") -> dict[str, str]:
+    """Data-set image stem -> the cube name that stands for it: the same stem, else the stem with a
+    data-set prefix (`osie-1654` for OSIE's `1654`; prefixes: the data set's folder name and the known
+    data sets'), separated by '-' or '_'. An exact name wins over a prefixed one."""
+    names = set(cube_names)
+    prefixes = {p for p in (*_PREFIXES, dataset_name.lower()) if p}
+    by_stem: dict[str, str] = {}
+    for n in sorted(names):
+        low = n.lower()
+        for pre in prefixes:
+            for sep in ("-", "_"):
+                if low.startswith(pre + sep) and len(n) > len(pre) + 1:
+                    by_stem.setdefault(n[len(pre) + 1:], n)
+    out = {}
+    for s in stems:
+        if s in names:
+            out[s] = s
+        elif s in by_stem:
+            out[s] = by_stem[s]
+    return out
 
 
 def _load_items(context: AppContext) -> tuple[list, dict[str, str]]:
@@ -42,15 +80,24 @@ def _load_items(context: AppContext) -> tuple[list, dict[str, str]]:
     by_name = {}
     for e in context.catalog.entries():
         by_name.setdefault(str(e["name"]), e["key"])
-    names = sorted({p.stem for p in dataset_images(context.dataset)} & set(by_name))
+    stems = {p.stem for p in dataset_images(context.dataset)}
+    matched = match_cubes(stems, by_name, Path(context.dataset).name)
+    names = sorted(matched)
     if not names:
         return [], {}
     try:
         items = open_dataset(context.dataset, names=names)
     except TypeError:  # a loader without a names filter
         items = open_dataset(context.dataset)
-    items = [it for it in items if it.name in by_name]
-    return items, {it.name: by_name[it.name] for it in items}
+    items = [it for it in items if it.name in matched]
+    return items, {it.name: by_name[matched[it.name]] for it in items}
+
+
+def _store_stamp(context: AppContext) -> str:
+    """A short digest of the store's complete cubes: memoised items and scores follow the store."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(context.catalog.keys())).encode()).hexdigest()[:12]
 
 
 def fluct_at_image(context: AppContext, key: str, size: tuple[int, int], window: int, t_b: float,
@@ -104,12 +151,14 @@ class SaliencyView(pn.viewable.Viewer):
     window = param.Integer(default=DEFAULT_WINDOW, bounds=(2, 20), doc="fluctuation window L")
     t_b = param.Number(default=DEFAULT_T_B, bounds=(0, 900), step=10, doc="fluctuation cut-off t_b")
     normalise = param.Boolean(default=DEFAULT_NORMALISE, doc="normalise curves before the fluctuation")
-    sort_by = param.Selector(default="NSS", objects=list(METRICS), doc="metric that orders the images")
+    sort_by = param.Selector(default="NSS", objects={METRIC_LABELS.get(m, m): m for m in METRICS},
+                             doc="metric that orders the images")
     opacity = param.Number(default=0.7, bounds=(0, 1), step=0.05, doc="map opacity over the image")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
         self.context = context
+        self._stamp = _store_stamp(context) if context.dataset is not None else ""
         self.items, self.keys = [], {}
         self.results: dict | None = None
         self.job: Job | None = None
@@ -118,16 +167,23 @@ class SaliencyView(pn.viewable.Viewer):
         self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.truth_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.fluct_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
-        self.table = pn.widgets.Tabulator(None, disabled=True, selectable=1, show_index=False, height=300,
-                                          sizing_mode="stretch_width", pagination=None, css_classes=["saliency-table"],
-                                          layout="fit_columns")
+        # full headers (the columns fit their data and title; the table scrolls sideways when narrow), and
+        # no header-click sorting: the "Sort images by" box is the one order
+        table_kw = dict(disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_table",
+                        sortable=False, header_tooltips=_TOOLTIPS)
+        self.table = pn.widgets.Tabulator(None, selectable=1, height=300, pagination=None,
+                                          css_classes=["saliency-table"], **table_kw)
         self.table.on_click(self._on_row_click)
-        self.averages = pn.widgets.Tabulator(None, disabled=True, show_index=False, sizing_mode="stretch_width",
-                                             layout="fit_columns")
+        self.averages = pn.widgets.Tabulator(None, css_classes=["saliency-averages"], **table_kw)
+        self.refresh_button = pn.widgets.Button(label="Re-read the store", sizing_mode="stretch_width",
+                                                css_classes=["saliency-refresh"])
+        self.refresh_button.on_click(lambda _e: self.refresh())
         self.message = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
-        self.download = pn.widgets.FileDownload(callback=self.export_zip, filename="maps.zip", label="Export maps",
-                                                button_type="primary", sizing_mode="stretch_width")
+        self.download = pn.widgets.FileDownload(callback=self._export_download, filename="maps.zip",
+                                                label="Export maps", button_type="primary", disabled=True,
+                                                sizing_mode="stretch_width", css_classes=["saliency-export"])
+        on_session_end(self.dispose)
         self._load()
 
     # -- data --------------------------------------------------------------------------------
@@ -136,7 +192,7 @@ class SaliencyView(pn.viewable.Viewer):
             self._say("No saliency data set: start the dashboard with `--dataset DIR` (OSIE, MIT/CAT2000, or a "
                       "folder of NAME.jpg + NAME_map.png pairs) and compute the images' cubes into the store.")
             return
-        ctx, items_key = self.context, ("items", str(self.context.dataset))
+        ctx, items_key = self.context, self._items_key()
         if pn.state.curdoc is not None and items_key not in ctx._memo:
             # served: read the data set and score it off the UI thread, so the page is not held up
             window, t_b, norm, score_key = self.window, self.t_b, self.normalise, self._memo_key()
@@ -150,27 +206,45 @@ class SaliencyView(pn.viewable.Viewer):
             return
         self._set_items()
 
+    def _items_key(self):
+        return ("items", str(self.context.dataset), self._stamp)
+
+    def refresh(self) -> None:
+        """Re-read the store (cubes computed meanwhile, e.g. by `workbench cubes`) and score again."""
+        self._stamp = _store_stamp(self.context)
+        self._load()
+
     def _set_items(self) -> None:
         try:
-            self.items, self.keys = self.context.memo(("items", str(self.context.dataset)),
-                                                      lambda: _load_items(self.context))
+            self.items, self.keys = self.context.memo(self._items_key(), lambda: _load_items(self.context))
         except WorkbenchError as exc:
             self._say(str(exc), "danger")
             return
         if not self.items:
-            self._say(f"No image of {self.context.dataset} has a cube in {self.context.catalog.path}: compute them "
-                      f"first (workbench cubes {self.context.dataset} --store {self.context.catalog.path}).")
+            self.param.image.objects = []
+            self.image = None
+            self.download.disabled, self.download.label = True, "Export maps (no image to export)"
+            self._say(f"No image of {self.context.dataset} has a cube in {self.context.catalog.path} yet. Compute "
+                      f"them (`workbench cubes {self.context.dataset} --store {self.context.catalog.path}`), then "
+                      "press **Re-read the store**.")
             return
         self.param.image.objects = [it.name for it in self.items]
-        self.image = self.items[0].name
+        if self.image not in self.param.image.objects:
+            self.image = self.items[0].name
+        else:
+            self._update_maps()
+        self.download.disabled, self.download.label = False, "Export maps"
         self.score()
 
     def _say(self, text: str, kind: str = "info") -> None:
         self.message.object, self.message.alert_type, self.message.visible = text, kind, bool(text)
 
     def item(self):
-        """The SaliencyItem of the shown image."""
-        return next(it for it in self.items if it.name == self.image)
+        """The SaliencyItem of the shown image (WorkbenchError when none is shown)."""
+        for it in self.items:
+            if it.name == self.image:
+                return it
+        raise WorkbenchError("no image is shown: no image of the data set has a cube in the store yet")
 
     def fluct_map(self) -> np.ndarray:
         """The shown image's fluctuation map at its own size (H0, W0)."""
@@ -179,7 +253,7 @@ class SaliencyView(pn.viewable.Viewer):
 
     # -- scoring -----------------------------------------------------------------------------
     def _memo_key(self):
-        return ("scores", str(self.context.dataset), self.window, float(self.t_b), bool(self.normalise))
+        return ("scores", str(self.context.dataset), self._stamp, self.window, float(self.t_b), bool(self.normalise))
 
     def score(self, *, background: bool | None = None) -> None:
         """Score all images for the current (L, t_b): memoised; in the background when served."""
@@ -202,7 +276,7 @@ class SaliencyView(pn.viewable.Viewer):
     def _start_job(self, work, text: str) -> None:
         if self.job is not None and not self.job.done:
             self.job.cancel()
-        self.job = Job(work, name="scores", use_model_lock=False).start()
+        self.job = Job(work, name="scores").start()
         self.progress.value, self.progress.visible = 0, True
         self._say(text)
         self._poller.start()
@@ -240,7 +314,8 @@ class SaliencyView(pn.viewable.Viewer):
             return df
         cb = pd.DataFrame([r for r in self.results["rows"] if r["map"] == "centre_bias"]).set_index("name")
         if self.sort_by in cb:
-            df[f"{self.sort_by} − centre bias"] = df[self.sort_by].values - cb.loc[df["name"], self.sort_by].values
+            label = METRIC_LABELS.get(self.sort_by, self.sort_by)
+            df[f"{label} − centre bias"] = df[self.sort_by].values - cb.loc[df["name"], self.sort_by].values
         return df.sort_values(self.sort_by, ascending=self.sort_by in LOWER_IS_BETTER).reset_index(drop=True)
 
     def dataset_averages(self):
@@ -255,14 +330,22 @@ class SaliencyView(pn.viewable.Viewer):
         out.insert(0, "images", df.groupby("map", sort=False)["name"].nunique())
         return out.reindex([m for m in MAP_NAMES if m in out.index]).reset_index()
 
+    @staticmethod
+    def _display(df):
+        """A table for people: metric names as the field writes them, map names in words, 3 decimals."""
+        out = df.round(3).rename(columns={**METRIC_LABELS, "name": "image"})
+        if "map" in out:
+            out["map"] = [MAP_LABELS.get(m, m) for m in out["map"]]
+        return out
+
     def _show_tables(self) -> None:
-        self.table.value = self.per_image().round(3)
-        self.averages.value = self.dataset_averages().round(3)
+        self.table.value = self._display(self.per_image())
+        self.averages.value = self._display(self.dataset_averages())
 
     @param.depends("sort_by", watch=True)
     def _on_sort(self) -> None:
         if self.results is not None:
-            self.table.value = self.per_image().round(3)
+            self.table.value = self._display(self.per_image())
 
     @param.depends("window", "t_b", "normalise", watch=True)
     def _on_params(self) -> None:
@@ -278,7 +361,7 @@ class SaliencyView(pn.viewable.Viewer):
     def _on_row_click(self, event) -> None:
         df = self.table.value
         if df is not None and 0 <= event.row < len(df):
-            self.image = str(df.iloc[event.row]["name"])
+            self.image = str(df.iloc[event.row]["image"])
 
     # -- figures -----------------------------------------------------------------------------
     @param.depends("image", "opacity", watch=True)
@@ -295,7 +378,8 @@ class SaliencyView(pn.viewable.Viewer):
         ys, xs = np.nonzero(it.fixations)
         self.image_pane.object = figures.map_figure((H0, W0), image=rgb, title=f"{it.name}", height=380)
         truth = figures.map_figure((H0, W0), image=rgb, values=it.density, name="density", opacity=self.opacity,
-                                   colorscale="Hot", title="Human fixations", height=380, max_side=200)
+                                   colorscale="Hot", title="Human fixations", height=380, max_side=200,
+                                   colorbar_title="fixation density")
         truth.add_scattergl(x=xs, y=ys, mode="markers", marker=dict(size=3, color="#00e5ff"), name="fixations",
                             hoverinfo="skip")
         self.truth_pane.object = truth
@@ -306,16 +390,35 @@ class SaliencyView(pn.viewable.Viewer):
             self._say(str(exc), "danger")
             return
         self.fluct_pane.object = figures.map_figure((H0, W0), image=rgb, values=fl, name="F", opacity=self.opacity,
-                                                    colorscale="Inferno", title=title, height=380, max_side=200)
+                                                    colorscale="Inferno", title=title, height=380, max_side=200,
+                                                    colorbar_title="F (fluctuation)")
         self.download.filename = f"{it.name}-maps.zip"
 
     # -- export ------------------------------------------------------------------------------
+    def _export_download(self) -> io.BytesIO:
+        """The Export button's file: the ZIP, or (nothing shown) a note that says so, never an exception."""
+        try:
+            return self.export_zip()
+        except WorkbenchError as exc:
+            self._say(str(exc), "warning")
+            self.download.filename = "nothing-to-export.txt"
+            return io.BytesIO(f"{exc}\n".encode())
+
+    def dispose(self) -> None:
+        """The session ended (its tab closed): stop its scoring job and polling."""
+        if self.job is not None:
+            self.job.cancel()
+        self._poller.stop()
+
     def export_zip(self) -> io.BytesIO:
         """The shown image's maps: fluctuation (PNG 8-bit + .npy float32 at the image's size), the
-        fixation density (PNG), the overlay (PNG) and the image's metrics (JSON)."""
+        fixation density (PNG), the overlay (PNG) and the image's metrics (JSON). WorkbenchError when
+        no image is shown (no image of the data set has a cube)."""
         from PIL import Image
         from workbench.images import read_image
 
+        if self.image is None or not self.items:
+            raise WorkbenchError("nothing to export: no image of the data set has a cube in the store yet")
         it = self.item()
         fl = self.fluct_map()
         lo, hi = float(fl.min()), float(fl.max())
@@ -349,7 +452,7 @@ class SaliencyView(pn.viewable.Viewer):
             w.Checkbox.from_param(self.param.normalise, name="Normalise curves (shape only)"),
             w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
             w.Select.from_param(self.param.sort_by, name="Sort images by", sizing_mode="stretch_width"),
-            self.download, self.progress, width=300)
+            self.download, self.refresh_button, self.progress, width=300)
         maps = pn.Row(self.image_pane, self.truth_pane, self.fluct_pane, sizing_mode="stretch_width")
         tables = pn.Row(pn.Column("#### Per image (fluctuation map; click a row)", self.table,
                                   sizing_mode="stretch_width"),

@@ -279,7 +279,7 @@ def test_edit_launch_progress_result_and_save(tmp_path, tiny_adapter_pixel):
     from dashboards.edit import EditView
 
     ctx = AppContext.from_paths(tmp_path / "s", adapter=tiny_adapter_pixel)
-    v = EditView(ctx, n_iter=2, steps=2)
+    v = EditView(ctx, n_iter=2, steps=5)
     assert v.image_path is not None and v.image_path.name.endswith(".jpg")
     assert v.launch() is None and "select a region" in v.message.object
     H, W = v.size
@@ -298,13 +298,15 @@ def test_edit_launch_progress_result_and_save(tmp_path, tiny_adapter_pixel):
     r = v.result
     assert r is not None and r.iterations_done == 2 and not r.cancelled
     assert len(v.curve_pane.object.data) == 3  # before, after, reference
-    assert v.result_pane.object.layout.xaxis.range[1] > 2 * r.edited.size[0] - 1  # original | edited, unstretched
+    lay = v.result_pane.object.layout  # original | edited, each at the source image's shape, in its pixels
+    assert [lay.xaxis.range[1], lay.yaxis.range[0]] == [W - 0.5, H - 0.5] == [lay.xaxis2.range[1], lay.yaxis2.range[0]]
     np.testing.assert_allclose(v.curve_pane.object.data[0].y, r.curve_before, rtol=1e-6)
     assert "iterations" in v.metrics.object and not v.download.disabled
+    assert "PSNR outside, source resolution (dB)" in v.metrics.object and "psnr_outside" not in v.metrics.object
     png = Image.open(v.result_png())
-    assert png.size == r.edited.size
+    assert png.size == (W, H)  # the source's resolution, not the model's
     path = v.save()
-    assert path.is_file() and Image.open(path).size == r.edited.size
+    assert path.is_file() and Image.open(path).size == (W, H)
 
 
 @pytest.mark.slow
@@ -314,7 +316,7 @@ def test_edit_cancel_returns_the_best_so_far(tmp_path, tiny_adapter_pixel):
     from dashboards.edit import EditView
 
     ctx = AppContext.from_paths(tmp_path / "s", adapter=tiny_adapter_pixel)
-    v = EditView(ctx, n_iter=500, steps=3, task="saliency")
+    v = EditView(ctx, n_iter=500, steps=5, task="saliency")
     H, W = v.size
     v.select_lasso([W * 0.2, W * 0.5, W * 0.5, W * 0.2], [H * 0.2, H * 0.2, H * 0.5, H * 0.5])
     job = v.launch()
@@ -333,7 +335,7 @@ def test_edit_errors_from_the_library_are_shown(tmp_path, tiny_adapter_pixel):
     from dashboards.edit import EditView
 
     ctx = AppContext.from_paths(tmp_path / "s", adapter=tiny_adapter_pixel)
-    v = EditView(ctx, n_iter=1, steps=3, task="removal")
+    v = EditView(ctx, n_iter=1, steps=5, task="removal")
     H, W = v.size
     v.select_box(W * 0.2, H * 0.2, W * 0.6, H * 0.6)
     v.set_reference(int(W * 0.4), int(H * 0.4))  # inside the object: the library refuses it

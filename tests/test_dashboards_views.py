@@ -1,0 +1,237 @@
+"""What a newcomer hit in the dashboards (issue 13), checked without a browser: true image shapes,
+readable numbers, the compute queue, staleness, matching, export with nothing matched, edit status.
+
+Expected values come from hand computation (cell geometry, the loop's moving-average formula,
+percentiles of the raw cube), not from the views' own helpers.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cache.store import CubeStore
+from dashboards import figures
+from dashboards.context import AppContext
+from dashboards.jobs import ComputeQueue, Job
+from dashboards.synthetic import synthetic_cube
+from workbench.errors import WorkbenchError
+
+
+def _heat(fig):
+    return next(t for t in fig.data if t.type == "heatmap")
+
+
+@pytest.fixture()
+def wide_ctx(tmp_path):
+    """A 16x16-cell cube of an 80x60 (W x H, 4:3) photo."""
+    st = CubeStore(tmp_path / "store")
+    ds = synthetic_cube(16, 16, 30, name="wide", seed=7)
+    ds.attrs["source_size"] = [60, 80]
+    st.put(ds)
+    return AppContext.from_paths(st.path, device="cpu")
+
+
+# ------------------------------------------------------------------------- true shape, pixels
+def test_explore_draws_every_map_at_the_photos_shape_with_axes_in_its_pixels(wide_ctx):
+    from dashboards.explore import ExploreView
+
+    v = ExploreView(wide_ctx)
+    assert v.shape == (16, 16) and v.extent == (60, 80)
+    for pane in (v.image_pane, v.fluct_pane, v.rate_pane):
+        lay = pane.object.layout
+        assert list(lay.xaxis.range) == [-0.5, 79.5] and list(lay.yaxis.range) == [59.5, -0.5]
+        assert lay.yaxis.scaleanchor == "x" and lay.yaxis.scaleratio == 1  # one px is one px on both axes
+    hm = _heat(v.rate_pane.object)
+    # cell j of 16 spans source px [5j, 5j + 5) horizontally and [3.75j, 3.75(j + 1)) vertically
+    np.testing.assert_allclose(hm.x, [5 * j + 2.5 - 0.5 for j in range(16)])
+    np.testing.assert_allclose(hm.y, [3.75 * j + 1.875 - 0.5 for j in range(16)])
+    # a click at source pixel (x=79, y=59) is cell (15, 15); at (x=12, y=8) cell (y=2, x=2)
+    v.fluct_pane.click_data = {"points": [{"x": 79, "y": 59}]}
+    v.image_pane.click_data = {"points": [{"x": 12, "y": 8}]}
+    assert v.pixels == [(15, 15), (2, 2)]
+    marks = v.fluct_pane.object.data[-1]
+    np.testing.assert_allclose(marks.x, [77, 12])
+    np.testing.assert_allclose(marks.y, [57.625, 8.875])
+    names = [t.name for t in v.curve_pane.object.data]
+    assert names[0].startswith("x=77, y=58") and names[1].startswith("x=12, y=9")
+    assert "image px per model px" not in v.meta.object and "5 × 3.75 image px" in v.meta.object
+
+
+def test_image_panel_is_clickable_through_a_pick_layer_not_the_image_trace(wide_ctx):
+    from dashboards.explore import ExploreView
+
+    v = ExploreView(wide_ctx)
+    img = next(t for t in v.image_pane.object.data if t.type == "image")
+    assert img.hoverinfo == "skip"  # a clicked image trace sends a Uint8ClampedArray Panel cannot serialise
+    pick = _heat(v.image_pane.object)
+    assert pick.opacity == 0 and pick.showscale is False
+
+
+def test_colour_bars_are_titled_in_scientific_notation_and_empty_plots_have_no_axes(wide_ctx):
+    from dashboards.explore import ExploreView
+
+    v = ExploreView(wide_ctx)
+    for pane in (v.fluct_pane, v.rate_pane):
+        bar = _heat(pane.object).colorbar
+        assert bar.title.text and bar.exponentformat == "e"
+    assert "F" in _heat(v.fluct_pane.object).colorbar.title.text
+    empty = v.curve_pane.object  # no pixel clicked yet
+    assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False
+    v.click(3, 4)
+    assert v.curve_pane.object.layout.xaxis.visible is not False
+    assert "e-" in v.curve_pane.object.data[0].name or "e+" in v.curve_pane.object.data[0].name  # F=1.23e-04
+
+
+def test_the_rate_colour_range_can_be_fixed_across_timesteps(wide_ctx):
+    from dashboards.explore import ExploreView
+
+    v = ExploreView(wide_ctx)
+    r0 = (_heat(v.rate_pane.object).zmin, _heat(v.rate_pane.object).zmax)
+    v.t_index = 20
+    r20 = (_heat(v.rate_pane.object).zmin, _heat(v.rate_pane.object).zmax)
+    assert r0 != r20  # per timestep by default
+    v.fixed_range = True
+    rate = np.asarray(v.dataset["rate"].values, dtype=np.float64)
+    lo, hi = np.percentile(rate, [1, 99])
+    assert _heat(v.rate_pane.object).zmin == pytest.approx(lo, rel=1e-5)
+    assert _heat(v.rate_pane.object).zmax == pytest.approx(hi, rel=1e-5)
+    v.t_index = 3
+    assert (_heat(v.rate_pane.object).zmin, _heat(v.rate_pane.object).zmax) == pytest.approx((lo, hi), rel=1e-5)
+
+
+# ------------------------------------------------------------------------- compute queue
+def test_one_queue_positions_honest_times_and_cancel_while_queued():
+    q = ComputeQueue()
+    gate = threading.Event()
+    ran = []
+
+    def slow(report, stop):
+        report(stage="optimise")
+        gate.wait(10)
+        ran.append("a")
+        return "a"
+
+    def quick(report, stop):
+        ran.append("b")
+        return "b"
+
+    a = Job(slow, queue=q).start()
+    time.sleep(0.2)
+    b = Job(quick, queue=q).start()
+    c = Job(quick, queue=q).start()
+    time.sleep(0.3)
+    assert q.position(a) == 0 and b.queue_text().startswith("queued: 1 computation ahead")
+    assert c.queue_text().startswith("queued: 2 computations ahead")
+    c.cancel()  # a tab closed while its job waited: it leaves the queue without running
+    assert c.wait(5) and c.result is None and c.error is None and c.elapsed == 0
+    time.sleep(0.5)
+    gate.set()
+    assert a.wait(10) and b.wait(10)
+    assert ran == ["a", "b"] and b.result == "b"
+    assert b.waited >= 0.7 and b.elapsed < 0.5  # the wait is not counted as computing time
+
+
+# ------------------------------------------------------------------------- saliency
+@pytest.fixture()
+def pairs(tmp_path):
+    data = tmp_path / "pairs"
+    data.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("1654", "1668"):
+        Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(data / f"{name}.png")
+        fix = np.zeros((30, 40), np.uint8)
+        fix[rng.integers(0, 30, 12), rng.integers(0, 40, 12)] = 255
+        Image.fromarray(fix).save(data / f"{name}_map.png")
+    return data
+
+
+def test_saliency_matches_osie_sample_names_and_notices_new_cubes(tmp_path, pairs):
+    from dashboards.saliency import SaliencyView, match_cubes
+
+    assert match_cubes({"1654", "1668", "9"}, {"osie-1654", "1668", "osie-1668", "x-9"}) == \
+        {"1654": "osie-1654", "1668": "1668"}
+    st = CubeStore(tmp_path / "store")
+    ctx = AppContext.from_paths(st.path, dataset=pairs)
+    v = SaliencyView(ctx)
+    assert v.items == [] and "Re-read the store" in v.message.object and v.download.disabled
+    # cubes computed while the server runs, by another process's store object (as `workbench cubes` would)
+    other = CubeStore(tmp_path / "store")
+    other.put(synthetic_cube(16, 16, 30, name="osie-1654", seed=1))  # the shipped sample's name
+    v.refresh()
+    assert [it.name for it in v.items] == ["1654"] and not v.download.disabled
+    assert SaliencyView(ctx).items[0].name == "1654"  # a new tab sees it too
+    other.put(synthetic_cube(16, 16, 30, name="1668", seed=2))
+    assert [it.name for it in SaliencyView(ctx).items] == ["1654", "1668"]
+
+
+def test_export_with_nothing_matched_says_so(tmp_path, pairs):
+    from dashboards.saliency import SaliencyView
+
+    ctx = AppContext.from_paths(CubeStore(tmp_path / "store").path, dataset=pairs)
+    v = SaliencyView(ctx)
+    with pytest.raises(WorkbenchError, match="nothing to export"):
+        v.export_zip()
+    note = v._export_download()  # what the button gets: a note, never StopIteration
+    assert b"nothing to export" in note.getvalue() and v.download.filename.endswith(".txt")
+    assert v.message.visible and "nothing to export" in v.message.object
+
+
+def test_saliency_tables_use_the_fields_names_and_one_sort_order(tmp_path, pairs):
+    from dashboards.saliency import SaliencyView
+
+    st = CubeStore(tmp_path / "store")
+    for i, name in enumerate(("1654", "1668")):
+        st.put(synthetic_cube(16, 16, 30, name=name, seed=i))
+    v = SaliencyView(AppContext.from_paths(st.path, dataset=pairs))
+    cols = list(v.table.value.columns)
+    assert {"AUC-Judd", "AUC-Borji", "sAUC", "NSS", "CC", "SIM", "KLD"} <= set(cols) and "AUC_Judd" not in cols
+    assert cols[0] == "image" and "NSS − centre bias" in cols
+    assert set(v.averages.value["map"]) >= {"fluctuation", "centre bias", "spectral residual"}
+    assert v.table.sortable is False and v.table.layout == "fit_data_table"  # no second order; full headers
+    v.sort_by = "AUC_Judd"
+    assert "AUC-Judd − centre bias" in v.table.value.columns
+    auc = v.table.value["AUC-Judd"].to_numpy()
+    assert np.all(np.diff(auc) <= 0)
+
+
+# ------------------------------------------------------------------------- edit
+def test_edit_alert_goes_once_a_region_is_drawn_and_knobs_are_bounded(tmp_path):
+    from dashboards.edit import MIN_EDIT_STEPS, EditView, check_knobs
+
+    v = EditView(AppContext.from_paths(tmp_path / "s"))
+    assert v.launch() is None and v.message.visible and "select a region" in v.message.object
+    H, W = v.size
+    v.select_box(W * 0.2, H * 0.2, W * 0.5, H * 0.5)
+    assert not v.message.visible
+    v.task = "transfer"
+    assert v.launch() is None and "reference" in v.message.object
+    v.set_reference(2, 2)
+    assert not v.message.visible
+    for n_iter, steps in ((0, 10), (10, 2), (10, 1), (-3, 10)):
+        with pytest.raises(WorkbenchError):
+            check_knobs(n_iter, steps)
+    check_knobs(1, MIN_EDIT_STEPS)
+    with pytest.raises(ValueError):
+        v.n_iter = 0
+    with pytest.raises(ValueError):
+        v.steps = 2
+
+
+def test_edit_status_never_shows_nan_or_inf_and_names_the_phase(tmp_path):
+    from dashboards.edit import EditView
+
+    v = EditView(AppContext.from_paths(tmp_path / "s"))
+    job = Job(lambda report, stop: None)
+    job.started_at = time.perf_counter() - 3
+    job._report(stage="invert", iteration=0, n_iter=200, loss=float("nan"), best_loss=float("nan"))
+    text = v.progress_text(job)
+    assert text.startswith("inverting") and "nan" not in text and "3.0 s" in text
+    job._report(stage="optimise", iteration=12, n_iter=200, loss=0.25, best_loss=float("inf"))
+    text = v.progress_text(job)
+    assert text.startswith("optimising 12/200") and "inf" not in text and "loss 0.25" in text
+    job._report(stage="evaluate", iteration=200, loss=0.1, best_loss=0.09)
+    assert v.progress_text(job).startswith("evaluating")
