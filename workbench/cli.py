@@ -60,30 +60,48 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
     except SystemExit as exc:  # --help (0) or a bad argument (2, one line already printed)
         return int(exc.code or 0)
+    if extra:
+        print(f"workbench {args.command}: error: unrecognized arguments: {' '.join(extra)} (see workbench "
+              f"{args.command} --help)", file=sys.stderr)
+        return 2
     _quiet_libraries()
     try:
         rc = int(args.func(args) or 0)
         sys.stdout.flush()  # a full disk behind stdout shows here, not as an ignored exception at exit
         return rc
     except WorkbenchError as exc:
+        _close_bars()
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
     except OSError as exc:
         _drop_stdout()
+        _close_bars()
         print(f"workbench {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except MemoryError:
+        _close_bars()
         print(f"workbench {args.command}: error: out of memory: use smaller settings (fewer steps, a smaller K, "
               "a smaller batch) or a machine with more memory", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _close_bars() -> None:
+    """Close the progress bars still open, so that an error line starts on a clean line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
+        try:
+            bar.leave = False
+            bar.close()
+        except Exception:  # a bar that cannot close must not hide the error
+            pass
 
 
 def _drop_stdout() -> None:

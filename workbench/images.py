@@ -9,7 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import WorkbenchError
 
-__all__ = ["read_image", "to_rgb", "check_pixels", "to_tensor", "to_uint8", "resize_tensor"]
+__all__ = ["read_image", "check_image_file", "to_rgb", "check_pixels", "to_tensor", "to_uint8", "resize_tensor"]
 
 
 def check_pixels(width: int, height: int, where: str | Path) -> None:
@@ -56,6 +56,21 @@ def to_rgb(im: Image.Image) -> Image.Image:
         return im.convert("RGBA").convert("RGB") if mode in ("PA", "La") else im.convert("RGB")
     except ValueError as exc:
         raise WorkbenchError(f"images in PIL mode {mode} cannot be read ({exc}): save the image as RGB") from None
+
+
+def check_image_file(path: str | Path) -> tuple[int, int]:
+    """Read only an image's header: (width, height), or a one-line error for a missing, unreadable or
+    oversized (decompression bomb) file. Cheap: checks a whole folder before any compute."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            check_pixels(im.width, im.height, path)
+            return im.width, im.height
+    except Image.DecompressionBombError:
+        raise WorkbenchError(f"{path} is larger than the {Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx limit for one image "
+                             "(a decompression bomb?): downscale it first") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise WorkbenchError(f"{path} is not a readable image ({type(exc).__name__}): remove it or fix it") from None
 
 
 def read_image(path: str | Path) -> Image.Image:

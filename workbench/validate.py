@@ -107,6 +107,10 @@ def check_k(k: Any, *, n: int | None = None) -> int:
 
 def check_window(window: Any, *, n_kept: int | None = None) -> int:
     """Fluctuation window L: >= 2 (a variance needs two samples) and <= the timesteps above t_b."""
+    if n_kept is not None and n_kept < 2:
+        check_int("window", window, minimum=2)
+        raise WorkbenchError(f"only {n_kept} timesteps lie above t_b, fewer than the window L={window}: lower t_b or "
+                             "use more DDIM steps")
     why = "a variance needs 2 samples" + (f"; only {n_kept} timesteps lie above t_b" if n_kept is not None else "")
     return check_int("window", window, minimum=2, maximum=n_kept, why=why)
 

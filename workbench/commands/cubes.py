@@ -50,6 +50,7 @@ def run(args) -> int:
 
     from ..adapters import load_model
     from ..errors import WorkbenchError
+    from ..images import check_image_file
     from ..outputs import check_writable
     from .common import check_against_model
     from .common import device_from
@@ -60,6 +61,8 @@ def run(args) -> int:
                         channel=args.channel)
     device, dtype = device_from(args)
     source = _split(find_images(args.dir), args.split, args.held_out, args.limit)
+    for image in source.images:  # headers only: an unreadable file or a decompression bomb stops us now
+        check_image_file(image)
     check_writable(Path(args.store).expanduser(), "--store")
     if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
         CubeStore(args.store, create=False)

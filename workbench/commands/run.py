@@ -41,6 +41,7 @@ def run(args) -> int:
     from ..adapters import load_model
     from ..ddim import make_schedule
     from ..default_model import SAMPLES_DIR
+    from ..images import check_image_file
     from ..outputs import OutputDir, check_writable
     from ..validate import check_t_b, check_window
     from .common import check_against_model
@@ -51,6 +52,8 @@ def run(args) -> int:
     params = CubeParams(steps=args.steps, **({} if args.K is None else {"K": args.K}))
     device, dtype = device_from(args)
     images = [img for src in (args.images or [SAMPLES_DIR]) for img in find_images(src).images]
+    for image in images:  # headers only: an unreadable file or a decompression bomb stops us now
+        check_image_file(image)
     out = OutputDir(args.out, "run", overwrite=args.overwrite, legacy=is_legacy_export)
     out.check_names(["manifest.json"] + [f"{Path(i).stem}-overview.png" for i in images]
                     + [f"fluctuation/{Path(i).stem}.{ext}" for i in images for ext in ("png", "npy")])
@@ -59,6 +62,7 @@ def run(args) -> int:
         CubeStore(args.store, create=False)
     adapter = load_model(args.model, device=device, dtype=dtype)
     check_against_model(adapter, steps=params.steps)
+    check_t_b(t_b, num_train_timesteps=adapter.num_train_timesteps)
     kept = int((make_schedule(adapter, params.steps).timesteps > t_b).sum())
     check_window(window, n_kept=kept)
     store = CubeStore(args.store)
