@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
-import warnings
+import sys
 
 import panel as pn
 import param
 
 from .context import AppContext
 
-__all__ = ["WorkbenchApp", "serve", "is_loopback", "free_port", "EXTENSIONS"]
+__all__ = ["WorkbenchApp", "serve", "is_loopback", "free_port", "bound_hosts", "check_port_free",
+           "allowed_component_module", "EXTENSIONS", "PASSWORD_ENV"]
 
 EXTENSIONS = ("plotly", "tabulator")
 TITLE = "genrate workbench"
@@ -65,29 +67,116 @@ def free_port(address: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+#: top-level packages whose (already imported) modules the /components route may serve resources of
+COMPONENT_PACKAGES = ("panel", "bokeh", "dashboards")
+#: the environment variable that can hold the password of a remote dashboard
+PASSWORD_ENV = "WORKBENCH_DASHBOARD_PASSWORD"
+
+
+def allowed_component_module(name: str) -> bool:
+    """True when the /components route may touch module `name`: already imported (so the request
+    imports nothing) and part of Panel, Bokeh or the dashboards."""
+    return name in sys.modules and name.split(".")[0] in COMPONENT_PACKAGES
+
+
+def _component_handler():
+    """Panel's /components/<module>/... handler, restricted to `allowed_component_module` (Panel's
+    own imports any module named in the URL: `GET /components/this/X/__css__/x` ran `import this`)."""
+    from tornado.web import HTTPError
+
+    from panel.io.server import ComponentResourceHandler
+
+    class RestrictedComponentHandler(ComponentResourceHandler):
+        def parse_url_path(self, path: str) -> str:
+            if not allowed_component_module(path.split("/")[0]):
+                raise HTTPError(404, "Module not found")
+            return super().parse_url_path(path)
+
+    return RestrictedComponentHandler
+
+
+def bound_hosts(address: str) -> list[str]:
+    """Host names a browser may use to reach a server bound to `address` (the allowed websocket
+    origins): loopback names for loopback, the address itself, and for a wildcard address (0.0.0.0,
+    ::) this machine's host name, FQDN and addresses."""
+    hosts = ["localhost", "127.0.0.1"] if is_loopback(address) or address in ("0.0.0.0", "::", "") else []
+    if address not in ("0.0.0.0", "::", ""):
+        return hosts + [address]
+    names = {socket.gethostname(), socket.getfqdn()}
+    for n in list(names):
+        try:
+            names.update(socket.gethostbyname_ex(n)[2])
+        except OSError:
+            pass
+    return hosts + sorted(n for n in names if n)
+
+
+def check_port_free(address: str, port: int) -> None:
+    """Raise WorkbenchError (one line, naming the port and the fix) when `port` is taken on `address`."""
+    import errno
+
+    from workbench.errors import WorkbenchError
+
+    if not port:
+        return
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # what tornado sets: only a live listener conflicts
+        try:
+            s.bind((address if address != "localhost" else "127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise WorkbenchError(f"port {port} on {address} is already in use (another dashboard or server?): "
+                                     "stop that process or pass another --port (0 = any free port)") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise WorkbenchError(f"--address {address} is not an address of this machine: pass one of its "
+                                     "addresses, 127.0.0.1 or 0.0.0.0") from None
+            if exc.errno == errno.EACCES:
+                raise WorkbenchError(f"port {port} needs extra privileges: pass a --port above 1023") from None
+            raise
+
+
 def serve(context: AppContext, *, port: int = 5006, address: str = "127.0.0.1", threaded: bool = True,
-          show: bool = False, allow_remote: bool = False, **kw):
+          show: bool = False, allow_remote: bool = False, allow_origin=(), password: str | None = None, **kw):
     """Start the server (a new `WorkbenchApp` per session) and return it (a StoppableThread when threaded).
 
-    Binding to anything but a loopback address needs `allow_remote=True` and prints a warning:
-    the dashboard has no authentication and can read the store and run the model.
+    Every server: websocket connections only from pages served by this host (`bound_hosts`, plus
+    `allow_origin` entries "host[:port]"), and the /components route limited to modules already
+    imported from Panel, Bokeh and the dashboards. Binding to anything but a loopback address needs
+    `allow_remote=True` and a password (`password`, else $WORKBENCH_DASHBOARD_PASSWORD, else a random
+    one): the login page then guards every page and the websocket. The server's `workbench_password`
+    attribute holds it (None on loopback without a password). A port in use is a one-line WorkbenchError.
     """
-    if not is_loopback(address):
-        if not allow_remote:
-            from workbench.errors import WorkbenchError
+    import secrets
 
-            raise WorkbenchError(f"--address {address} would expose the dashboard beyond this machine: add "
-                                 "--allow-remote to do so on purpose")
-        warnings.warn(f"serving on {address}: anyone who can reach this port can read the store and run the model "
-                      "(no authentication)", stacklevel=2)
+    remote = not is_loopback(address)
+    if remote and not allow_remote:
+        from workbench.errors import WorkbenchError
+
+        raise WorkbenchError(f"--address {address} would expose the dashboard beyond this machine: add "
+                             "--allow-remote to do so on purpose")
     logging.getLogger("bokeh").setLevel(logging.WARNING)
+    check_port_free(address, port)
     port = port or free_port(address if address != "localhost" else "127.0.0.1")
-    origins = [f"{h}:{port}" for h in ("localhost", "127.0.0.1", address)]
+    origins = [h if ":" in h.rsplit("]", 1)[-1] else f"{h}:{port}" for h in (*bound_hosts(address), *allow_origin)]
+    password = password or os.environ.get(PASSWORD_ENV) or (secrets.token_urlsafe(12) if remote else None)
+    if password and os.path.exists(password):  # Panel would read a file of that name as a user table
+        from workbench.errors import WorkbenchError
+
+        raise WorkbenchError("the dashboard password names an existing file: choose another password")
+    auth = {"basic_auth": password, "cookie_secret": secrets.token_urlsafe(32)} if password else {}
 
     def session():
         pn.extension(*EXTENSIONS, notifications=True)
         return WorkbenchApp(context).__panel__()
 
     pn.extension(*EXTENSIONS, notifications=True)
-    return pn.serve({"/": session}, port=port, address=address, show=show, threaded=threaded,
-                    websocket_origin=origins if not allow_remote else "*", title=TITLE, **kw)
+    # a closed tab's session ends within ~2 s (Bokeh's default: up to 32 s), and its views cancel its jobs
+    kw.setdefault("check_unused_sessions", 1000)
+    kw.setdefault("unused_session_lifetime", 1000)
+    patterns = [(r"/components/(.*)", _component_handler(), {}), *kw.pop("extra_patterns", [])]
+    server = pn.serve({"/": session}, port=port, address=address, show=show, threaded=threaded,
+                      websocket_origin=origins, title=TITLE, extra_patterns=patterns, **auth, **kw)
+    server.workbench_password = password
+    server.workbench_port = port
+    return server

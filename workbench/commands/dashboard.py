@@ -1,7 +1,12 @@
-"""`workbench dashboard [--store PATH] [--dataset DIR] [--model DIR] [--port N]`: the Panel dashboards."""
+"""`workbench dashboard [--store PATH] [--dataset DIR] [--model DIR] [--port N]`: the Panel dashboards.
+
+Loopback by default. `--address A --allow-remote` requires a login (`--basic-auth PASSWORD`,
+$WORKBENCH_DASHBOARD_PASSWORD, or a random password printed once) and accepts websocket connections
+only from the bound host's names and `--allow-origin` hosts (dashboards.app.serve)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,13 +26,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=5006, help="port (default 5006; 0 = any free port)")
     p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--allow-remote", action="store_true",
-                   help="allow a non-loopback --address (no authentication: anyone reaching the port can use it)")
+                   help="allow a non-loopback --address; a login is then required (see --basic-auth)")
+    p.add_argument("--basic-auth", default=None, metavar="PASSWORD",
+                   help="password of the login page (any user name); default: $WORKBENCH_DASHBOARD_PASSWORD, else a "
+                        "random one printed at start. Required for remote serving, optional on loopback")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="HOST[:PORT]",
+                   help="also accept websocket connections from pages of this host (e.g. a proxy's name); by "
+                        "default only the bound host's names (repeatable)")
     p.add_argument("--show", action="store_true", help="open a browser tab")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from dashboards.app import is_loopback, serve
+    from dashboards.app import PASSWORD_ENV, check_port_free, is_loopback, serve
     from dashboards.context import AppContext
 
     if not 0 <= args.port <= 65535:
@@ -35,6 +46,7 @@ def run(args) -> int:
     if not is_loopback(args.address) and not args.allow_remote:
         raise WorkbenchError(f"--address {args.address} would expose the dashboard beyond this machine: add "
                              "--allow-remote to do so on purpose")
+    check_port_free(args.address, args.port)  # before the store and the model are loaded
     if args.dataset and not Path(args.dataset).is_dir():
         raise WorkbenchError(f"no such data set folder: {args.dataset} (check --dataset)")
     store = Path(args.store)
@@ -46,11 +58,12 @@ def run(args) -> int:
         if not torch.cuda.is_available():
             raise WorkbenchError(f"--device {args.device} asked for, but no CUDA device is available: use --device cpu")
     ctx = AppContext.from_paths(store, dataset=args.dataset, model=args.model, device=args.device)
-    if not is_loopback(args.address):
-        print(f"workbench dashboard: warning: serving on {args.address}: anyone who can reach port {args.port} can "
-              "read the store and run the model (no authentication)", file=sys.stderr)
     server = serve(ctx, port=args.port, address=args.address, threaded=False, show=args.show,
-                   allow_remote=args.allow_remote, start=False)
+                   allow_remote=args.allow_remote, allow_origin=args.allow_origin, password=args.basic_auth,
+                   start=False)
+    if server.workbench_password and not args.basic_auth and not os.environ.get(PASSWORD_ENV):
+        print(f"workbench dashboard: login with any user name and the password {server.workbench_password} "
+              f"(shown once; set --basic-auth or ${PASSWORD_ENV} to choose it)", file=sys.stderr, flush=True)
     port = server.port
     print(f"workbench dashboard: serving {store} on http://{args.address}:{port}/ (Ctrl-C stops)", flush=True)
     try:
