@@ -1,5 +1,6 @@
 """Quality figures of a pixel-space model on held-out photographs: denoising loss at several t,
-DDIM invert-then-generate reconstruction PSNR, and a grid of samples."""
+DDIM invert-then-generate reconstruction PSNR, a grid of samples, and the period-8 grid power of
+the samples' fluctuation maps (the U-Net's 8x downsampling shows as an 8-pixel grid)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,10 @@ from .adapters import ModelAdapter
 from .ddim import ddim_loop, make_schedule, reconstruction_psnr
 from .images import read_image, to_tensor, to_uint8
 
-__all__ = ["heldout_losses", "reconstruction_psnrs", "sample_grid"]
+__all__ = ["heldout_losses", "reconstruction_psnrs", "sample_grid", "generate_samples", "tile_grid",
+           "grid_power_fraction", "fluctuation_maps", "EVAL_TIMESTEPS"]
+
+EVAL_TIMESTEPS = (50, 250, 500, 750, 950)
 
 
 def _batch(adapter: ModelAdapter, files) -> torch.Tensor:
@@ -40,15 +44,62 @@ def reconstruction_psnrs(adapter: ModelAdapter, files, steps: int = 50) -> np.nd
     return reconstruction_psnr(x0, rec).cpu().numpy()
 
 
-def sample_grid(adapter: ModelAdapter, n: int = 16, steps: int = 50, seed: int = 0) -> Image.Image:
-    """A square grid of n DDIM samples from Gaussian noise."""
+def generate_samples(adapter: ModelAdapter, n: int = 16, steps: int = 50, seed: int = 0) -> torch.Tensor:
+    """n DDIM-`steps` samples from seeded Gaussian noise, decoded: (n, 3, H, W) in [-1, 1]."""
     g = torch.Generator().manual_seed(seed)
     xT = torch.randn((n, *adapter.model_shape), generator=g).to(adapter.device)
     x = ddim_loop(adapter, xT, make_schedule(adapter, steps), direction="generate")
+    return torch.cat([adapter.decode(x[i:i + 1]) for i in range(n)]).clamp(-1, 1)
+
+
+def sample_grid(adapter: ModelAdapter, n: int = 16, steps: int = 50, seed: int = 0) -> Image.Image:
+    """A square grid of n DDIM samples from Gaussian noise."""
+    return tile_grid(generate_samples(adapter, n, steps, seed))
+
+
+def tile_grid(images: torch.Tensor) -> Image.Image:
+    """Images (n, 3, H, W) in [-1, 1] tiled row-major into a square grid."""
+    n = len(images)
     side = int(np.ceil(np.sqrt(n)))
-    tiles = [to_uint8(adapter.decode(x[i:i + 1])[0]) for i in range(n)]
+    tiles = [to_uint8(images[i]) for i in range(n)]
     h, w, _ = tiles[0].shape
     grid = np.zeros((side * h, side * w, 3), np.uint8)
     for i, tile in enumerate(tiles):
         grid[(i // side) * h:(i // side + 1) * h, (i % side) * w:(i % side + 1) * w] = tile
     return Image.fromarray(grid)
+
+
+def grid_power_fraction(m: np.ndarray, period: int = 8) -> float:
+    """Fraction of a map's spectral power (mean removed) at the frequencies of a period-`period` grid.
+
+    m: (H, W) with H and W multiples of `period`. A pattern that repeats every `period` pixels in y
+    and x has its spectrum on the lattice (a H/period, b W/period), so the fraction is
+    sum over that lattice without DC of |FFT|^2 / sum over all bins without DC. White noise gives
+    (period^2 - 1) / (H W - 1) (1.5 % at 64x64, period 8); a pure period-8 grid gives 1.
+    """
+    m = np.asarray(m, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] % period or m.shape[1] % period:
+        raise ValueError(f"map of shape {m.shape}: need (H, W) with H and W multiples of {period}")
+    power = np.abs(np.fft.fft2(m - m.mean())) ** 2
+    total = power.sum()
+    if total <= 0:
+        return 0.0
+    lattice = power[:: m.shape[0] // period, :: m.shape[1] // period]
+    return float(lattice.sum() / total)
+
+
+def fluctuation_maps(adapter: ModelAdapter, images: torch.Tensor, *, steps: int = 20, K: int = 8, window: int = 3,
+                     t_b: float = 0, seed: int = 0) -> np.ndarray:
+    """Fluctuation maps (n, H, W) of images (n, 3, H, W) in [-1, 1]: DDIM-`steps` inversion, Hutchinson
+    rate cube (h-space rate, K probes), windowed variance of the sum-normalised curves (DESIGN.md 1)."""
+    from .estimators import rate_cube
+    from .fluctuation import fluctuation
+    from .pipeline import prepare_image
+
+    maps = []
+    for img in images:
+        prep = prepare_image(adapter, Image.fromarray(to_uint8(img)), steps=steps)
+        cube = rate_cube(adapter, prep.trajectory, estimator="hutchinson", K=K, seed=seed)
+        maps.append(fluctuation(cube.numpy(), prep.trajectory.schedule.timesteps.cpu().numpy(), window=window,
+                                t_b=t_b, axis=0, normalise=True))
+    return np.stack(maps)

@@ -1,14 +1,23 @@
 """`workbench train`: train the shipped pixel-space DDPM on a folder of photographs.
 
-DDPM epsilon-prediction loss (Ho et al. 2020, Eq. 14) on random multi-scale square crops with
-horizontal flips, AdamW, an EMA of the weights. Resumable: a checkpoint folder holds the model,
-its EMA, the optimiser state (all safetensors) and a JSON of the step counter and RNG seed.
+DDPM epsilon-prediction loss (Ho et al. 2020, Eq. 14) on random square crops with horizontal
+flips, AdamW, an EMA of the weights. Crops smaller than the model's native size
+(`full_resolution`) keep its pixel scale: a 32x32 crop is a 32x32 window of an image seen at the
+64x64 scale, so the convolutional U-Net learns the same local statistics for a quarter of the
+compute, and a short finetune at 64x64 restores the global context.
+
+Resumable: a checkpoint folder `CHECKPOINTS/latest/` holds the model, its EMA, the optimiser state
+(all safetensors), a JSON of the step counter and a marker file; nothing without that marker is
+ever deleted. Without a checkpoint, training starts from a model folder (by default the shipped
+one, whose EMA weights seed both the raw and the EMA model; the optimiser restarts).
 """
 from __future__ import annotations
 
 import json
 import math
 import platform
+import queue
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,42 +29,83 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from .default_model import default_scheduler_config, default_unet_config
+from .default_model import DEFAULT_MODEL_DIR, default_scheduler_config, default_unet_config
 from .errors import WorkbenchError
 
 __all__ = ["TrainConfig", "train", "list_images", "split_holdout", "load_photo_bank", "random_crops",
-           "export_model"]
+           "noised", "train_step", "BatchPrefetcher", "build_models", "export_model", "CHECKPOINT_MARKER"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+CHECKPOINT_MARKER = ".workbench-train"
+CHECKPOINT_FILES = frozenset({CHECKPOINT_MARKER, "model.safetensors", "ema.safetensors",
+                              "optimizer.safetensors", "state.json"})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run: data, model size, optimisation and checkpointing."""
+    """One training run: data, model size, optimisation and checkpointing.
+
+    `resolution` is the crop side in pixels; `full_resolution` the model's native image size whose
+    pixel scale the crops keep. `init` names the model folder to start from when the checkpoint
+    folder is empty ("shipped", a diffusers folder, or None for random weights).
+    """
 
     data_dir: str
     checkpoint_dir: str
-    resolution: int = 64
+    resolution: int = 32
+    full_resolution: int = 64
     holdout: int = 50
     batch_size: int = 32
     lr: float = 3e-4
     warmup_steps: int = 100
     ema_decay: float = 0.999
-    max_steps: int = 100_000
+    max_steps: int = 1_000_000
     max_minutes: float = float("inf")
-    checkpoint_every: int = 100
+    checkpoint_minutes: float = 5.0
     min_crop_fraction: float = 0.25
     bank_short_side: int = 300
     seed: int = 0
     device: str = "cpu"
+    init: str | None = "shipped"
+    bf16: bool = True
+    channels_last: bool = False
+    prefetch: bool = False
 
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise WorkbenchError(msg)
+
+        need(self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})")
+        for flag, value in (("--resolution", self.resolution), ("--full-resolution", self.full_resolution)):
+            need(value >= 8 and value % 8 == 0,
+                 f"{flag} must be a positive multiple of 8 (the U-Net halves it 3 times; got {value})")
+        need(self.resolution <= self.full_resolution,
+             f"--resolution {self.resolution} exceeds the model size {self.full_resolution}: use at most that")
+        need(self.holdout >= 0, f"--holdout must be >= 0 (got {self.holdout})")
+        need(self.max_steps >= 1, f"--steps must be at least 1 (got {self.max_steps})")
+        need(self.max_minutes > 0, f"--minutes must be positive (got {self.max_minutes})")
+        need(self.checkpoint_minutes > 0, f"--checkpoint-minutes must be positive (got {self.checkpoint_minutes})")
+        need(self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number (got {self.lr})")
+        need(0 < self.min_crop_fraction <= 1, f"min_crop_fraction must be in (0, 1] (got {self.min_crop_fraction})")
+
+
+# --- data -------------------------------------------------------------------------------------
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files of a folder, sorted by name."""
+    """Image files of a folder, sorted by name; a broken link or symlink loop among them is an error."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise WorkbenchError(f"no image folder at {folder}: pass an existing directory of photographs")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    try:
+        entries = sorted(folder.iterdir())
+    except (NotADirectoryError, FileNotFoundError):
+        raise WorkbenchError(f"no image folder at {folder}: pass an existing directory of photographs") from None
+    except OSError as exc:
+        raise WorkbenchError(f"cannot list {folder} ({exc.strerror}): pass a readable directory of photographs") from None
+    files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
+    for p in files:
+        if not p.is_file():
+            raise WorkbenchError(f"{p} is not a readable image file (a symlink loop, a broken link or a folder): "
+                                 "remove it from the data folder")
     if not files:
         raise WorkbenchError(f"no images (*.jpg, *.png, ...) in {folder}: point at a folder of photographs")
     return files
@@ -72,7 +122,11 @@ def load_photo_bank(files: list[Path], short_side: int) -> list[torch.Tensor]:
     """Each photo as a uint8 tensor (3, H, W), resized so that its short side is `short_side`."""
     bank = []
     for f in files:
-        im = Image.open(f).convert("RGB")
+        try:
+            with Image.open(f) as im:
+                im = im.convert("RGB")
+        except (OSError, Image.DecompressionBombError) as exc:
+            raise WorkbenchError(f"cannot read {f} as an image ({exc}): remove it from the data folder") from None
         scale = short_side / min(im.size)
         im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
         bank.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
@@ -80,16 +134,19 @@ def load_photo_bank(files: list[Path], short_side: int) -> list[torch.Tensor]:
 
 
 def random_crops(bank: list[torch.Tensor], n: int, resolution: int, min_fraction: float,
-                 generator: torch.Generator) -> torch.Tensor:
-    """n random square crops (side uniform in [min_fraction, 1] x short side), flipped at random,
-    resized to `resolution`; float (n, 3, R, R) in [-1, 1]."""
+                 generator: torch.Generator, full_resolution: int | None = None) -> torch.Tensor:
+    """n random square crops, flipped at random; float (n, 3, R, R) in [-1, 1], R = `resolution`.
+
+    A crop covers a fraction uniform in [min_fraction, 1] of the photo's short side, scaled by
+    resolution / full_resolution, so crops below the full size keep the full size's pixel scale."""
+    full = full_resolution or resolution
     out = torch.empty(n, 3, resolution, resolution)
     for k in range(n):
         img = bank[int(torch.randint(len(bank), (1,), generator=generator))]
         _, h, w = img.shape
         short = min(h, w)
         frac = min_fraction + (1 - min_fraction) * float(torch.rand((), generator=generator))
-        side = max(resolution, int(round(frac * short)))
+        side = min(short, max(resolution, int(round(frac * short * resolution / full))))
         y = int(torch.randint(h - side + 1, (1,), generator=generator))
         x = int(torch.randint(w - side + 1, (1,), generator=generator))
         crop = img[:, y:y + side, x:x + side].float()[None] / 127.5 - 1
@@ -99,6 +156,120 @@ def random_crops(bank: list[torch.Tensor], n: int, resolution: int, min_fraction
             crop = crop.flip(-1)
         out[k] = crop
     return out.clamp(-1, 1)
+
+
+class BatchPrefetcher:
+    """Builds the next training batches (crops, t, noise) on a background thread.
+
+    Iterating yields (x0 (B,3,R,R), t (B,), noise (B,3,R,R)); `close()` stops the thread."""
+
+    def __init__(self, make_batch: Callable[[], tuple[torch.Tensor, ...]], depth: int = 2):
+        self._make = make_batch
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="train-prefetch")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            item = self._make()
+            while not self._stop.is_set():
+                try:
+                    self._q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def __next__(self) -> tuple[torch.Tensor, ...]:
+        return self._q.get()
+
+    def __iter__(self) -> BatchPrefetcher:
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# --- one optimisation step --------------------------------------------------------------------
+
+def noised(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps (Ho et al. 2020, Eq. 4); shapes (B, C, H, W), t (B,)."""
+    a = alphas_cumprod[t].view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def train_step(model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, x0: torch.Tensor,
+               t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, *, lr: float,
+               ema_decay: float, bf16: bool = False) -> float:
+    """One AdamW step on the epsilon MSE (Ho et al. 2020, Eq. 14) and an EMA update; returns the loss.
+
+    With `bf16` the forward and backward run under bfloat16 autocast (weights stay float32)."""
+    xt = noised(x0, t, noise, alphas_cumprod)
+    with torch.autocast(device_type=x0.device.type, dtype=torch.bfloat16, enabled=bf16):
+        pred = model(xt, t).sample
+    loss = F.mse_loss(pred.float(), noise)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm, 1 - ema_decay)
+    return float(loss.detach())
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+
+
+# --- model folders and checkpoints --------------------------------------------------------------
+
+def _unet_weights_file(model_dir: Path) -> Path:
+    f = model_dir / "unet" / "diffusion_pytorch_model.safetensors"
+    if not f.is_file():
+        raise WorkbenchError(f"{model_dir} has no unet/diffusion_pytorch_model.safetensors: "
+                             "pass --init with a model folder written by `workbench train --export`")
+    return f
+
+
+def _init_state(init: str | None) -> tuple[dict[str, torch.Tensor] | None, int, float]:
+    """(weights or None for random, steps so far, training seconds so far) of a starting model folder."""
+    if init is None or init == "scratch":
+        return None, 0, 0.0
+    model_dir = DEFAULT_MODEL_DIR if init == "shipped" else Path(init)
+    weights = {k: v.float() for k, v in load_file(_unet_weights_file(model_dir)).items()}
+    card_file = model_dir / "model_card.json"
+    card = {}
+    if card_file.is_file():
+        try:
+            card = json.loads(card_file.read_text())
+        except ValueError:
+            card = {}
+    return weights, int(card.get("steps", 0)), float(card.get("training_time_s", 0.0))
+
+
+def build_models(cfg: TrainConfig, weights: dict[str, torch.Tensor] | None = None):
+    """(model, ema, optimizer) of the default architecture on cfg.device, both nets set to `weights`."""
+    from diffusers import UNet2DModel
+
+    model = UNet2DModel(**default_unet_config(cfg.full_resolution))
+    if weights is not None:
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise WorkbenchError(f"the starting weights do not fit the default architecture "
+                                 f"({str(exc).splitlines()[0]}): pass a model trained by workbench train") from None
+    ema = UNet2DModel(**default_unet_config(cfg.full_resolution))
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(cfg.device, memory_format=fmt)
+    ema.to(cfg.device, memory_format=fmt)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    return model, ema, opt
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -116,107 +287,173 @@ def _load_optimizer(opt: torch.optim.Optimizer, flat: dict[str, torch.Tensor], m
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def _sibling(ckpt: Path, suffix: str) -> Path:
+    return ckpt.with_name(ckpt.name + suffix)
+
+
+def _check_ours(folder: Path) -> None:
+    """Refuse a checkpoint folder that holds anything this module did not write."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise WorkbenchError(f"{folder} exists and is not a checkpoint folder: pass another --checkpoints folder")
+    if not folder.is_dir():
+        return
+    names = {p.name for p in folder.iterdir()}
+    if names and (CHECKPOINT_MARKER not in names or names - CHECKPOINT_FILES):
+        foreign = sorted(names - CHECKPOINT_FILES) or sorted(names)
+        raise WorkbenchError(f"{folder} holds files that workbench train did not write ({', '.join(foreign[:3])}): "
+                             "pass another --checkpoints folder or move them away")
+
+
+def _remove_ours(folder: Path) -> None:
+    """Delete the files this module writes in `folder`, then the folder if that left it empty."""
+    for name in CHECKPOINT_FILES:
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def prepare_checkpoint_folder(ckpt: Path) -> None:
+    """Check `ckpt` and its .partial/.old siblings before any compute; recover a checkpoint that a
+    crash left as `.old` between the two renames of a save."""
+    for d in (ckpt, _sibling(ckpt, ".partial"), _sibling(ckpt, ".old")):
+        _check_ours(d)
+    old = _sibling(ckpt, ".old")
+    if not ckpt.exists() and (old / "state.json").is_file():
+        old.rename(ckpt)
+
+
 def _save_checkpoint(ckpt: Path, model, ema, opt, step: int, elapsed: float, cfg: TrainConfig,
-                     losses: list[float]) -> None:
-    tmp = ckpt.with_name(ckpt.name + ".partial")
-    tmp.mkdir(parents=True, exist_ok=True)
+                     losses: list[float], origin: dict) -> None:
+    tmp, old = _sibling(ckpt, ".partial"), _sibling(ckpt, ".old")
+    _remove_ours(tmp)
+    tmp.mkdir(parents=True, exist_ok=False)
+    (tmp / CHECKPOINT_MARKER).write_text("written by workbench train; safe to delete with this folder\n")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
     save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, tmp / "ema.safetensors")
     flat, meta = _optimizer_tensors(opt)
     save_file(flat, tmp / "optimizer.safetensors")
     (tmp / "state.json").write_text(json.dumps(
-        {"step": step, "elapsed_s": elapsed, "config": asdict(cfg), "optimizer": meta,
+        {"step": step, "elapsed_s": elapsed, "config": asdict(cfg), "optimizer": meta, "origin": origin,
          "recent_losses": losses[-200:], "hardware": f"{platform.processor() or platform.machine()}, "
          f"{torch.get_num_threads()} threads"}, indent=1))
-    old = ckpt.with_name(ckpt.name + ".old")
     if ckpt.exists():
         ckpt.rename(old)
     tmp.rename(ckpt)
     if old.exists():
-        for f in old.iterdir():
-            f.unlink()
-        old.rmdir()
+        _remove_ours(old)
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
-
-
-def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None) -> Path:
-    """Train (or resume) the default DDPM; returns the checkpoint folder. Stops at `max_steps` or
-    after `max_minutes` of this call, saving a checkpoint either way."""
-    from diffusers import DDPMScheduler, UNet2DModel
-
-    torch.manual_seed(cfg.seed)
-    files, _ = split_holdout(list_images(cfg.data_dir), cfg.holdout)
-    bank = load_photo_bank(files, cfg.bank_short_side)
-    model = UNet2DModel(**default_unet_config(cfg.resolution)).to(cfg.device)
-    ema = UNet2DModel(**default_unet_config(cfg.resolution)).to(cfg.device)
-    ema.load_state_dict(model.state_dict())
-    ema.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = DDPMScheduler(**{k: v for k, v in default_scheduler_config().items() if k != "set_alpha_to_one"})
-    abar = sched.alphas_cumprod.to(cfg.device)
-    ckpt = Path(cfg.checkpoint_dir) / "latest"
-    step, elapsed, losses = 0, 0.0, []
-    if (ckpt / "state.json").exists():
+def _read_state(ckpt: Path) -> dict:
+    try:
         state = json.loads((ckpt / "state.json").read_text())
+        if not isinstance(state, dict):
+            raise ValueError("not an object")
+        int(state["step"]), float(state["elapsed_s"]), state["optimizer"]["param_groups"]
+        return state
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WorkbenchError(f"{ckpt / 'state.json'} is damaged ({type(exc).__name__}: {exc}): "
+                             "pass another --checkpoints folder (this one is left untouched)") from None
+
+
+def _resume(ckpt: Path, model, ema, opt) -> dict:
+    state = _read_state(ckpt)
+    try:
         model.load_state_dict(load_file(ckpt / "model.safetensors"))
         ema.load_state_dict(load_file(ckpt / "ema.safetensors"))
         _load_optimizer(opt, load_file(ckpt / "optimizer.safetensors"), state["optimizer"])
-        step, elapsed, losses = state["step"], state["elapsed_s"], state["recent_losses"]
+    except Exception as exc:  # safetensors and load_state_dict raise several types for a damaged file
+        raise WorkbenchError(f"the checkpoint in {ckpt} is damaged ({type(exc).__name__}): "
+                             "pass another --checkpoints folder (this one is left untouched)") from None
+    return state
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> Path:
+    """Train (or resume) the default DDPM; returns the checkpoint folder.
+
+    Stops at `max_steps`, after `max_minutes` of this call, or when `should_stop()` turns true
+    (checked after every step), saving a checkpoint either way; also saves every
+    `checkpoint_minutes`. `progress` gets {step, loss, elapsed_s, saved}."""
+    ckpt = Path(cfg.checkpoint_dir) / "latest"
+    prepare_checkpoint_folder(ckpt)
+    files, _ = split_holdout(list_images(cfg.data_dir), cfg.holdout)
+    resume = (ckpt / "state.json").is_file()
+    if resume:
+        _read_state(ckpt)  # a damaged checkpoint fails before the photos load
+    weights, step, elapsed = (None, 0, 0.0) if resume else _init_state(cfg.init)
+    origin = {"init": cfg.init, "init_step": step}
+    torch.manual_seed(cfg.seed)
+    model, ema, opt = build_models(cfg, weights)
+    losses: list[float] = []
+    if resume:
+        state = _resume(ckpt, model, ema, opt)
+        step, elapsed, losses = int(state["step"]), float(state["elapsed_s"]), list(state.get("recent_losses", []))
+        origin = state.get("origin", origin)
+    bank = load_photo_bank(files, cfg.bank_short_side)
+    from diffusers import DDPMScheduler
+
+    sched = DDPMScheduler(**{k: v for k, v in default_scheduler_config().items() if k != "set_alpha_to_one"})
+    abar = sched.alphas_cumprod.to(cfg.device)
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    start = time.time()
-    since_save = 0
-    while step < cfg.max_steps:
-        x0 = random_crops(bank, cfg.batch_size, cfg.resolution, cfg.min_crop_fraction, gen).to(cfg.device)
-        t = torch.randint(0, len(abar), (cfg.batch_size,), generator=gen).to(cfg.device)
-        noise = torch.randn(x0.shape, generator=gen).to(cfg.device)
-        a = abar[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        loss = F.mse_loss(model(xt, t).sample, noise)
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(step, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
-        step += 1
-        since_save += 1
-        losses.append(float(loss))
-        run_s = time.time() - start
-        if progress:
-            progress({"step": step, "loss": float(loss), "elapsed_s": elapsed + run_s})
-        out_of_time = run_s > cfg.max_minutes * 60
-        if since_save >= cfg.checkpoint_every or out_of_time or step >= cfg.max_steps:
-            _save_checkpoint(ckpt, model, ema, opt, step, elapsed + run_s, cfg, losses)
-            since_save = 0
-        if out_of_time:
-            break
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+    def make_batch() -> tuple[torch.Tensor, ...]:
+        x0 = random_crops(bank, cfg.batch_size, cfg.resolution, cfg.min_crop_fraction, gen, cfg.full_resolution)
+        t = torch.randint(0, len(abar), (cfg.batch_size,), generator=gen)
+        return x0, t, torch.randn(x0.shape, generator=gen)
+
+    batches = BatchPrefetcher(make_batch) if cfg.prefetch else iter(make_batch, None)
+    start = last_save = time.time()
+    try:
+        while step < cfg.max_steps:
+            x0, t, noise = (b.to(cfg.device) for b in next(batches))
+            x0, noise = x0.contiguous(memory_format=fmt), noise.contiguous(memory_format=fmt)
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            loss = train_step(model, ema, opt, x0, t, noise, abar, lr=_lr_at(step, cfg), ema_decay=decay,
+                              bf16=cfg.bf16)
+            step += 1
+            losses.append(loss)
+            now = time.time()
+            out_of_time = now - start > cfg.max_minutes * 60
+            stop = out_of_time or step >= cfg.max_steps or (should_stop is not None and should_stop())
+            saved = stop or now - last_save > cfg.checkpoint_minutes * 60
+            if saved:
+                _save_checkpoint(ckpt, model, ema, opt, step, elapsed + now - start, cfg, losses, origin)
+                last_save = now
+            if progress:
+                progress({"step": step, "loss": loss, "elapsed_s": elapsed + now - start, "saved": saved})
+            if stop:
+                break
+    finally:
+        if isinstance(batches, BatchPrefetcher):
+            batches.close()
     return ckpt
 
 
-def export_model(checkpoint: str | Path, out_dir: str | Path, extra_card: dict | None = None) -> Path:
+def export_model(checkpoint: str | Path, out_dir: str | Path, extra_card: dict | None = None,
+                 dtype: torch.dtype = torch.float32) -> Path:
     """Write the EMA weights of a checkpoint as a diffusers model folder (unet/ + scheduler/,
-    safetensors) with a `model_card.json` describing the training."""
+    safetensors in `dtype`) with a `model_card.json` describing the training."""
     from diffusers import DDIMScheduler, UNet2DModel
 
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
-    state = json.loads((checkpoint / "state.json").read_text())
-    res = state["config"]["resolution"]
+    state = _read_state(checkpoint)
+    res = state["config"].get("full_resolution", state["config"]["resolution"])
     unet = UNet2DModel(**default_unet_config(res))
     unet.load_state_dict(load_file(checkpoint / "ema.safetensors"))
-    unet.save_pretrained(out_dir / "unet", safe_serialization=True)
+    unet.to(dtype).save_pretrained(out_dir / "unet", safe_serialization=True)
     DDIMScheduler(**default_scheduler_config()).save_pretrained(out_dir / "scheduler")
     card = {"architecture": "diffusers UNet2DModel (pixel space, DDPM epsilon prediction)",
             "parameters": sum(p.numel() for p in unet.parameters()),
             "resolution": res, "steps": state["step"], "training_time_s": state["elapsed_s"],
             "hardware": state.get("hardware"), "train_config": state["config"],
-            "final_train_loss_mean_last_200": float(np.mean(state["recent_losses"]))}
+            "final_train_loss_mean_last_200": float(np.mean(state["recent_losses"] or [float("nan")]))}
     card.update(extra_card or {})
-    (out_dir / "model_card.json").write_text(json.dumps(card, indent=1))
+    tmp = out_dir / "model_card.json.partial"
+    tmp.write_text(json.dumps(card, indent=1))
+    tmp.replace(out_dir / "model_card.json")
     return out_dir

@@ -1,21 +1,52 @@
-"""`workbench train`: train (or resume) the default pixel-space DDPM, then export its EMA weights."""
+"""`workbench train`: train (or resume) the default pixel-space DDPM, then export its EMA weights.
+
+Runs at low priority (nice 19 by default). SIGTERM or Ctrl-C finishes the current step, writes a
+checkpoint and exits (0 after SIGTERM, 130 after Ctrl-C); the next call resumes from it.
+"""
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from ..errors import WorkbenchError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train or resume the default pixel-space DDPM on a folder of photographs")
     p.add_argument("data", help="folder of photographs (the last --holdout by sorted name are held out)")
-    p.add_argument("--checkpoints", default="checkpoints/default", help="checkpoint folder (resumes if present)")
+    p.add_argument("--checkpoints", default="checkpoints/default",
+                   help="checkpoint folder (resumes from CHECKPOINTS/latest if present)")
+    p.add_argument("--init", default="shipped",
+                   help="start from this model folder when there is no checkpoint: 'shipped' (default), "
+                        "'scratch' (random weights) or a folder written by --export")
     p.add_argument("--export", default=None, help="write the EMA model (unet/ + scheduler/) to this folder at the end")
     p.add_argument("--minutes", type=float, default=float("inf"), help="stop after this many minutes (resumable)")
-    p.add_argument("--steps", type=int, default=100_000, help="total optimisation steps")
-    p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--steps", type=int, default=1_000_000, help="stop at this total step count")
+    p.add_argument("--resolution", type=int, default=32,
+                   help="crop side in pixels (crops keep the 64x64 pixel scale; 64 for the full-size finetune)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--holdout", type=int, default=50)
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="write a checkpoint this often")
+    p.add_argument("--no-bf16", action="store_true", help="train in float32 (bf16 autocast is the default)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--prefetch", action="store_true", help="build batches on a background thread")
+    p.add_argument("--nice", type=int, default=19, help="raise the process's niceness by this much (0: keep)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run)
+
+
+def _check_export_dir(path: str | None) -> None:
+    if path is None:
+        return
+    out = Path(path)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "model_card.json").is_file())):
+        raise WorkbenchError(f"--export {out} exists and is not a model folder written by workbench train: "
+                             "pass a new or empty folder")
 
 
 def run(args) -> int:
@@ -24,17 +55,52 @@ def run(args) -> int:
     from ..train import TrainConfig, export_model, train
 
     cfg = TrainConfig(data_dir=args.data, checkpoint_dir=args.checkpoints, resolution=args.resolution,
-                      holdout=args.holdout, batch_size=args.batch_size, max_steps=args.steps,
-                      max_minutes=args.minutes, device=args.device)
-    bar = tqdm(total=cfg.max_steps, desc="train", dynamic_ncols=True)
+                      holdout=args.holdout, batch_size=args.batch_size, max_steps=args.steps, lr=args.lr,
+                      max_minutes=args.minutes, checkpoint_minutes=args.checkpoint_minutes, device=args.device,
+                      init=None if args.init == "scratch" else args.init, bf16=not args.no_bf16,
+                      channels_last=args.channels_last, prefetch=args.prefetch)
+    if args.init not in ("shipped", "scratch") and not Path(args.init).is_dir():
+        raise WorkbenchError(f"--init {args.init} is not a model folder: pass 'shipped', 'scratch' or a folder "
+                             "written by workbench train --export")
+    _check_export_dir(args.export)
+    if args.nice > 0:
+        os.nice(args.nice)
+    got: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        if got:  # a second signal: stop now, the last checkpoint stays
+            raise KeyboardInterrupt
+        got.append(signum)
+        print(f"workbench train: {signal.Signals(signum).name}: finishing the step and writing a checkpoint",
+              file=sys.stderr, flush=True)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    recent: list[float] = []
+    bars: list = []  # created at the first step, so that a refused input prints nothing else
 
     def show(info: dict) -> None:
+        if not bars:
+            bars.append(tqdm(total=cfg.max_steps, desc="train", dynamic_ncols=True, mininterval=5, file=sys.stderr))
+        bar = bars[0]
         bar.n = info["step"]
-        bar.set_postfix(loss=f"{info['loss']:.4f}")
+        bar.set_postfix(loss=f"{info['loss']:.4f}", saved=info["saved"], refresh=False)
+        recent.append(info["loss"])
+        if info["saved"]:
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            print(f"{time.strftime('%H:%M:%S')} checkpoint step {info['step']} loss {sum(recent) / len(recent):.4f} "
+                  f"(mean of {len(recent)}) training {info['elapsed_s'] / 3600:.2f} h load {load:.1f}", flush=True)
+            recent.clear()
 
-    ckpt = train(cfg, show)
-    bar.close()
+    try:
+        ckpt = train(cfg, show, should_stop=lambda: bool(got))
+    finally:
+        for bar in bars:
+            bar.close()
+        for s, h in old.items():
+            signal.signal(s, h)
     print(f"checkpoint: {ckpt}")
     if args.export:
         print(f"exported: {export_model(ckpt, args.export)}")
+    if got:
+        return 130 if got[0] == signal.SIGINT else 0
     return 0

@@ -1,0 +1,116 @@
+"""Model-card figures of one or more pixel models, paired (same held-out images, same noise seed).
+
+    python -m bench.eval_model MODEL [MODEL ...] [--figures mse,psnr,samples,grid,fp16]
+                               [--psnr-images 50] [--samples-png PATH] [--out results.json]
+
+MODEL is a diffusers folder (unet/ + scheduler/) or "default". Figures: held-out epsilon MSE at
+t = 50, 250, 500, 750, 950 on the 50 held-out OSIE photos (last 50 by sorted name, whole-image
+resizes, one fixed noise draw per t shared by all models); DDIM-50 invert-then-generate PSNR;
+16 DDIM-50 samples (seed 0) as a picture; the 8-pixel grid power fraction of the fluctuation maps
+of 8 of those samples (DDIM-20, Hutchinson K=8); the held-out MSE again with the weights rounded
+to float16 (is an fp16 file lossless?). The machine's load average is recorded beside each model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.measure import load_average
+from workbench.adapters import load_model
+from workbench.model_eval import (EVAL_TIMESTEPS, fluctuation_maps, generate_samples, grid_power_fraction,
+                                  heldout_losses, reconstruction_psnrs, tile_grid)
+from workbench.train import list_images, split_holdout
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "osie" / "data" / "stimuli"
+FIGURES = ("mse", "psnr", "samples", "grid", "fp16")
+
+
+def heldout_files(data: Path = DATA, holdout: int = 50) -> list[Path]:
+    """The held-out photos: the last `holdout` of the folder by sorted name."""
+    return split_holdout(list_images(data), holdout)[1]
+
+
+def evaluate(model: str, figures=FIGURES, *, psnr_images: int = 50, samples_png: str | None = None,
+             grid_samples: int = 8, files: list[Path] | None = None, device: str = "cpu") -> dict:
+    """The model-card figures of one model folder (see the module docstring); `files` default to
+    the 50 held-out OSIE photos."""
+    adapter = load_model(str(model), device=device)
+    files = heldout_files() if files is None else files
+    out: dict = {"model": str(model), "load_start": load_average()}
+    t0 = time.time()
+    if "mse" in figures:
+        mse = heldout_losses(adapter, files, EVAL_TIMESTEPS, seed=0)
+        out["heldout_eps_mse"] = {str(t): v for t, v in mse.items()}
+        out["heldout_eps_mse_mean"] = float(np.mean(list(mse.values())))
+    if "fp16" in figures:
+        unet = getattr(adapter, "denoiser", None) or getattr(adapter, "unet", None)
+        if unet is not None:
+            saved = {k: v.clone() for k, v in unet.state_dict().items()}
+            with torch.no_grad():
+                for p in unet.parameters():
+                    p.copy_(p.half().float())
+            mse16 = heldout_losses(adapter, files, EVAL_TIMESTEPS, seed=0)
+            unet.load_state_dict(saved)
+            out["heldout_eps_mse_fp16_weights"] = {str(t): v for t, v in mse16.items()}
+            out["heldout_eps_mse_fp16_weights_mean"] = float(np.mean(list(mse16.values())))
+    if "psnr" in figures:
+        psnr = reconstruction_psnrs(adapter, files[:psnr_images], steps=50)
+        out["heldout_ddim50_reconstruction_psnr_db"] = {"mean": float(psnr.mean()), "median": float(np.median(psnr)),
+                                                         "min": float(psnr.min()), "images": int(len(psnr))}
+    if "samples" in figures or "grid" in figures:
+        samples = generate_samples(adapter, 16, steps=50, seed=0)
+        if samples_png:
+            Path(samples_png).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(samples_png).with_suffix(".partial.png")
+            grid = tile_grid(samples)
+            grid.resize((2 * grid.width, 2 * grid.height), resample=0).save(tmp)  # nearest, 2x
+            tmp.replace(samples_png)
+            out["samples_png"] = str(samples_png)
+        if "grid" in figures:
+            maps = fluctuation_maps(adapter, samples[:grid_samples], steps=20, K=8)
+            fr = [grid_power_fraction(m) for m in maps]
+            h, w = maps.shape[1:]
+            out["samples_fluctuation_grid8_power"] = {
+                "mean": float(np.mean(fr)), "per_sample": [round(f, 4) for f in fr],
+                "white_noise_level": (64 - 1) / (h * w - 1),
+                "settings": f"{grid_samples} samples (seed 0), DDIM-20 inversion, Hutchinson K=8, h rate, "
+                            "window 3, t_b 0, normalised"}
+    out["eval_s"] = round(time.time() - t0, 1)
+    out["load_end"] = load_average()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--figures", default=",".join(FIGURES))
+    ap.add_argument("--psnr-images", type=int, default=50)
+    ap.add_argument("--samples-png", default=None, help="write the 16-sample grid of the LAST model here")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    figures = tuple(args.figures.split(","))
+    results = []
+    for i, m in enumerate(args.models):
+        png = args.samples_png if i == len(args.models) - 1 else None
+        r = evaluate(m, figures, psnr_images=args.psnr_images, samples_png=png)
+        print(json.dumps(r), flush=True)
+        results.append(r)
+    if len(results) > 1 and all("heldout_eps_mse_mean" in r for r in results):
+        base = results[0]["heldout_eps_mse_mean"]
+        for r in results[1:]:
+            print(f"{r['model']}: held-out eps MSE mean {r['heldout_eps_mse_mean']:.5f} vs {base:.5f} "
+                  f"({100 * (1 - r['heldout_eps_mse_mean'] / base):+.1f} % better)")
+    if args.out:
+        tmp = Path(args.out).with_suffix(".partial")
+        tmp.write_text(json.dumps(results, indent=1))
+        tmp.replace(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

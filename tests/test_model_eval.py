@@ -1,0 +1,36 @@
+"""workbench.model_eval: the period-8 grid power of a map, against closed forms."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.model_eval import grid_power_fraction
+
+
+def _cos(h: int, w: int, ky: int, kx: int, amp: float) -> np.ndarray:
+    y, x = np.mgrid[:h, :w]
+    return amp * np.cos(2 * np.pi * (ky * y / h + kx * x / w))
+
+
+def test_lattice_and_off_lattice_cosines_split_as_their_squared_amplitudes():
+    # (8, 16) on a 64x64 map repeats every 8 pixels; (3, 5) does not.
+    m = _cos(64, 64, 8, 16, 2.0) + _cos(64, 64, 3, 5, 1.0) + 7.0
+    assert grid_power_fraction(m) == pytest.approx(4.0 / (4.0 + 1.0), abs=1e-9)
+
+
+def test_a_tiled_8x8_pattern_is_all_grid_and_a_smooth_ramp_none():
+    rng = np.random.default_rng(1)
+    tile = rng.normal(size=(8, 8))
+    assert grid_power_fraction(np.tile(tile, (8, 6))) == pytest.approx(1.0, abs=1e-9)  # 64 x 48
+    assert grid_power_fraction(_cos(64, 64, 1, 0, 1.0)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_white_noise_gives_the_lattice_share_of_the_bins():
+    rng = np.random.default_rng(0)
+    fr = np.mean([grid_power_fraction(rng.normal(size=(64, 64))) for _ in range(200)])
+    assert fr == pytest.approx(63 / 4095, rel=0.15)
+
+
+def test_a_map_that_does_not_tile_is_refused():
+    with pytest.raises(ValueError):
+        grid_power_fraction(np.zeros((60, 64)))

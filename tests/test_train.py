@@ -1,0 +1,151 @@
+"""workbench.train and `workbench train`: resume, signals, and bad inputs (issue 10 and 12)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from workbench.cli import main
+from workbench.train import (CHECKPOINT_MARKER, TrainConfig, export_model, random_crops, train)
+
+FAST = ["--resolution", "8", "--batch-size", "2", "--holdout", "1", "--init", "scratch", "--nice", "0",
+        "--no-bf16"]
+
+
+@pytest.fixture()
+def photos(tmp_path) -> Path:
+    d = tmp_path / "photos"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(d / f"p{i}.png")
+    return d
+
+
+def _tree_hash(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _one_error_line(capsys, rc: int, expect: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("workbench train: error:") and expect in err[0], err
+
+
+def _cfg(photos: Path, ckpt: Path, **kw) -> TrainConfig:
+    base = dict(data_dir=str(photos), checkpoint_dir=str(ckpt), resolution=8, batch_size=2, holdout=1,
+                init=None, bf16=False, max_steps=2)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_resume_continues_the_step_count_and_keeps_foreign_files(photos, tmp_path):
+    ckpt = tmp_path / "ck"
+    ckpt.mkdir()
+    (ckpt / "notes.txt").write_text("mine")
+    latest = train(_cfg(photos, ckpt, max_steps=2))
+    assert json.loads((latest / "state.json").read_text())["step"] == 2
+    assert (latest / CHECKPOINT_MARKER).is_file()
+    before = (latest / "ema.safetensors").read_bytes()
+    train(_cfg(photos, ckpt, max_steps=3))
+    assert json.loads((latest / "state.json").read_text())["step"] == 3
+    assert (latest / "ema.safetensors").read_bytes() != before
+    assert (ckpt / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["latest", "notes.txt"]
+
+
+def test_should_stop_finishes_the_step_and_checkpoints(photos, tmp_path):
+    latest = train(_cfg(photos, tmp_path / "ck", max_steps=100), should_stop=lambda: True)
+    assert json.loads((latest / "state.json").read_text())["step"] == 1
+
+
+def test_init_from_an_exported_model_carries_weights_and_steps(photos, tmp_path):
+    latest = train(_cfg(photos, tmp_path / "a", max_steps=2))
+    export_model(latest, tmp_path / "model")
+    from safetensors.torch import load_file
+
+    exported = load_file(tmp_path / "model" / "unet" / "diffusion_pytorch_model.safetensors")
+    latest_b = train(_cfg(photos, tmp_path / "b", max_steps=3, init=str(tmp_path / "model"), lr=1e-12))
+    assert json.loads((latest_b / "state.json").read_text())["step"] == 3  # 2 inherited + 1
+    ema_b = load_file(latest_b / "ema.safetensors")
+    assert all(torch.allclose(ema_b[k], v, atol=1e-6) for k, v in exported.items())
+
+
+def test_small_crops_keep_the_full_size_pixel_scale():
+    img = torch.zeros(3, 100, 100, dtype=torch.uint8)
+    img[:, :, ::2] = 255  # a 1-pixel stripe pattern survives only a 1:1 crop
+    g = torch.Generator().manual_seed(0)
+    crops = random_crops([img], 4, 8, 1.0, g, full_resolution=800)  # side = 100 * 8/800 = 1 -> max(8, 1) = 8
+    assert crops.std() > 0.9  # unresampled stripes: values +-1
+
+
+@pytest.mark.parametrize("signum,rc", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_signal_stops_cleanly_with_a_checkpoint(photos, tmp_path, signum, rc):
+    ckpt = tmp_path / "ck"
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signum))
+    timer.start()
+    try:
+        code = main(["train", str(photos), "--checkpoints", str(ckpt), "--steps", "100000000", *FAST])
+    finally:
+        timer.cancel()
+    assert code == rc
+    assert json.loads((ckpt / "latest" / "state.json").read_text())["step"] >= 1
+
+
+# --- bad inputs (issue 10): one stderr line, exit 2, nothing lost ---------------------------------
+
+def test_foreign_files_in_latest_are_refused_and_kept(photos, tmp_path, capsys):
+    ckpt = tmp_path / "ck"
+    (ckpt / "latest" / "sub").mkdir(parents=True)
+    (ckpt / "latest" / "precious.txt").write_text("keep me")
+    (ckpt / "latest" / "sub" / "data.csv").write_text("1,2")
+    before = _tree_hash(ckpt)
+    rc = main(["train", str(photos), "--checkpoints", str(ckpt), "--steps", "1", *FAST])
+    _one_error_line(capsys, rc, "did not write")
+    assert _tree_hash(ckpt) == before
+
+
+def test_symlink_loop_in_the_data_folder(photos, tmp_path, capsys):
+    (photos / "loop.jpg").symlink_to(photos / "loop.jpg")
+    rc = main(["train", str(photos), "--checkpoints", str(tmp_path / "ck"), "--steps", "1", *FAST])
+    _one_error_line(capsys, rc, "loop.jpg")
+    assert not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("flag,value,expect", [("--batch-size", "0", "--batch-size"),
+                                               ("--resolution", "0", "--resolution"),
+                                               ("--resolution", "12", "multiple of 8"),
+                                               ("--steps", "0", "--steps")])
+def test_bad_numbers(photos, tmp_path, capsys, flag, value, expect):
+    args = ["train", str(photos), "--checkpoints", str(tmp_path / "ck"), *FAST, flag, value]
+    _one_error_line(capsys, main(args), expect)
+    assert not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("garbage", ["{not json", "[]", '{"step": "x", "elapsed_s": 0}', ""])
+def test_garbage_state_json_is_refused_and_kept(photos, tmp_path, capsys, garbage):
+    ckpt = tmp_path / "ck"
+    latest = train(_cfg(photos, ckpt, max_steps=1))
+    (latest / "state.json").write_text(garbage)
+    before = _tree_hash(ckpt)
+    rc = main(["train", str(photos), "--checkpoints", str(ckpt), "--steps", "5", *FAST])
+    _one_error_line(capsys, rc, "state.json")
+    assert _tree_hash(ckpt) == before
+
+
+@pytest.mark.slow
+def test_device_train_tiny_runs_on_the_cpu(tmp_path):
+    from bench.device_train import main as device_main
+
+    assert device_main(["--tiny", "--device", "cpu", "--out", str(tmp_path / "out")]) == 0
+    figures = json.loads((tmp_path / "out" / "figures.json").read_text())
+    assert figures["steps_this_run"] == 2
+    assert np.isfinite(figures["models"][0]["heldout_eps_mse_mean"])
