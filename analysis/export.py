@@ -105,6 +105,14 @@ def _png_bytes(m: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _npy_bytes(m: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()  # serialised first: the file write then fails loudly on a short write
+    np.save(buf, m.astype(np.float32))
+    return buf.getvalue()
+
+
 def export_maps(source, out_dir: str | Path | OutputDir | Staging, *, what="fluctuation",
                 window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B, normalise: bool = DEFAULT_NORMALISE,
                 formats=("png", "npy"), progress=None, overwrite: bool = False) -> dict:
@@ -148,7 +156,7 @@ def _export_into(source, st: Staging, what, window, t_b, normalise, formats, pro
             if "png" in formats:
                 st.write_bytes(f"{kind}/{name}.png", _png_bytes(m))
             if "npy" in formats:
-                st.write(f"{kind}/{name}.npy", lambda fh, m=m: np.save(fh, m.astype(np.float32)))
+                st.write_bytes(f"{kind}/{name}.npy", _npy_bytes(m))
             entry[kind] = info | {"min": float(m.min()), "max": float(m.max()), "shape": list(m.shape)}
         manifest["maps"][name] = entry
         n += 1
