@@ -31,7 +31,8 @@ def save_cube(ds: xr.Dataset, path: str | Path) -> Path:
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     for p in (tmp, path):  # replaced only when it is a Zarr folder (a cube written here), never anything else
-        if p.exists() and not (p.is_dir() and not p.is_symlink() and any((p / m).is_file() for m in ("zarr.json", ".zgroup"))):
+        is_zarr = p.is_dir() and not p.is_symlink() and any((p / m).is_file() for m in ("zarr.json", ".zgroup"))
+        if p.exists() and not is_zarr:
             raise WorkbenchError(f"{p} exists and is not a Zarr cube: move it away or save the cube elsewhere")
     if tmp.exists():
         shutil.rmtree(tmp)
