@@ -10,6 +10,11 @@ average over the windows:
 `fluctuation` is the array kernel (any array, time along `axis`); `fluctuation_map` is the
 labelled wrapper over a cube's `rate (t, y, x)` DataArray, returning a (y, x) map whose
 attributes record `window`, `t_b` and `normalise`.
+
+`fluctuation_significance` adds, from the cube's `rate_se`, each pixel's own uncertainty
+(delta method, `workbench.fluctuation.fluctuation_se`) and a z-score of its departure from the
+map's median: z = (F - median F) / se(F), with a two-sided normal p-value. `grid_power` is the
+fraction of a map's variance on the model's downsampling grid (8 px on the shipped model).
 """
 from __future__ import annotations
 
@@ -17,9 +22,11 @@ import numpy as np
 import xarray as xr
 
 from workbench.errors import WorkbenchError
-from workbench.fluctuation import fluctuation as _fluctuation, kept_timesteps
+from workbench.fluctuation import fluctuation as _fluctuation, fluctuation_se as _fluctuation_se
+from workbench.fluctuation import grid_power, grid_power_chance, kept_timesteps
 
-__all__ = ["DEFAULT_WINDOW", "DEFAULT_T_B", "DEFAULT_NORMALISE", "fluctuation", "fluctuation_map", "kept_timesteps"]
+__all__ = ["DEFAULT_WINDOW", "DEFAULT_T_B", "DEFAULT_NORMALISE", "SE_CORRELATION", "fluctuation", "fluctuation_map",
+           "kept_timesteps", "fluctuation_significance", "significance_arrays", "grid_power", "grid_power_chance"]
 
 #: Defaults chosen by measurement (README.md, "Choosing L and t_b"): `workbench experiment tune
 #: --images dev:17` swept L in {3,5,8,12,20} x t_b in {0,...,600} x normalise on 17 OSIE *training* images
@@ -29,6 +36,11 @@ __all__ = ["DEFAULT_WINDOW", "DEFAULT_T_B", "DEFAULT_NORMALISE", "fluctuation", 
 DEFAULT_WINDOW = 3
 DEFAULT_T_B = 0
 DEFAULT_NORMALISE = True
+
+#: correlation of the rate errors of adjacent timesteps assumed by the significance (the same probes
+#: serve every timestep, so errors are positively correlated; 0 = independent, the conservative choice
+#: for the normalised fluctuation). Measured by `python -m bench.bench_estimators` (docs/estimators.md).
+SE_CORRELATION = 0.0
 
 
 def fluctuation(curves: np.ndarray, timesteps, *, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B,
@@ -58,3 +70,47 @@ def fluctuation_map(rate, timesteps=None, window: int = DEFAULT_WINDOW, t_b: flo
     if timesteps is None:
         raise WorkbenchError("fluctuation_map of a plain array needs its timesteps: pass timesteps=")
     return fluctuation(rate, timesteps, window=window, t_b=t_b, axis=0, normalise=normalise)
+
+
+def significance_arrays(rate: np.ndarray, rate_se: np.ndarray, timesteps, *, window: int = DEFAULT_WINDOW,
+                        t_b: float = DEFAULT_T_B, normalise: bool = DEFAULT_NORMALISE,
+                        correlation: float = SE_CORRELATION, axis: int = 0) -> dict[str, np.ndarray]:
+    """Array kernel of `fluctuation_significance`: rate and rate_se (N, H, W) with time on `axis` ->
+    {"fluctuation", "fluctuation_se", "z", "p_value"}, each (H, W) float64."""
+    from scipy.stats import norm
+
+    F = fluctuation(rate, timesteps, window=window, t_b=t_b, axis=axis, normalise=normalise)
+    se = _fluctuation_se(rate, rate_se, timesteps, window=window, t_b=t_b, axis=axis, normalise=normalise,
+                         correlation=correlation)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (F - np.median(F)) / se
+    return {"fluctuation": F, "fluctuation_se": se, "z": z, "p_value": 2 * norm.sf(np.abs(z))}
+
+
+def fluctuation_significance(rate, rate_se, timesteps=None, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B,
+                             *, normalise: bool = DEFAULT_NORMALISE, correlation: float = SE_CORRELATION,
+                             dim: str = "t"):
+    """Fluctuation map with its uncertainty and significance.
+
+    rate, rate_se: a cube's `rate` and `rate_se` DataArrays (t, y, x) (timestep coordinate), or arrays
+    (N, H, W) with `timesteps`. Per pixel: `fluctuation` F, its standard error `fluctuation_se` (delta
+    method through the windowed variance and the normalisation, adjacent-timestep error correlation
+    `correlation`), `z` = (F - median F) / se (how many of its own SEs a pixel sits above (+) or below
+    (-) the image's typical fluctuation) and `p_value` (two-sided, normal). Returns an
+    `xarray.Dataset` (y, x) with attrs window, t_b, normalise, correlation (a dict of (H, W) arrays
+    for array input). |z| > 2 marks the pixels whose fluctuation the estimate resolves.
+    """
+    kw = dict(window=window, t_b=t_b, normalise=normalise, correlation=correlation)
+    if isinstance(rate, xr.DataArray):
+        ts = np.asarray(rate["timestep"].values if timesteps is None else timesteps)
+        r = rate.transpose(dim, ...)
+        se = rate_se.transpose(dim, ...)
+        out = significance_arrays(np.asarray(r.values), np.asarray(se.values), ts, axis=0, **kw)
+        coords = {k: v for k, v in r.coords.items() if dim not in v.dims and k != "timestep"}
+        ds = xr.Dataset({k: (r.dims[1:], v) for k, v in out.items()}, coords=coords)
+        ds.attrs.update(window=int(window), t_b=float(t_b), normalise=int(bool(normalise)),
+                        correlation=float(correlation))
+        return ds
+    if timesteps is None:
+        raise WorkbenchError("fluctuation_significance of plain arrays needs their timesteps: pass timesteps=")
+    return significance_arrays(np.asarray(rate), np.asarray(rate_se), timesteps, axis=0, **kw)

@@ -23,11 +23,14 @@ from .adapters import ModelAdapter
 from .ddim import Schedule, Trajectory
 from .errors import WorkbenchError
 from .linalg import randomized_svd, range_basis_batched, vjp_rows, vjp_rows_batched
+from .memory import MemoryBudget, autodiff_chunk, default_cap
 from .rates import RateSpec, batched_rate_function, exact_element_rates, pixel_rates
+from .uncertainty import ProbeStats, RatesWithSE, merge_stats, pixel_rates_se, stats_from_samples
 
-__all__ = ["ESTIMATORS", "DEFAULT_K", "hutchinson_probes", "hutchinson_element_rates", "rsvd_element_rates",
+__all__ = ["ESTIMATORS", "DEFAULT_K", "PROBE_KINDS", "probe_block", "hutchinson_probes", "hutchinson_stats_batched",
+           "hutchinson_cube_stats", "refine_cube_stats", "cube_rates_se", "hutchinson_element_rates", "rsvd_element_rates",
            "hutchinson_sq_batched", "rsvd_sq_batched", "diagpp_sq_batched", "element_rates", "rate_cube",
-           "check_estimator"]
+           "check_estimator", "cube_chunk"]
 
 ESTIMATORS = ("hutchinson", "rsvd", "rsvd+hutchinson", "exact")
 
@@ -50,11 +53,68 @@ def check_estimator(estimator: str, K: int) -> None:
         raise WorkbenchError(f"K={K} probes (or rank) is too small: pass K >= 1")
 
 
+PROBE_KINDS = ("gaussian", "rademacher", "orthogonal")
+
+#: probes per orthogonalised block (kind "orthogonal"); probe i belongs to block i // ORTHO_BLOCK
+ORTHO_BLOCK = 32
+
+
+def _probe_generator(seed: int, index: int, tag: int = 0) -> torch.Generator:
+    """A generator that depends only on (seed, index, tag): well mixed (numpy SeedSequence), 63 bits.
+    tag 0: probe `index`; 1: orthogonal block `index`; 2: the Gaussian fill of a block."""
+    import numpy as np
+
+    hi, lo = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(seed) >> 32, int(index), int(tag)]).generate_state(2)
+    return torch.Generator().manual_seed(((int(hi) << 32) | int(lo)) & 0x7FFFFFFFFFFFFFFF)
+
+
+def _orthogonal_block(out_shape: tuple[int, ...], seed: int, block: int) -> torch.Tensor:
+    """ORTHO_BLOCK probes with orthogonal directions (Haar: QR of a Gaussian block with the sign of
+    R's diagonal), each scaled to norm sqrt(m), so E[u u^T] = I still holds: (ORTHO_BLOCK, *out_shape)."""
+    m = 1
+    for d in out_shape:
+        m *= int(d)
+    b = min(ORTHO_BLOCK, m)
+    g = torch.randn((m, b), generator=_probe_generator(seed, block, 1), dtype=torch.float64)
+    Q, R = torch.linalg.qr(g)
+    Q = Q * torch.sign(torch.diagonal(R))
+    out = torch.zeros((ORTHO_BLOCK, m), dtype=torch.float64)
+    out[:b] = Q.T * m ** 0.5
+    if b < ORTHO_BLOCK:  # more probes than dimensions: the rest of the block is plain Gaussian
+        out[b:] = torch.randn((ORTHO_BLOCK - b, m), generator=_probe_generator(seed, block, 2),
+                              dtype=torch.float64)
+    return out.float().reshape(ORTHO_BLOCK, *out_shape)
+
+
+def probe_block(out_shape: tuple[int, ...], seed: int, first: int, count: int, *, kind: str = "gaussian",
+                device=None, dtype=None) -> torch.Tensor:
+    """Probes first .. first + count - 1 of `seed`: (count, *out_shape). Probe i depends only on
+    (seed, i) (and, for kind "orthogonal", on its block i // ORTHO_BLOCK), so blocks with disjoint
+    index ranges are independent and any split of 0..K-1 gives the same probes as K at once.
+    kind: "gaussian" (N(0, 1) entries), "rademacher" (+-1), "orthogonal" (Haar-orthogonal within
+    blocks of ORTHO_BLOCK, norm sqrt(m)); all have E[u u^T] = I."""
+    if kind not in PROBE_KINDS:
+        raise WorkbenchError(f"unknown probe kind {kind!r}: choose one of {', '.join(PROBE_KINDS)}")
+    if kind == "orthogonal":
+        blocks = range(first // ORTHO_BLOCK, (first + count - 1) // ORTHO_BLOCK + 1) if count else []
+        allp = torch.cat([_orthogonal_block(out_shape, seed, j) for j in blocks]) if count else \
+            torch.empty((0, *out_shape))
+        off = first - (first // ORTHO_BLOCK) * ORTHO_BLOCK
+        out = allp[off:off + count]
+    else:
+        rows = []
+        for i in range(first, first + count):
+            g = _probe_generator(seed, i)
+            rows.append(torch.randn(out_shape, generator=g) if kind == "gaussian"
+                        else torch.randint(0, 2, out_shape, generator=g).float() * 2 - 1)
+        out = torch.stack(rows) if rows else torch.empty((0, *out_shape))
+    return out.to(device=device, dtype=dtype)
+
+
 def hutchinson_probes(out_shape: tuple[int, ...], K: int, seed: int, *, device=None, dtype=None) -> torch.Tensor:
-    """K Gaussian probes (K, *out_shape), reproducible from `seed` (common random numbers over t).
-    The first k of K probes equal the k probes of the same seed."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn((K, *out_shape), generator=g).to(device=device, dtype=dtype)
+    """K Gaussian probes (K, *out_shape), reproducible from `seed` (common random numbers over t):
+    `probe_block(out_shape, seed, 0, K)`. The first k of K probes equal the k probes of the same seed."""
+    return probe_block(out_shape, seed, 0, K, device=device, dtype=dtype)
 
 
 # --- one timestep (kept for callers that need one map) -----------------------------------------
@@ -83,6 +143,17 @@ def hutchinson_sq_batched(fb: Callable[[torch.Tensor], torch.Tensor], x: torch.T
     u = probes[:, None].expand(len(probes), B, *probes.shape[1:])
     rows = vjp_rows_batched(fb, x, u, chunk=chunk)  # (K, B, *in)
     return rows.float().pow(2).mean(0)
+
+
+def hutchinson_stats_batched(fb: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, probes: torch.Tensor,
+                             *, first: int = 0, chunk: int = 64) -> ProbeStats:
+    """`hutchinson_sq_batched` keeping the sufficient statistics (`uncertainty.ProbeStats`) of the
+    probes first .. first + K - 1: x (B, C, H, W), probes (K, *out) -> sums (B, C, H, W) and
+    (B, C(C+1)/2, H, W), float64."""
+    B = x.shape[0]
+    u = probes[:, None].expand(len(probes), B, *probes.shape[1:])
+    rows = vjp_rows_batched(fb, x, u, chunk=chunk)  # (K, B, C, H, W)
+    return stats_from_samples(rows.double().pow(2), first=first)
 
 
 def _residual_probes(Q: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
@@ -182,15 +253,28 @@ def element_rates(adapter: ModelAdapter, schedule: Schedule, i: int, x_t: torch.
     return sq[0].sqrt().to(x_t.dtype)
 
 
+def cube_chunk(adapter: ModelAdapter, schedule: Schedule, x_t: torch.Tensor, spec: RateSpec, estimator: str, K: int,
+               budget: MemoryBudget | None = None) -> int:
+    """Probe x timestep pairs per autodiff pass that keep a cube's peak memory under the budget
+    (`workbench.memory`): measured once per model, resolution and rate definition."""
+    work = K * len(schedule)
+    kinds = ("vjp",) if estimator == "hutchinson" else ("vjp", "jvp")
+    definition = "h" if spec.definition == "projected" else spec.definition
+    fb = batched_rate_function(adapter, schedule, torch.tensor([0]), definition)
+    return autodiff_chunk(adapter, fb, x_t[None], kinds=kinds, key=definition, cap=default_cap(adapter, work),
+                          budget=budget, what="probe")
+
+
 def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = RateSpec(), *,
-              estimator: str = "hutchinson", K: int = DEFAULT_K, seed: int = 0, chunk: int = 64,
+              estimator: str = "hutchinson", K: int = DEFAULT_K, seed: int = 0, chunk: int | None = None,
               progress: Callable[[int, int], None] | None = None, batch: int | None = None,
-              rank: int | None = None) -> torch.Tensor:
+              rank: int | None = None, budget: MemoryBudget | None = None) -> torch.Tensor:
     """Per-pixel rates over the whole trajectory: (N, H, W) float32 on the CPU, indexed like the schedule.
 
     estimator: one of ESTIMATORS. K: Hutchinson probes per timestep (the same probes at every
     timestep) or, for `rsvd`, the rank. rank: the basis size of `rsvd+hutchinson` (default K // 2).
-    chunk: probe x timestep pairs per reverse pass (bounds memory: raise it on a GPU).
+    chunk: probe x timestep pairs per reverse pass (bounds memory); default: as many as the memory
+    budget allows (`budget`, else the adapter's, else automatic; see `workbench.memory`).
     batch: timesteps per pass (default: as many as fit in `chunk` alongside their probes).
     progress(done, N) is called after every pass. `exact` and the `projected` definition go one
     timestep at a time through `rates.exact_element_rates`.
@@ -199,6 +283,8 @@ def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = Ra
     N = len(trajectory.schedule)
     _, H, W = adapter.model_shape
     cube = torch.empty(N, H, W, dtype=torch.float32)
+    if chunk is None:
+        chunk = cube_chunk(adapter, trajectory.schedule, trajectory.states[0], spec, estimator, K, budget)
     if estimator == "exact" or spec.definition == "projected":
         for i in range(N):
             er = exact_element_rates(adapter, trajectory.schedule, i, trajectory.states[i], spec, chunk=chunk)
@@ -206,6 +292,10 @@ def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = Ra
             if progress:
                 progress(i + 1, N)
         return cube
+    if estimator == "hutchinson":
+        stats = hutchinson_cube_stats(adapter, trajectory, spec, K=K, seed=seed, chunk=chunk, batch=batch,
+                                      progress=progress)
+        return cube_rates_se(stats, spec.channel).rate.float()
     rank = max(1, K // 2) if rank is None else int(rank)
     iters = spec.iters
     if batch is None:
@@ -223,3 +313,54 @@ def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = Ra
         if progress:
             progress(int(idx[-1]) + 1, N)
     return cube
+
+
+# --- cubes with standard errors, refinable -------------------------------------------------------
+def hutchinson_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = RateSpec(), *,
+                          K: int = DEFAULT_K, seed: int = 0, first: int = 0, kind: str = "gaussian", chunk: int = 64,
+                          batch: int | None = None, progress: Callable[[int, int], None] | None = None) -> ProbeStats:
+    """Hutchinson sufficient statistics of a whole trajectory from probes first .. first + K - 1 of
+    `seed` (the same probes at every timestep): `ProbeStats` with sums (N, C, H, W) and
+    (N, C(C+1)/2, H, W) float64 on the CPU. `cube_rates_se` turns them into rate and rate_se (N, H, W);
+    `merge_stats` adds a later block exactly. chunk/batch/progress as in `rate_cube`."""
+    check_estimator("hutchinson", K)
+    if spec.definition == "projected":
+        raise WorkbenchError("the projected rate has no Hutchinson estimate: use definition h, eps or step")
+    N = len(trajectory.schedule)
+    out_shape = _out_shape(adapter, trajectory.schedule, trajectory.states[0], spec.definition)
+    probes = probe_block(out_shape, seed, first, K, kind=kind, device=adapter.device, dtype=adapter.dtype)
+    batch = max(1, min(int(batch or max(1, chunk // K)), N))
+    parts = []
+    for s in range(0, N, batch):
+        idx = torch.arange(s, min(s + batch, N))
+        fb = batched_rate_function(adapter, trajectory.schedule, idx, spec.definition)
+        x = trajectory.states[idx].to(adapter.device, adapter.dtype)
+        with adapter.autodiff():
+            st = hutchinson_stats_batched(fb, x, probes, first=first, chunk=max(1, chunk // len(idx)))
+        parts.append((st.sum_s.cpu(), st.sum_ss.cpu()))
+        if progress:
+            progress(int(idx[-1]) + 1, N)
+    return ProbeStats(K=int(K), first=int(first), sum_s=torch.cat([a for a, _ in parts]),
+                      sum_ss=torch.cat([b for _, b in parts]))
+
+
+def refine_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, stats: ProbeStats, K2: int,
+                      spec: RateSpec = RateSpec(), *, seed: int = 0, kind: str = "gaussian", chunk: int = 64,
+                      batch: int | None = None, progress: Callable[[int, int], None] | None = None) -> ProbeStats:
+    """Statistics of K2 probes from those of stats.K <= K2: runs only the probes stats.first + stats.K ..
+    stats.first + K2 - 1 (new, disjoint) and merges them exactly, equal (to float64 rounding) to
+    `hutchinson_cube_stats(..., K=K2, first=stats.first)`. `seed` and `kind` must be the ones the
+    stats were made with."""
+    if K2 < stats.K:
+        raise WorkbenchError(f"--refine-to {K2} is below the {stats.K} probes the cube already has: pass K2 >= {stats.K}")
+    if K2 == stats.K:
+        return stats
+    more = hutchinson_cube_stats(adapter, trajectory, spec, K=K2 - stats.K, seed=seed, first=stats.first + stats.K,
+                                 kind=kind, chunk=chunk, batch=batch, progress=progress)
+    return merge_stats(stats, more)
+
+
+def cube_rates_se(stats: ProbeStats, channel: int | None = None) -> RatesWithSE:
+    """Pixel rates and their standard errors (N, H, W) float64 from a cube's statistics
+    (`uncertainty.pixel_rates_se`: channel mean of element rates, delta method)."""
+    return pixel_rates_se(stats, channel)
