@@ -512,6 +512,18 @@ def test_commit_failure_reports_what_was_written(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.txt"]  # no temp files left
 
 
+def test_temp_files_of_a_killed_run_are_swept_but_not_those_of_a_live_one(tmp_path):
+    from workbench.outputs import TEMP_TAG
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    _mk(tmp_path / "o", {f"{TEMP_TAG}{dead.stdout.strip()}-0-a.png": "killed", f"{TEMP_TAG}1-0-b.png": "pid 1 lives",
+                         "x.txt": "mine"})
+    with OutputDir(tmp_path / "o", "export", overwrite=True).staging() as st:
+        st.write_text("a.png", "new")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == sorted(
+        [f"{TEMP_TAG}1-0-b.png", MARKER, "a.png", "x.txt"])
+
+
 def test_output_file_rules(tmp_path):
     (tmp_path / "mine.csv").write_text("x")
     with pytest.raises(WorkbenchError, match="--overwrite"):

@@ -292,6 +292,7 @@ class OutputDir:
             raise WorkbenchError(os_error_line(exc, "could not write") + f"; wrote {', '.join(written)} in "
                                  f"{self.path}, but not its marker") from None
         for d in {(self.path / rel).parent for rel in written} | {self.path}:
+            _sweep_temps(d)
             _fsync_dir(d)
         self.previous = files
         self.legacy = False
@@ -357,6 +358,22 @@ class OutputFile:
     def write_bytes(self, data: bytes) -> Path:
         """Write `data` (all or nothing)."""
         return self.write(lambda fh: fh.write(data))
+
+
+def _sweep_temps(folder: Path) -> None:
+    """Remove temporary files that a killed workbench process left in `folder` (its own names only,
+    and only when the process that made them is gone)."""
+    for f in folder.glob(f"{TEMP_TAG}*"):
+        pid = f.name[len(TEMP_TAG):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                f.unlink()
+        except OSError:
+            pass
 
 
 def _safe(ours: Callable[[Path], bool], p: Path) -> bool:
