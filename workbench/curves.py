@@ -12,9 +12,10 @@ import torch
 from .adapters import ModelAdapter
 from .ddim import Trajectory
 from .errors import WorkbenchError
-from .rates import RateSpec, rates_along, rates_of, tangent_basis, unit_tangents
+from .memory import MemoryBudget, autodiff_chunk, default_cap
+from .rates import RateSpec, batched_rate_function, rates_along, rates_of, tangent_basis, unit_tangents
 
-__all__ = ["pixel_curves", "region_curve", "check_pixel", "normalise_curve"]
+__all__ = ["pixel_curves", "region_curve", "check_pixel", "normalise_curve", "curve_chunk", "check_finite"]
 
 
 def check_pixel(adapter: ModelAdapter, y: int, x: int) -> None:
@@ -24,11 +25,26 @@ def check_pixel(adapter: ModelAdapter, y: int, x: int) -> None:
         raise WorkbenchError(f"pixel (x={x}, y={y}) is outside the {W}x{H} model grid: pick 0<=x<{W}, 0<=y<{H}")
 
 
+def curve_chunk(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = RateSpec(), *,
+                budget: MemoryBudget | None = None) -> int:
+    """Timesteps (or tangents) per JVP that keep a curve's peak memory under the budget
+    (`workbench.memory`; measured once per model, resolution and rate definition)."""
+    definition = "h" if spec.definition == "projected" else spec.definition
+    kinds = ("jvp", "vjp") if spec.definition == "projected" else ("jvp",)
+    fb = batched_rate_function(adapter, trajectory.schedule, torch.tensor([0]), definition)
+    work = len(trajectory.schedule) if spec.definition != "projected" else spec.k + 8
+    return autodiff_chunk(adapter, fb, trajectory.states[:1], kinds=kinds, key=definition,
+                          cap=default_cap(adapter, work), budget=budget, what="timestep")
+
+
 def pixel_curves(adapter: ModelAdapter, trajectory: Trajectory, pixels: Sequence[tuple[int, int]],
-                 spec: RateSpec = RateSpec(), *, chunk: int = 64,
-                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                 spec: RateSpec = RateSpec(), *, chunk: int | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 budget: MemoryBudget | None = None) -> torch.Tensor:
     """Curves of pixels (P pairs (y, x)) -> (P, N): per timestep the rate of each pixel's unit
-    variations, averaged over channels (or `spec.channel` only)."""
+    variations, averaged over channels (or `spec.channel` only). `chunk`: timesteps (tangents for
+    `projected`) per JVP; default from the memory budget (`curve_chunk`). Raises WorkbenchError when a
+    rate is not finite (half precision overflowing)."""
     C, H, W = adapter.model_shape
     for y, x in pixels:
         check_pixel(adapter, y, x)
@@ -39,6 +55,8 @@ def pixel_curves(adapter: ModelAdapter, trajectory: Trajectory, pixels: Sequence
     tangents = unit_tangents((C, H, W), flat, device=adapter.device, dtype=adapter.dtype)
     schedule = trajectory.schedule
     N = len(schedule)
+    if chunk is None:
+        chunk = curve_chunk(adapter, trajectory, spec, budget=budget)
     out = torch.empty(len(pixels), N, dtype=torch.float32)
     if spec.definition != "projected":
         batch = max(1, min(N, chunk))
@@ -49,16 +67,26 @@ def pixel_curves(adapter: ModelAdapter, trajectory: Trajectory, pixels: Sequence
             out[p] = r.mean(0).float().cpu()
             if progress:
                 progress(p + 1, len(pixels))
-        return out
+        return check_finite(out, adapter)
     for i in range(N):
         x_t = trajectory.states[i]
-        basis = (tangent_basis(adapter, schedule, i, x_t, spec.k, iters=spec.iters)
-                 if spec.definition == "projected" else None)
+        basis = tangent_basis(adapter, schedule, i, x_t, spec.k, iters=spec.iters, chunk=chunk)
         r = rates_of(adapter, schedule, i, x_t, tangents, spec, chunk=chunk, basis=basis)
         out[:, i] = r.reshape(len(pixels), len(channels)).mean(1).float().cpu()
         if progress:
             progress(i + 1, N)
-    return out
+    return check_finite(out, adapter)
+
+
+def check_finite(rates: torch.Tensor, adapter: ModelAdapter) -> torch.Tensor:
+    """`rates` unchanged, or a one-line WorkbenchError when any is NaN/inf (names the dtype and the fix)."""
+    if not torch.isfinite(rates).all():
+        dtype = str(adapter.dtype).replace("torch.", "")
+        fix = ("use --dtype float32 (or bfloat16): half-precision derivatives overflow"
+               if adapter.dtype == torch.float16 else "check the model's weights (they give NaN/inf derivatives)")
+        raise WorkbenchError(f"{int((~torch.isfinite(rates)).sum())} of {rates.numel()} rates are NaN/inf "
+                             f"in {dtype}: {fix}")
+    return rates
 
 
 def region_curve(adapter: ModelAdapter, trajectory: Trajectory, mask: torch.Tensor, spec: RateSpec = RateSpec(),

@@ -93,12 +93,13 @@ def rates_along(adapter: ModelAdapter, schedule: Schedule, states: torch.Tensor,
 
 
 def tangent_basis(adapter: ModelAdapter, schedule: Schedule, i: int, x_t: torch.Tensor, k: int, *,
-                  iters: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sigma (k,), V (k, C, H, W)): the k leading singular pairs of Jh at x_t (rSVD, fixed seed)."""
+                  iters: int = 2, seed: int = 0, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sigma (k,), V (k, C, H, W)): the k leading singular pairs of Jh at x_t (rSVD, fixed seed;
+    `chunk` test vectors per JVP/VJP)."""
     f = rate_function(adapter, schedule, i, "h")
     gen = torch.Generator().manual_seed(seed)
     with adapter.autodiff():
-        return randomized_svd(f, x_t, k, iters=iters, generator=gen)
+        return randomized_svd(f, x_t.to(adapter.device, adapter.dtype), k, iters=iters, generator=gen, chunk=chunk)
 
 
 def rates_of(adapter: ModelAdapter, schedule: Schedule, i: int, x_t: torch.Tensor, tangents: torch.Tensor,

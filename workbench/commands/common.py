@@ -20,6 +20,28 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--max-memory", default=None, metavar="SIZE", type=_memory_size,
+                   help="peak memory to stay under (CPU: the process's RSS; CUDA: device memory), e.g. 6GB: "
+                        "probes, timesteps and tangents per pass are sized to fit, slower rather than larger "
+                        "(default: automatic from the free memory)")
+
+
+def _memory_size(text: str) -> str:
+    from ..memory import parse_size
+
+    try:
+        parse_size(text)
+    except WorkbenchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def apply_memory_budget(args, adapter) -> None:
+    """Give the loaded model the budget of --max-memory (or the automatic one): every chunked
+    computation on it follows it (`workbench.memory`)."""
+    from ..memory import budget_from, set_budget
+
+    set_budget(adapter, budget_from(getattr(args, "max_memory", None), adapter.device))
 
 
 def add_rate_args(p: argparse.ArgumentParser) -> None:

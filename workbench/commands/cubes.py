@@ -53,7 +53,7 @@ def run(args) -> int:
     from ..images import check_image_file
     from ..outputs import check_writable
     from .common import check_against_model
-    from .common import device_from
+    from .common import device_from, apply_memory_budget
 
     if args.local_cluster is not None and args.local_cluster < 1:
         raise WorkbenchError(f"--local-cluster must be at least 1 worker, got {args.local_cluster}")
@@ -67,6 +67,7 @@ def run(args) -> int:
     if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
         CubeStore(args.store, create=False)
     adapter = load_model(args.model, device=device, dtype=dtype)
+    apply_memory_budget(args, adapter)
     check_against_model(adapter, steps=params.steps, channel=params.channel,
                         k=params.K if params.definition == "projected" else None)
     print(f"# {source.describe()}", file=sys.stderr)

@@ -5,8 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import (add_model_args, add_overwrite_arg, add_rate_args, check_against_model, device_from, parse_xy,
-                     progress_bar, rate_spec_from)
+from .common import (add_model_args, add_overwrite_arg, add_rate_args, apply_memory_budget, check_against_model,
+                     device_from, parse_xy, progress_bar, rate_spec_from)
 
 #: First line of every plot `workbench curve` writes: how a rerun knows the file is its own.
 PLOT_SIGNATURE = "<!-- written by genrate-workbench curve -->"
@@ -44,6 +44,7 @@ def run(args) -> int:
     adapter = load_model(args.model, device=device, dtype=dtype)
     check_against_model(adapter, steps=args.steps, channel=spec.channel,
                         k=spec.k if spec.definition == "projected" else None)
+    apply_memory_budget(args, adapter)
     my, mx = source_to_model_pixel(adapter, x, y, (pil.height, pil.width))
     inv_bar = progress_bar(args.steps, "invert")
     prep = prepare_image(adapter, pil, steps=args.steps, callback=lambda info: inv_bar(info["i"] + 1, args.steps))

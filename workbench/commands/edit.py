@@ -1,6 +1,7 @@
 """`workbench edit TASK IMAGE --mask MASK [--ref X,Y]`: curve-matching edits (the paper's Algorithm 1).
 
-Writes, into --out: edited.png, original.png, mask_model.png (the mask on the model grid),
+Writes, into --out: edited.png (at the source image's resolution; a local edit keeps the source
+outside its feathered mask), edited_model.png (at the model's image size), original.png, mask_model.png (the mask on the model grid),
 region_model.png (the optimised region: the band for blending), curves.html and curves.png (the
 region's curve before/after, the reference, the baselines'), comparison.png (original | ours |
 baselines), baselines/<name>.png, and metrics.json (written last: its presence marks a complete
@@ -15,7 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .common import add_model_args, add_overwrite_arg, check_against_model, device_from, parse_xy
+from .common import add_model_args, add_overwrite_arg, check_against_model, device_from, parse_xy, apply_memory_budget
 
 TASK_HELP = {
     "transfer": "semantic transfer: the region takes the look of the --ref pixel",
@@ -112,6 +113,7 @@ def run(args) -> int:
     device, dtype = device_from(args)
     adapter = load_model(args.model, device=device, dtype=dtype)
     check_against_model(adapter, steps=cfg.steps, min_steps=2)
+    apply_memory_budget(args, adapter)
 
     stop = {"flag": False}
 
@@ -188,7 +190,8 @@ def _write_files(st, args, result) -> None:
     from ..editing.report import curves_png, image_grid, mask_overlay
 
     _save_png(st, "original.png", result.original)
-    _save_png(st, "edited.png", result.edited)
+    _save_png(st, "edited.png", (result.edited_source or result.edited))  # at the source image's resolution
+    _save_png(st, "edited_model.png", result.edited)  # as the model made it, at its image size
     _save_png(st, "mask_model.png", Image.fromarray((result.mask_model * 255).round().astype(np.uint8)))
     _save_png(st, "region_model.png", Image.fromarray((result.region_model * 255).astype(np.uint8)))
     curves = {"before": result.curve_before, "after (ours)": result.curve_after}

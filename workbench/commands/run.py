@@ -45,7 +45,7 @@ def run(args) -> int:
     from ..outputs import OutputDir, check_writable
     from ..validate import check_t_b, check_window
     from .common import check_against_model
-    from .common import device_from, per_image_bar, progress_bar
+    from .common import device_from, per_image_bar, progress_bar, apply_memory_budget
 
     window = check_window(DEFAULT_WINDOW if args.window is None else args.window)
     t_b = check_t_b(DEFAULT_T_B if args.t_b is None else args.t_b)
@@ -61,6 +61,7 @@ def run(args) -> int:
     if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
         CubeStore(args.store, create=False)
     adapter = load_model(args.model, device=device, dtype=dtype)
+    apply_memory_budget(args, adapter)
     check_against_model(adapter, steps=params.steps)
     check_t_b(t_b, num_train_timesteps=adapter.num_train_timesteps)
     kept = int((make_schedule(adapter, params.steps).timesteps > t_b).sum())

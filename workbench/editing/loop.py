@@ -9,6 +9,7 @@ decode the best x_T. Progress goes to `callback`; `should_stop()` cancels and ke
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from PIL import Image
 from ..adapters import ModelAdapter
 from ..errors import WorkbenchError
 from ..images import read_image, to_rgb, to_uint8
+from ..memory import MemoryBudget, autodiff_chunk
 from ..pipeline import prepare_image, source_to_model_pixel
 from ..rates import rate_function, unit_tangents
 from .baselines import BASELINES
@@ -31,14 +33,15 @@ from .masks import band, check_mask, mask_to_image_size, model_mask, region_pixe
 from .tasks import feature_alignment, needs_reference, task_loss, uses_features
 from .trajectory import blend_states, channel_curves, generate_states, generate_to
 
-__all__ = ["EditResult", "run_edit", "sampled_rates", "timestep_distribution"]
+__all__ = ["EditResult", "run_edit", "sampled_rates", "timestep_distribution", "at_source_size"]
 
 
 @dataclass
 class EditResult:
-    """What an edit produced. Images are PIL at the model's image size; curves (N,) over `timesteps`
-    (ascending) are the mean over `curve_pixels` region pixels and all channels; the 'after' curve is
-    that of the edited image re-inverted (as for the baselines)."""
+    """What an edit produced. Images are PIL at the model's image size, except `edited_source`: the
+    edit at the source image's resolution (`at_source_size`; outside a local edit's mask, the source).
+    Curves (N,) over `timesteps` (ascending) are the mean over `curve_pixels` region pixels and all
+    channels; the 'after' curve is that of the edited image re-inverted (as for the baselines)."""
 
     original: Image.Image
     edited: Image.Image
@@ -57,6 +60,7 @@ class EditResult:
     seconds: float = 0.0
     x_T: torch.Tensor | None = None
     x_T_original: torch.Tensor | None = None
+    edited_source: Image.Image | None = None
 
 
 def timestep_distribution(curve: torch.Tensor, timesteps: torch.Tensor, t_b: int) -> torch.Tensor:
@@ -72,11 +76,54 @@ def sampled_rates(adapter: ModelAdapter, x_T: torch.Tensor, schedule, i: int, ta
     """Differentiable rates at grid index i of the trajectory generated from x_T (1, C, H, W):
     (x_t (1, C, H, W), rates (k,)) for tangents (k, C, H, W), r_k = ||J(x_t)[v_k]|| (a JVP, so that
     backward through it is second-order AD). `blend` as in `generate_to`. Call inside adapter.autodiff()."""
-    x_t = generate_to(adapter, x_T, schedule, i, differentiable=True, checkpoint=checkpoint, **blend)
+    x_t = generate_to(adapter, x_T.to(adapter.dtype), schedule, i, differentiable=True, checkpoint=checkpoint, **blend)
     f = rate_function(adapter, schedule, i, definition)
     primal = x_t.expand(len(tangents), *x_t.shape[1:]).contiguous()
     _, jv = torch.func.jvp(f, (primal,), (tangents,))
     return x_t, jv.flatten(1).norm(dim=1)
+
+
+def _checkpointing(adapter: ModelAdapter, cfg: EditConfig, schedule, states: torch.Tensor,
+                   budget: MemoryBudget | None) -> bool:
+    """Gradient checkpointing of the differentiable chain: as configured, else on for CUDA, else on
+    when the chain's N steps (plus the JVP and its second-order backward) would not fit the budget."""
+    if cfg.checkpoint is not None:
+        return cfg.checkpoint
+    if adapter.device.type == "cuda":
+        return True
+    t = int(schedule.timesteps[-1])
+    need = len(schedule) + 2 * cfg.pixels_per_iter
+    fits = autodiff_chunk(adapter, lambda x: adapter.eps(x, t), states[-1:], kinds=("chain",), key="eps", cap=need,
+                          budget=budget, what="differentiable DDIM step")
+    return fits < need
+
+
+def _check_step(loss: float, grad: torch.Tensor | None, adapter: ModelAdapter) -> None:
+    """One-line WorkbenchError when an iteration's loss or gradient is NaN/inf (half precision)."""
+    if math.isfinite(loss) and (grad is None or bool(torch.isfinite(grad).all())):
+        return
+    dtype = str(adapter.dtype).replace("torch.", "")
+    fix = ("use --dtype float32 or bfloat16: float16 derivatives overflow" if adapter.dtype == torch.float16
+           else "lower --lr or check the model's weights")
+    raise WorkbenchError(f"the edit's loss or gradient became NaN/inf in {dtype}: {fix}")
+
+
+def at_source_size(edited: Image.Image, source: Image.Image, mask: np.ndarray | None = None, *,
+                   feather: float | None = None) -> Image.Image:
+    """An edit at the source image's resolution: the model-size result resized (Lanczos) to the
+    source size; with `mask` (bool (H0, W0), a local edit) only the masked region, grown and
+    feathered by `feather` source pixels (default: one model pixel's worth, at least 1), is taken
+    from it and the rest is the untouched source."""
+    up = edited.convert("RGB").resize(source.size, Image.Resampling.LANCZOS)
+    if mask is None:
+        return up
+    from PIL import ImageFilter
+
+    r = max(1.0, float(feather) if feather is not None else max(source.width / edited.width,
+                                                                 source.height / edited.height))
+    m = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
+    m = m.filter(ImageFilter.MaxFilter(2 * int(r) + 1)).filter(ImageFilter.GaussianBlur(r / 2))
+    return Image.composite(up, source.convert("RGB"), m)
 
 
 def _check_ref(config: EditConfig, ref_xy, size, mask: np.ndarray) -> None:
@@ -96,10 +143,14 @@ def _check_ref(config: EditConfig, ref_xy, size, mask: np.ndarray) -> None:
 
 def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.ndarray, config: EditConfig, *,
              ref_xy: tuple[int, int] | None = None, callback: Callable[[dict], None] | None = None,
-             should_stop: Callable[[], bool] | None = None, baselines: bool = True) -> EditResult:
+             should_stop: Callable[[], bool] | None = None, baselines: bool = True,
+             budget: MemoryBudget | None = None) -> EditResult:
     """Run one edit. mask: bool (H0, W0) in source-image pixels (the source region; the object for
     removal; the foreground for blending). ref_xy: (x, y) in source-image pixels.
-    callback(dict(iteration, n_iter, loss, best_loss, stage)) every iteration."""
+    callback(dict(iteration, n_iter, loss, best_loss, stage)) every iteration. x_T is optimised in
+    float32 whatever the model's dtype; a non-finite loss or gradient raises a one-line WorkbenchError.
+    budget: memory budget of the curves' JVP chunks and of the chain's checkpointing (default: the
+    adapter's, else automatic; `workbench.memory`)."""
     started = time.perf_counter()
     pil = read_image(image) if not isinstance(image, Image.Image) else to_rgb(image)
     size = (pil.height, pil.width)
@@ -122,7 +173,7 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
     if (M > 0.5).all():
         raise WorkbenchError("the mask covers the whole model grid: a local edit needs some background")
     region = band(M, cfg.erosion) if cfg.task == "blending" else (M > 0.5).float()
-    pixels = region_pixels(region)
+    pixels = region_pixels(region).cpu()  # indices: sampled with a CPU generator, combined on the CPU
     blend = dict(original_states=orig_states, mask=M, blend_t=cfg.blend_t) if cfg.blend else {}
 
     # reference and representative source pixel (per-channel curves (C, N))
@@ -138,9 +189,9 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
     loss_fn = task_loss(cfg, has_ref)
     features = uses_features(cfg)
     orig_feats: dict[int, list[torch.Tensor]] = {}
-    checkpoint = cfg.checkpoint if cfg.checkpoint is not None else adapter.device.type == "cuda"
+    checkpoint = _checkpointing(adapter, cfg, schedule, orig_states, budget)
 
-    x_T_orig = traj.x_T[None].clone()
+    x_T_orig = traj.x_T[None].float().clone()  # optimisation state in float32 whatever the model dtype
     x = torch.nn.Parameter(x_T_orig.clone())
     opt = torch.optim.Adam([x], lr=cfg.lr)
     losses: list[float] = []
@@ -170,8 +221,9 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
                 feats = adapter.eps_and_features(x_t, t)[1]
                 loss = loss + cfg.feature_weight * feature_alignment(feats, orig_feats[i])
             loss.backward()
-        opt.step()
         value = float(loss.detach())
+        _check_step(value, x.grad, adapter)
+        opt.step()
         losses.append(value)
         done = it + 1
         ema = value if ema is None else 0.9 * ema + 0.1 * value
@@ -193,8 +245,10 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
 
     report({"stage": "evaluate", "iteration": done, "n_iter": cfg.n_iter, "loss": losses[-1] if losses else float("nan"),
             "best_loss": best_ema})
-    return _finish(adapter, cfg, prep, best_x, mask_img, M, region, pixels, blend, ref_px if match else None,
-                   losses, done, cancelled, gen, baselines, started)
+    result = _finish(adapter, cfg, prep, best_x, mask_img, M, region, pixels, blend, ref_px if match else None,
+                     losses, done, cancelled, gen, baselines, started)
+    result.edited_source = at_source_size(result.edited, pil, mask if cfg.blend else None)
+    return result
 
 
 def _finish(adapter, cfg, prep, best_x, mask_img, M, region, pixels, blend, ref_px, losses, done, cancelled, gen,

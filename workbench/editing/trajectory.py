@@ -9,8 +9,10 @@ from __future__ import annotations
 import torch
 
 from ..adapters import ModelAdapter
+from ..curves import check_finite
 from ..ddim import Schedule, ddim_loop
-from ..rates import rate_function, rates_along, unit_tangents
+from ..memory import MemoryBudget, autodiff_chunk, default_cap
+from ..rates import batched_rate_function, rate_function, rates_along, unit_tangents
 
 __all__ = ["blend_states", "generate_to", "generate_states", "channel_curves"]
 
@@ -65,20 +67,27 @@ def _step(adapter, x, schedule, j, *, original_states=None, mask=None, blend_t=N
 
 
 def channel_curves(adapter: ModelAdapter, schedule: Schedule, states: torch.Tensor, pixels: list[tuple[int, int]],
-                   definition: str = "h", *, chunk: int = 48) -> torch.Tensor:
+                   definition: str = "h", *, chunk: int | None = None,
+                   budget: MemoryBudget | None = None) -> torch.Tensor:
     """Per-channel curves of model-grid pixels (y, x) along `states` (N, C, H, W): (P, C, N) float32 cpu.
 
     Batched over timesteps (one JVP per pixel and channel) when there are few pixels, else over the
-    pixels' unit tangents at each timestep (`chunk` at a time)."""
+    pixels' unit tangents at each timestep; `chunk` timesteps or tangents per JVP, by default as
+    many as the memory budget allows (`workbench.memory`). Raises WorkbenchError on NaN/inf rates."""
     C, H, W = states.shape[1:]
     N = len(states)
+    states = states.to(adapter.device, adapter.dtype)
     out = torch.empty(len(pixels), C, N)
     flat = torch.tensor([c * H * W + y * W + x for (y, x) in pixels for c in range(C)])
+    if chunk is None:
+        fb = batched_rate_function(adapter, schedule, torch.tensor([0]), definition)
+        chunk = autodiff_chunk(adapter, fb, states[:1], kinds=("jvp",), key=definition,
+                               cap=default_cap(adapter, max(N, min(len(flat), 48))), budget=budget, what="tangent")
     if len(flat) <= N:
         for k, j in enumerate(flat):
             v = unit_tangents((C, H, W), j[None], device=states.device, dtype=states.dtype).expand(N, C, H, W)
-            out.view(-1, N)[k] = rates_along(adapter, schedule, states, v, definition).float().cpu()
-        return out
+            out.view(-1, N)[k] = rates_along(adapter, schedule, states, v, definition, batch=chunk).float().cpu()
+        return check_finite(out, adapter)
     with adapter.autodiff():
         for i in range(N):
             f = rate_function(adapter, schedule, i, definition)
@@ -88,4 +97,4 @@ def channel_curves(adapter: ModelAdapter, schedule: Schedule, states: torch.Tens
                 x = states[i][None].expand(len(idx), C, H, W).contiguous()
                 _, jv = torch.func.jvp(f, (x,), (v,))
                 out.view(-1, N)[s:s + len(idx), i] = jv.flatten(1).norm(dim=1).float().cpu()
-    return out
+    return check_finite(out, adapter)
