@@ -113,6 +113,14 @@ def test_foreign_files_in_latest_are_refused_and_kept(photos, tmp_path, capsys):
     assert _tree_hash(ckpt) == before
 
 
+def test_checkpoints_naming_a_file(photos, tmp_path, capsys):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    rc = main(["train", str(photos), "--checkpoints", str(f), "--steps", "1", *FAST])
+    _one_error_line(capsys, rc, "is a file")
+    assert f.read_text() == "mine"
+
+
 def test_symlink_loop_in_the_data_folder(photos, tmp_path, capsys):
     (photos / "loop.jpg").symlink_to(photos / "loop.jpg")
     rc = main(["train", str(photos), "--checkpoints", str(tmp_path / "ck"), "--steps", "1", *FAST])

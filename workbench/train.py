@@ -317,6 +317,8 @@ def _remove_ours(folder: Path) -> None:
 def prepare_checkpoint_folder(ckpt: Path) -> None:
     """Check `ckpt` and its .partial/.old siblings before any compute; recover a checkpoint that a
     crash left as `.old` between the two renames of a save."""
+    if ckpt.parent.exists() and not ckpt.parent.is_dir():
+        raise WorkbenchError(f"--checkpoints {ckpt.parent} is a file: pass a folder (it is created if missing)")
     for d in (ckpt, _sibling(ckpt, ".partial"), _sibling(ckpt, ".old")):
         _check_ours(d)
     old = _sibling(ckpt, ".old")
@@ -325,7 +327,7 @@ def prepare_checkpoint_folder(ckpt: Path) -> None:
 
 
 def _save_checkpoint(ckpt: Path, model, ema, opt, step: int, elapsed: float, cfg: TrainConfig,
-                     losses: list[float], origin: dict) -> None:
+                     losses: list[float], origin: dict, cpu_s: float = 0.0) -> None:
     tmp, old = _sibling(ckpt, ".partial"), _sibling(ckpt, ".old")
     _remove_ours(tmp)
     tmp.mkdir(parents=True, exist_ok=False)
@@ -335,7 +337,8 @@ def _save_checkpoint(ckpt: Path, model, ema, opt, step: int, elapsed: float, cfg
     flat, meta = _optimizer_tensors(opt)
     save_file(flat, tmp / "optimizer.safetensors")
     (tmp / "state.json").write_text(json.dumps(
-        {"step": step, "elapsed_s": elapsed, "config": asdict(cfg), "optimizer": meta, "origin": origin,
+        {"step": step, "elapsed_s": elapsed, "cpu_s": cpu_s, "config": asdict(cfg), "optimizer": meta,
+         "origin": origin,
          "recent_losses": losses[-200:], "hardware": f"{platform.processor() or platform.machine()}, "
          f"{torch.get_num_threads()} threads"}, indent=1))
     if ckpt.exists():
@@ -377,7 +380,9 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
 
     Stops at `max_steps`, after `max_minutes` of this call, or when `should_stop()` turns true
     (checked after every step), saving a checkpoint either way; also saves every
-    `checkpoint_minutes`. `progress` gets {step, loss, elapsed_s, saved}."""
+    `checkpoint_minutes`. `progress` gets {step, loss, elapsed_s, saved}. The checkpoint records
+    wall seconds (`elapsed_s`, including the starting model's) and this process's CPU seconds
+    summed over the resumed runs (`cpu_s`, from the first run that recorded it)."""
     ckpt = Path(cfg.checkpoint_dir) / "latest"
     prepare_checkpoint_folder(ckpt)
     files, _ = split_holdout(list_images(cfg.data_dir), cfg.holdout)
@@ -385,7 +390,8 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
     if resume:
         _read_state(ckpt)  # a damaged checkpoint fails before the photos load
     weights, step, elapsed = (None, 0, 0.0) if resume else _init_state(cfg.init)
-    origin = {"init": cfg.init, "init_step": step}
+    origin = {"init": cfg.init, "init_step": step, "init_elapsed_s": elapsed, "cpu_counted_from_step": step}
+    cpu_before = 0.0  # process CPU seconds of earlier runs (not known for the starting model)
     torch.manual_seed(cfg.seed)
     model, ema, opt = build_models(cfg, weights)
     losses: list[float] = []
@@ -393,6 +399,9 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
         state = _resume(ckpt, model, ema, opt)
         step, elapsed, losses = int(state["step"]), float(state["elapsed_s"]), list(state.get("recent_losses", []))
         origin = state.get("origin", origin)
+        if "cpu_s" not in state:  # written before CPU time was recorded
+            origin = {**origin, "cpu_counted_from_step": step}
+        cpu_before = float(state.get("cpu_s", 0.0))
     bank = load_photo_bank(files, cfg.bank_short_side)
     from diffusers import DDPMScheduler
 
@@ -408,6 +417,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
 
     batches = BatchPrefetcher(make_batch) if cfg.prefetch else iter(make_batch, None)
     start = last_save = time.time()
+    cpu0 = time.process_time()
     try:
         while step < cfg.max_steps:
             x0, t, noise = (b.to(cfg.device) for b in next(batches))
@@ -422,7 +432,8 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
             stop = out_of_time or step >= cfg.max_steps or (should_stop is not None and should_stop())
             saved = stop or now - last_save > cfg.checkpoint_minutes * 60
             if saved:
-                _save_checkpoint(ckpt, model, ema, opt, step, elapsed + now - start, cfg, losses, origin)
+                _save_checkpoint(ckpt, model, ema, opt, step, elapsed + now - start, cfg, losses, origin,
+                                 cpu_before + time.process_time() - cpu0)
                 last_save = now
             if progress:
                 progress({"step": step, "loss": loss, "elapsed_s": elapsed + now - start, "saved": saved})
@@ -435,21 +446,21 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
 
 
 def export_model(checkpoint: str | Path, out_dir: str | Path, extra_card: dict | None = None,
-                 dtype: torch.dtype = torch.float32) -> Path:
-    """Write the EMA weights of a checkpoint as a diffusers model folder (unet/ + scheduler/,
-    safetensors in `dtype`) with a `model_card.json` describing the training."""
+                 dtype: torch.dtype = torch.float32, weights: str = "ema") -> Path:
+    """Write the EMA (or with weights="model" the raw) weights of a checkpoint as a diffusers model
+    folder (unet/ + scheduler/, safetensors in `dtype`) with a `model_card.json` describing the training."""
     from diffusers import DDIMScheduler, UNet2DModel
 
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     state = _read_state(checkpoint)
     res = state["config"].get("full_resolution", state["config"]["resolution"])
     unet = UNet2DModel(**default_unet_config(res))
-    unet.load_state_dict(load_file(checkpoint / "ema.safetensors"))
+    unet.load_state_dict(load_file(checkpoint / ("ema.safetensors" if weights == "ema" else "model.safetensors")))
     unet.to(dtype).save_pretrained(out_dir / "unet", safe_serialization=True)
     DDIMScheduler(**default_scheduler_config()).save_pretrained(out_dir / "scheduler")
     card = {"architecture": "diffusers UNet2DModel (pixel space, DDPM epsilon prediction)",
             "parameters": sum(p.numel() for p in unet.parameters()),
-            "resolution": res, "steps": state["step"], "training_time_s": state["elapsed_s"],
+            "resolution": res, "weights": weights, "steps": state["step"], "training_time_s": state["elapsed_s"],
             "hardware": state.get("hardware"), "train_config": state["config"],
             "final_train_loss_mean_last_200": float(np.mean(state["recent_losses"] or [float("nan")]))}
     card.update(extra_card or {})
