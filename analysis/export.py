@@ -78,6 +78,14 @@ def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float 
             m = fluctuation(rate, ts, window=window, t_b=t_b, axis=0, normalise=normalise)
             out["fluctuation"] = (resize_map(m, size), {"window": int(window), "t_b": float(t_b),
                                                         "normalise": bool(normalise)})
+            if "rate_se" in ds:  # issue 11: significance beside the map (cubes with standard errors)
+                from .fluctuation import significance_arrays
+
+                sig = significance_arrays(rate, ds["rate_se"].values, ts, window=window, t_b=t_b, normalise=normalise)
+                z = np.clip(np.nan_to_num(sig["z"], nan=0.0), -50, 50)  # K < 2 has no SE: z 0
+                out["fluctuation_z"] = (resize_map(z, size),
+                                        {"window": int(window), "t_b": float(t_b), "normalise": bool(normalise),
+                                         "z": "(F - median F) / se(F), delta method from rate_se; |z| > 2 significant"})
         else:
             if not np.isfinite(rate).all():
                 raise WorkbenchError("the cube contains NaN or inf: recompute it")

@@ -73,3 +73,20 @@ def test_significance_dataset_and_z():
     np.testing.assert_allclose(ds["fluctuation"].values, fluctuation(rate, TS, window=3, t_b=0, normalise=True))
     arr = fluctuation_significance(rate, se, TS, window=3, t_b=0)
     np.testing.assert_allclose(arr["z"], ds["z"].values)
+
+
+def test_export_writes_the_z_map_beside_the_fluctuation_when_the_cube_has_rate_se():
+    from analysis.export import cube_maps
+
+    rng = np.random.default_rng(4)
+    N, H, W = 12, 4, 5
+    rate = 1 + 0.05 * rng.random((N, H, W))
+    D = ("t", "y", "x")
+    ds = xr.Dataset({"rate": (D, rate)}, coords={"timestep": ("t", TS)})
+    assert set(cube_maps(ds, "fluctuation", window=3, t_b=0)) == {"fluctuation"}  # cubes without SEs: as before
+    ds["rate_se"] = (D, np.full_like(rate, 0.01))
+    maps = cube_maps(ds, "fluctuation", window=3, t_b=0)
+    z, info = maps["fluctuation_z"]
+    want = fluctuation_significance(rate, ds["rate_se"].values, TS, window=3, t_b=0)["z"]
+    np.testing.assert_allclose(z, want, rtol=1e-5)
+    assert info["window"] == 3 and "se(F)" in info["z"]
