@@ -3,6 +3,11 @@
     ds.curves.pixel(y, x)          rate curve of one model-grid pixel       -> (t) [or (image_id, t)]
     ds.curves.region(mask)         mean curve over a (y, x) mask/weights     -> (t)
     ds.curves.at(t)                rate map at the nearest timestep          -> (y, x)
+    ds.curves.se                   the cube's rate_se (None for cubes of schema < 3)
+
+The three queries carry the standard error as the coordinate `rate_se` (same dims as the result)
+when the cube has one: `curve.rate_se`. A region's SE is the weighted sum of its pixels' SEs, an
+upper bound (the pixels share the probes, so their errors are correlated).
     ds.curves.source_pixel(x, y)   source-image pixel -> model-grid (y, x)
     ds.curves.fluctuation(**kw)    fluctuation map, registered by `analysis` (cache never imports it)
 """
@@ -52,13 +57,24 @@ class CurvesAccessor:
             raise WorkbenchError("this Dataset has no 'rate' variable: open a cube (cache.store.CubeStore.open)")
         return self._ds[schema.VAR_RATE]
 
+    @property
+    def se(self) -> xr.DataArray | None:
+        """The cube's `rate_se` (same dims as rate), or None for a cube written before standard errors."""
+        return self._ds[schema.VAR_RATE_SE] if schema.VAR_RATE_SE in self._ds else None
+
+    def _with_se(self, out: xr.DataArray, se: xr.DataArray | None) -> xr.DataArray:
+        return out if se is None else out.assign_coords({schema.VAR_RATE_SE: se.load().variable})
+
     def pixel(self, y: int, x: int) -> xr.DataArray:
-        """Rate curve of model-grid pixel (y, x): DataArray over t (coordinate `timestep`)."""
+        """Rate curve of model-grid pixel (y, x): DataArray over t (coordinate `timestep`; coordinate
+        `rate_se`, its standard error, when the cube has one)."""
         D = schema.DIMS
         H, W = self.rate.sizes[D["y"]], self.rate.sizes[D["x"]]
         if not (0 <= int(y) < H and 0 <= int(x) < W):
             raise WorkbenchError(f"pixel (y={y}, x={x}) is outside the {H}x{W} model grid")
-        return self.rate.isel({D["y"]: int(y), D["x"]: int(x)}).load()
+        at = {D["y"]: int(y), D["x"]: int(x)}
+        se = self.se
+        return self._with_se(self.rate.isel(at).load(), None if se is None else se.isel(at))
 
     def region(self, mask) -> xr.DataArray:
         """Mean rate curve over a (y, x) region: `mask` bool or non-negative weights on the model grid."""
@@ -74,13 +90,18 @@ class CurvesAccessor:
         ys, xs = np.nonzero(m)
         box = {D["y"]: slice(ys.min(), ys.max() + 1), D["x"]: slice(xs.min(), xs.max() + 1)}
         sub = self.rate.isel(box).load()
-        return (sub * w.isel(box)).sum((D["y"], D["x"]))
+        curve = (sub * w.isel(box)).sum((D["y"], D["x"]))
+        se = self.se
+        return self._with_se(curve, None if se is None else (se.isel(box).load() * w.isel(box)).sum((D["y"], D["x"])))
 
     def at(self, t: int) -> xr.DataArray:
-        """Rate map (y, x) at the timestep nearest to `t` (its `timestep` coordinate says which)."""
+        """Rate map (y, x) at the timestep nearest to `t` (its `timestep` coordinate says which; the
+        coordinate `rate_se` holds the map's standard errors when the cube has them)."""
         ts = self._ds[schema.COORD_T].values
         i = int(np.argmin(np.abs(ts.astype(np.int64) - int(t))))
-        return self.rate.isel({schema.DIMS["t"]: i}).load()
+        se = self.se
+        at = {schema.DIMS["t"]: i}
+        return self._with_se(self.rate.isel(at).load(), None if se is None else se.isel(at))
 
     def source_pixel(self, x: int, y: int) -> tuple[int, int]:
         """Pixel (x, y) of the source image -> model-grid (y, x) (workbench.pipeline.source_to_model_pixel)."""

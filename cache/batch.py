@@ -21,10 +21,10 @@ from PIL import Image
 from workbench.errors import WorkbenchError
 
 from . import schema, slots
-from .keys import cube_key, dtype_name, image_bytes, model_identity
+from .keys import conditioning_attrs, cube_key, dtype_name, image_bytes, model_identity
 from .params import CubeParams
 
-__all__ = ["BatchPlan", "plan_batch", "build_batch", "compute_slot"]
+__all__ = ["BatchPlan", "plan_batch", "build_batch", "compute_slot", "refine_bases"]
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,16 @@ def _group_spec(adapter, params: CubeParams, slot_rows: list[dict]) -> slots.Gro
 
     from .build import package_version
 
+    from .build import has_probe_stats
+
     sched = make_schedule(adapter, params.steps)
-    _, H, W = adapter.model_shape
+    C, H, W = adapter.model_shape
     attrs = {"model_fingerprint": adapter.fingerprint(), "model_name": str(getattr(adapter, "name", "model")),
-             **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter),
+             **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter), **conditioning_attrs(adapter),
              "package_version": package_version()}
     return slots.GroupSpec(shape=(len(sched), H, W), image_shape=tuple(adapter.image_size),
                            timesteps=sched.timesteps.cpu().numpy(), alphas=sched.alphas.double().cpu().numpy(),
-                           attrs=attrs, slots=slot_rows)
+                           attrs=attrs, slots=slot_rows, stat_channels=C if has_probe_stats(params) else 0)
 
 
 def _slot_row(key: str, path: Path) -> dict:
@@ -103,9 +105,11 @@ def _worker_adapter(model: str | None, device: str | None, dtype: str):
 
 def compute_slot(group_path: str, slot: int, blob: bytes, key: str, params: CubeParams, adapter=None, *,
                  model: str | None = None, device: str | None = None, dtype: str = "float32",
-                 progress: Callable[[int, int], None] | None = None) -> int:
+                 progress: Callable[[int, int], None] | None = None, base: tuple[str, int] | None = None) -> int:
     """Compute one image's cube (image given as its file bytes) and write it into slot `slot` of the
-    group, done flag last. Runs in-process or as a dask task (then the model loads from `model`)."""
+    group, done flag last. Runs in-process or as a dask task (then the model loads from `model`).
+    `base` = (group path, slot) of a stored cube of the same image with fewer probes: refine it
+    (only the missing probes run; see cache.build.compute_cube)."""
     import io
 
     from .build import compute_cube
@@ -114,12 +118,14 @@ def compute_slot(group_path: str, slot: int, blob: bytes, key: str, params: Cube
         adapter = _worker_adapter(model, device, dtype)
     pil = Image.open(io.BytesIO(blob))
     pil.load()
-    ds = compute_cube(adapter, pil, params, progress=progress)
+    base_ds = slots.slot_dataset(slots.open_group(Path(base[0])), base[1]).load() if base else None
+    ds = compute_cube(adapter, pil, params, progress=progress, base=base_ds)
     got = cube_key(blob, model_identity(adapter), params)
     if got != key:  # a worker with other weights would silently store wrong cubes
         raise WorkbenchError(f"the worker's model is {model_identity(adapter)}, not the batch's: give "
                              "every worker the same model weights (--model)")
-    slots.write_slot(Path(group_path), slot, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values)
+    slots.write_slot(Path(group_path), slot, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values,
+                     **slots.slot_extras(ds))
     return slot
 
 
@@ -127,9 +133,13 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
                 progress: Callable[[int, int], None] | None = None,
                 cube_progress: Callable[[int, int], None] | None = None, scheduler: str | None = None,
                 local_cluster: int | None = None, model: str | None = None, device: str | None = None,
-                plan: BatchPlan | None = None) -> list[str]:
+                plan: BatchPlan | None = None, refine: bool = False) -> list[str]:
     """Compute the cubes of `images` that `store` lacks, resumably; returns every image's key.
 
+    `refine`: where the store holds a cube of the same image, model and parameters with fewer
+    probes (and its probe statistics), only the missing probes of `params.K` are run and merged
+    exactly (`refine_bases`); the smaller cube stays as it was, the refined one is a new cube
+    (the key of params.K), written crash-safely like any other.
     `progress(done, total)` counts images (complete ones included); `cube_progress(done, total)`
     counts the timesteps of the image being computed (local runs). `scheduler` = "tcp://HOST:PORT"
     runs one task per image on that dask.distributed cluster, `local_cluster` = N on a new local
@@ -152,12 +162,14 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
         finished = plan.cached + (len(pending) - len(jobs))
         if progress:
             progress(finished, total)
+        bases = refine_bases(store, plan, model_identity(adapter), params) if refine else {}
         if scheduler or local_cluster:
             _run_dask(path, plan, jobs, adapter, params, scheduler=scheduler, local_cluster=local_cluster,
-                      model=model, device=device, progress=progress, start=finished, total=total)
+                      model=model, device=device, progress=progress, start=finished, total=total, bases=bases)
         else:
             for s, i in jobs:
-                compute_slot(str(path), s, plan.blobs[i], plan.keys[i], params, adapter, progress=cube_progress)
+                compute_slot(str(path), s, plan.blobs[i], plan.keys[i], params, adapter, progress=cube_progress,
+                             base=bases.get(i))
                 finished += 1
                 if progress:
                     progress(finished, total)
@@ -165,11 +177,34 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
     if leftovers:  # images of this batch that its existing group has no slot for (rare): a group of their own
         sub = plan_batch(store, [plan.images[i] for i in leftovers], model_identity(adapter), params)
         build_batch(store, sub.images, adapter, params, cube_progress=cube_progress, scheduler=scheduler,
-                    local_cluster=local_cluster, model=model, device=device, plan=sub)
+                    local_cluster=local_cluster, model=model, device=device, plan=sub, refine=refine)
         if progress:
             progress(total, total)
     store.refresh()
     return list(plan.keys)
+
+
+def refine_bases(store, plan: BatchPlan, model_fingerprint: str, params: CubeParams) -> dict[int, tuple[str, int]]:
+    """image index -> (group path, slot) of the stored cube with the most probes below params.K of the
+    same image, model and other parameters, for the images of `plan` still to compute (refinable
+    Hutchinson cubes only)."""
+    import dataclasses
+
+    from .build import has_probe_stats
+
+    if not has_probe_stats(params):
+        raise WorkbenchError(f"--refine-to needs Hutchinson cubes (estimator {params.estimator}, rate "
+                             f"{params.definition} have no probe statistics to add to)")
+    others = sorted({int(r["K"]) for r in store.index() if r.get("K") is not None and int(r["K"]) < params.K},
+                    reverse=True)
+    out = {}
+    for i in plan.todo:
+        for k in others:
+            loc = store._locate(cube_key(plan.blobs[i], model_fingerprint, dataclasses.replace(params, K=k)))
+            if loc is not None and (store.group_path(loc[0]) / schema.VAR_SUM_S).is_dir():
+                out[i] = (str(store.group_path(loc[0])), loc[1])
+                break
+    return out
 
 
 def _prepare_group(store, path: Path, plan: BatchPlan, adapter, params: CubeParams) -> dict[str, int]:
@@ -187,7 +222,7 @@ def _prepare_group(store, path: Path, plan: BatchPlan, adapter, params: CubePara
 
 
 def _run_dask(path: Path, plan: BatchPlan, jobs, adapter, params, *, scheduler, local_cluster, model, device,
-              progress, start: int, total: int) -> None:
+              progress, start: int, total: int, bases: dict | None = None) -> None:
     """One task per slot on a dask.distributed cluster; the coordinator only tracks completion."""
     import contextlib
 
@@ -213,7 +248,8 @@ def _run_dask(path: Path, plan: BatchPlan, jobs, adapter, params, *, scheduler, 
             client = stack.enter_context(Client(cluster))
         shipped = None if model is not None else client.scatter(adapter, broadcast=True)
         futures = [client.submit(compute_slot, str(path.resolve()), s, plan.blobs[i], plan.keys[i], params, shipped,
-                                 model=model, device=device, dtype=dtype, key=f"cube-{plan.keys[i]}", pure=False)
+                                 model=model, device=device, dtype=dtype, key=f"cube-{plan.keys[i]}", pure=False,
+                                 base=(bases or {}).get(i))
                    for s, i in jobs]
         finished = start
         for fut in as_completed(futures):

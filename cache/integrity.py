@@ -33,7 +33,7 @@ __all__ = ["DamagedChunk", "CheckedStore", "array_info", "is_protected", "verify
            "done_bytes", "SLOT_VARS"]
 
 #: the per-slot arrays whose chunks a done slot needs
-SLOT_VARS = (schema.VAR_RATE, schema.VAR_IMAGE, schema.VAR_TRAJECTORY, "rate_se")
+SLOT_VARS = (schema.VAR_RATE, schema.VAR_IMAGE, *schema.EXTRA_VARS)
 _BLOSC_HEADER = 16
 
 
@@ -190,5 +190,5 @@ def verify_slot(group: Path, i: int) -> None:
             raise
         except Exception as exc:  # a decoder failure on an unprotected chunk whose header looked fine
             raise damaged(group, f"{var}/c/{i}", f"undecodable ({type(exc).__name__})") from None
-        if var != schema.VAR_IMAGE and not np.isfinite(values).all():
+        if var in (schema.VAR_RATE, schema.VAR_SUM_S, schema.VAR_SUM_SS) and not np.isfinite(values).all():
             raise damaged(group, f"{var}/c/{i}", "damaged (it holds NaN/inf values)")

@@ -30,7 +30,7 @@ from workbench.errors import WorkbenchError
 from . import integrity, schema
 
 __all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "create_group", "write_slot",
-           "read_done", "clear_done", "read_attrs",
+           "read_done", "clear_done", "read_attrs", "slot_extras",
            "open_group", "slot_dataset", "sweep_partials", "group_lock", "PARTIAL_MARK"]
 
 #: rate chunk (t, y, x) before clipping to the cube's shape; chosen by bench/bench_store.py (README.md, "Chunks, by measurement")
@@ -45,7 +45,8 @@ class GroupSpec:
     """Everything a group's metadata needs before any slot is computed.
 
     `shape` = (N, H, W) of one rate cube, `image_shape` = (iy, ix), `timesteps`/`alphas` (N,),
-    `attrs` the attributes shared by all slots, `slots` one dict per image (cache.schema.SLOT_ATTRS)."""
+    `attrs` the attributes shared by all slots, `slots` one dict per image (cache.schema.SLOT_ATTRS).
+    Every group has `rate_se` beside `rate`; `stat_channels` = C > 0 adds the Hutchinson statistics."""
 
     shape: tuple[int, int, int]
     image_shape: tuple[int, int]
@@ -54,6 +55,8 @@ class GroupSpec:
     attrs: dict
     slots: list = field(default_factory=list)
     chunks: tuple[int, int, int] | None = None
+    #: model channels C of the probe statistics (probe_sum_s / probe_sum_ss); 0: the cubes have none
+    stat_channels: int = 0
 
 
 def chunks_for(shape: tuple[int, int, int], chunks: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
@@ -102,7 +105,18 @@ def create_group(path: Path, spec: GroupSpec) -> Path:
         coords={schema.COORD_T: ((D["t"],), np.asarray(spec.timesteps, dtype=np.int64))},
         attrs={**spec.attrs, "format": schema.STORE_FORMAT, "schema_version": schema.SCHEMA_VERSION,
                "slots": list(spec.slots)})
-    encoding = {schema.VAR_RATE: {"chunks": (1, tc, yc, xc), "compressors": _checksummed(_compressor())},
+    C = int(spec.stat_channels)
+    rate_like = ((D["image"], D["t"], D["y"], D["x"]), da.zeros((n, N, H, W), dtype=np.float32,
+                                                                chunks=(1, tc, yc, xc)))
+    template[schema.VAR_RATE_SE] = rate_like
+    encoding = {schema.VAR_RATE_SE: {"chunks": (1, tc, yc, xc), "compressors": _checksummed(_compressor())}}
+    if C:
+        P = C * (C + 1) // 2
+        for var, dim, k in ((schema.VAR_SUM_S, D["channel"], C), (schema.VAR_SUM_SS, D["pair"], P)):
+            template[var] = ((D["image"], D["t"], dim, D["y"], D["x"]),
+                             da.zeros((n, N, k, H, W), dtype=np.float64, chunks=(1, tc, k, yc, xc)))
+            encoding[var] = {"chunks": (1, tc, k, yc, xc), "compressors": _checksummed(_compressor())}
+    encoding |= {schema.VAR_RATE: {"chunks": (1, tc, yc, xc), "compressors": _checksummed(_compressor())},
                 schema.VAR_IMAGE: {"chunks": (1, iy, ix, 3), "compressors": _checksummed(_compressor())},
                 schema.VAR_DONE: {"chunks": (1,), "compressors": _checksummed()},
                 schema.VAR_ALPHA: {"compressors": _checksummed()},
@@ -125,10 +139,16 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra:
     group named in `extra`, e.g. rate_se (N, H, W)) in full, then set its done flag."""
     import zarr
 
-    values = {schema.VAR_RATE: np.asarray(rate, dtype=np.float32), schema.VAR_IMAGE: np.asarray(image, dtype=np.uint8),
-              **{k: np.asarray(v, dtype=np.float32) for k, v in extra.items() if v is not None}}
+    values = {schema.VAR_RATE: np.asarray(rate), schema.VAR_IMAGE: np.asarray(image),
+              **{k: np.asarray(v) for k, v in extra.items() if v is not None}}
     with zarr.config.set({"array.write_empty_chunks": True}):  # every chunk on disk: an absent one is damage
         g = zarr.open_group(str(path), mode="r+")
+        if schema.VAR_RATE_SE in g and schema.VAR_RATE_SE not in values:  # a cube without SEs: unknown
+            values[schema.VAR_RATE_SE] = np.full(values[schema.VAR_RATE].shape, np.nan, dtype=np.float32)
+        missing = [v for v in g.array_keys() if v not in values and v in schema.EXTRA_VARS]
+        if missing:
+            raise WorkbenchError(f"the cube lacks {', '.join(missing)} that the slots of {path.name} hold: compute it "
+                                 "with cache.build.compute_cube")
         arrays = {}
         for var, v in values.items():
             if var not in g:
@@ -138,11 +158,16 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra:
                 raise WorkbenchError(f"cube {var} shape {v.shape} does not fit the slots of {path.name} "
                                      f"({tuple(arrays[var].shape[1:])})")
         for var, arr in arrays.items():
-            arr[i] = values[var]
+            arr[i] = values[var].astype(arr.dtype)
         for var in arrays:  # on disk before the flag, power loss included
             _fsync_tree(Path(path) / var / "c" / str(i))
         g[schema.VAR_DONE][i] = 1  # last: a 1-byte chunk file (+ checksum), written only once the slot is complete
     _fsync_tree(Path(path) / schema.VAR_DONE / "c")
+
+
+def slot_extras(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """The per-slot variables of a single-image cube besides rate and image (cache.schema.EXTRA_VARS)."""
+    return {v: ds[v].values for v in schema.EXTRA_VARS if v in ds}
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -211,11 +236,14 @@ def open_group(path: Path) -> xr.Dataset:
 
 
 def slot_dataset(group: xr.Dataset, i: int) -> xr.Dataset:
-    """Slot `i` of an opened group as a single-image cube (t, y, x) with the schema's attributes."""
+    """Slot `i` of an opened group as a single-image cube (t, y, x) with the schema's attributes
+    (a cube of a schema without `rate_se` gets the attribute `note`, cache.schema.NO_SE_NOTE)."""
     attrs = {k: v for k, v in group.attrs.items() if k not in ("slots", "format")}
     slot = group.attrs["slots"][i]
     ds = group.isel({schema.DIMS["image"]: i}).drop_vars(schema.VAR_DONE)
     ds.attrs = {**attrs, **slot, "complete": 1}
+    if schema.VAR_RATE_SE not in ds:
+        ds.attrs["note"] = schema.NO_SE_NOTE
     return ds
 
 

@@ -259,7 +259,8 @@ class CubeStore:
         with slots.group_lock(path, wait=True):  # another process writing this very cube: wait for it
             slots.create_group(path, spec)
             if not slots.read_done(path)[0]:
-                slots.write_slot(path, 0, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values)
+                slots.write_slot(path, 0, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values,
+                                 **slots.slot_extras(ds))
         self.refresh()
         return key
 
@@ -285,6 +286,18 @@ class CubeStore:
 
         return build_batch(self, images, adapter, params, progress=progress, scheduler=scheduler, **kw)
 
+    def refine(self, images: list, adapter, params: CubeParams, K2: int, *,
+               progress: Callable[[int, int], None] | None = None, **kw) -> list[str]:
+        """Bring the cubes of `images` (of `params`, any K below K2) to K2 probes: only the missing
+        probes run, merged exactly with the stored ones (as if K2 had run at once, the same seed);
+        crash-safe and resumable like `build`. Returns the K2 cubes' keys."""
+        import dataclasses
+
+        from .batch import build_batch
+
+        return build_batch(self, images, adapter, dataclasses.replace(params, K=int(K2)), progress=progress,
+                           refine=True, **kw)
+
 
 def group_spec_of(ds: xr.Dataset) -> slots.GroupSpec:
     """A one-slot GroupSpec for a single-image cube Dataset."""
@@ -294,10 +307,11 @@ def group_spec_of(ds: xr.Dataset) -> slots.GroupSpec:
             "name": Path(str(a.get("source_image") or a["key"])).stem}
     shared = {k: _plain(v) for k, v in a.items() if k not in (*schema.SLOT_ATTRS, "complete", "slots", "format")}
     rate = ds[schema.VAR_RATE]
+    C = int(ds.sizes[schema.DIMS["channel"]]) if schema.VAR_SUM_S in ds else 0
     return slots.GroupSpec(shape=tuple(int(s) for s in rate.shape),
                            image_shape=tuple(int(s) for s in ds[schema.VAR_IMAGE].shape[:2]),
                            timesteps=ds[schema.COORD_T].values, alphas=ds[schema.VAR_ALPHA].values,
-                           attrs=shared, slots=[slot])
+                           attrs=shared, slots=[slot], stat_channels=C)
 
 
 def _plain(v):

@@ -33,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="held-out = the last --held-out images by sorted file name (the shipped model never saw "
                         "them), train = all the others; --limit applies after the split (default all)")
     p.add_argument("--held-out", type=int, default=50, help="size of the held-out split (default 50)")
+    p.add_argument("--refine-to", type=int, default=None, metavar="K2",
+                   help="bring the images' stored Hutchinson cubes (any K below K2) to K2 probes: only the missing "
+                        "probes run, merged exactly (as if K2 had run at once); the smaller cubes stay. Resumable "
+                        "like every batch; images without a stored cube are computed with K2")
     grp = p.add_mutually_exclusive_group()
     grp.add_argument("--scheduler", default=None, help="run on an existing dask.distributed cluster (tcp://HOST:PORT);"
                                                       " its workers must see the store folder")
@@ -59,6 +63,10 @@ def run(args) -> int:
         raise WorkbenchError(f"--local-cluster must be at least 1 worker, got {args.local_cluster}")
     params = CubeParams(definition=args.rate, estimator=args.estimator, K=args.K, seed=args.seed, steps=args.steps,
                         channel=args.channel)
+    if args.refine_to is not None:
+        import dataclasses
+
+        params = dataclasses.replace(params, K=args.refine_to)
     device, dtype = device_from(args)
     source = _split(find_images(args.dir), args.split, args.held_out, args.limit)
     for image in source.images:  # headers only: an unreadable file or a decompression bomb stops us now
@@ -85,7 +93,8 @@ def run(args) -> int:
     try:
         keys = build_batch(store, source.images, adapter, params, progress=images_bar, cube_progress=cube_bar,
                            scheduler=args.scheduler, local_cluster=args.local_cluster,
-                           model=_model_spec(args.model), device=args.device, plan=plan)
+                           model=_model_spec(args.model), device=args.device, plan=plan,
+                           refine=args.refine_to is not None)
     except KeyboardInterrupt:
         print("\n# stopped: cubes finished so far are stored; rerun the same command to compute the rest",
               file=sys.stderr)

@@ -1,0 +1,157 @@
+"""Cubes with standard errors and refinement: rate_se stored, old cubes still open, K -> 2K exact and crash-safe."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from PIL import Image
+
+from cache import schema, slots
+from cache.build import compute_cube, probe_stats_of
+from cache.params import CubeParams
+from cache.store import CubeStore
+from workbench.errors import WorkbenchError
+
+PARAMS = CubeParams(K=3, steps=3, seed=5)
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_pixel_dir):
+    from workbench.adapters import load_model
+
+    return load_model(tiny_pixel_dir, device="cpu")
+
+
+@pytest.fixture()
+def image(tmp_path):
+    p = tmp_path / "im.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(p)
+    return p
+
+
+def test_new_cubes_store_rate_se_and_probe_statistics(tmp_path, adapter, image):
+    store = CubeStore(tmp_path / "st")
+    ds = store.get_or_compute(adapter, image, PARAMS)
+    assert ds.attrs["schema_version"] == "3" and "note" not in ds.attrs
+    assert ds.rate_se.dims == ds.rate.dims and ds.rate_se.dtype == np.float32
+    C = adapter.model_shape[0]
+    assert ds.probe_sum_s.shape == (3, C, *ds.rate.shape[1:]) and ds.probe_sum_s.dtype == np.float64
+    # independent: rate and SE from the stored sums by hand (per-element mean/variance, delta method, C = 1 rule
+    # checked on channel means by Monte Carlo below is overkill here; recompute the channel-mean formula directly)
+    s1 = ds.probe_sum_s.values
+    m = s1 / PARAMS.K
+    np.testing.assert_allclose(ds.rate.values, np.sqrt(m).mean(1), rtol=1e-5)
+    pairs = [(a, b) for a in range(C) for b in range(a, C)]
+    s2 = ds.probe_sum_ss.values
+    cov = np.zeros((3, C, C, *ds.rate.shape[1:]))
+    for j, (a, b) in enumerate(pairs):
+        cov[:, a, b] = cov[:, b, a] = (s2[:, j] - PARAMS.K * m[:, a] * m[:, b]) / (PARAMS.K - 1)
+    w = 1 / (2 * C * np.sqrt(m))
+    var = np.einsum("tayx,tabyx,tbyx->tyx", w, cov, w) / PARAMS.K
+    np.testing.assert_allclose(ds.rate_se.values, np.sqrt(np.clip(var, 0, None)), rtol=1e-4, atol=1e-8)
+    # the accessor carries the SE
+    c = ds.curves.pixel(2, 3)
+    np.testing.assert_array_equal(c.rate_se.values, ds.rate_se.values[:, 2, 3])
+    r = ds.curves.at(int(ds.timestep[1]))
+    np.testing.assert_array_equal(r.rate_se.values, ds.rate_se.values[1])
+    mask = np.zeros(ds.rate.shape[1:], bool)
+    mask[1:3, 2:4] = True
+    np.testing.assert_allclose(ds.curves.region(mask).rate_se.values, ds.rate_se.values[:, mask].mean(1), rtol=1e-6)
+
+
+def test_cubes_of_schema_2_still_open_with_a_note(tmp_path, monkeypatch):
+    from test_cache_store import synthetic_cube
+
+    with monkeypatch.context() as m:  # a group as schema 2 wrote it: no rate_se variable
+        m.setattr("cache.schema.SCHEMA_VERSION", "2")
+        orig = slots.create_group
+
+        def create_v2(path, spec):
+            out = orig(path, spec)
+            import shutil
+
+            shutil.rmtree(out / schema.VAR_RATE_SE)
+            return out
+
+        m.setattr(slots, "create_group", create_v2)
+        store = CubeStore(tmp_path / "st")
+        key = store.put(synthetic_cube())
+    ds = CubeStore(tmp_path / "st", create=False).open(key)
+    assert schema.VAR_RATE_SE not in ds and "before standard errors" in ds.attrs["note"]
+    assert ds.curves.se is None and "rate_se" not in ds.curves.pixel(1, 1).coords
+    assert ds.curves.at(1).shape == ds.rate.shape[1:]
+
+
+def test_refine_k_to_2k_equals_2k_at_once(tmp_path, adapter, image, monkeypatch):
+    import workbench.estimators as est
+
+    calls = []
+    real = est.hutchinson_cube_stats
+
+    def spy(*a, **k):
+        calls.append((k.get("K"), k.get("first", 0)))
+        return real(*a, **k)
+
+    monkeypatch.setattr(est, "hutchinson_cube_stats", spy)
+    store = CubeStore(tmp_path / "st")
+    k1 = store.build([image], adapter, PARAMS)[0]
+    calls.clear()
+    k2 = store.refine([image], adapter, PARAMS, 2 * PARAMS.K)[0]
+    assert calls == [(PARAMS.K, PARAMS.K)]  # only the K new probes ran, with disjoint indices K .. 2K-1
+    once = compute_cube(adapter, image, CubeParams(K=2 * PARAMS.K, steps=PARAMS.steps, seed=PARAMS.seed))
+    refined = store.open(k2)
+    assert k2 == once.attrs["key"] and k1 in store  # the K cube is kept, readable
+    np.testing.assert_allclose(refined.probe_sum_s.values, once.probe_sum_s.values, rtol=1e-12)
+    np.testing.assert_allclose(refined.probe_sum_ss.values, once.probe_sum_ss.values, rtol=1e-12)
+    np.testing.assert_allclose(refined.rate.values, once.rate.values, rtol=1e-6)
+    np.testing.assert_allclose(refined.rate_se.values, once.rate_se.values, rtol=1e-5)
+    assert int(refined.attrs["K"]) == 2 * PARAMS.K
+    calls.clear()
+    assert store.refine([image], adapter, PARAMS, 2 * PARAMS.K) == [k2] and calls == []  # already refined
+
+
+def test_killed_refinement_leaves_the_old_cube_and_a_rerun_finishes(tmp_path, adapter, image, monkeypatch):
+    store = CubeStore(tmp_path / "st")
+    k1 = store.build([image], adapter, PARAMS)[0]
+    before = store.open(k1).rate.values.copy()
+    import cache.batch as batch
+
+    def killed(path, i, *a, **k):
+        zarr_rate = __import__("zarr").open_group(str(path), mode="r+")["rate"]
+        zarr_rate[i] = np.zeros(zarr_rate.shape[1:], np.float32)  # half-written, then the process dies
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(batch.slots, "write_slot", killed)
+        with pytest.raises(KeyboardInterrupt):
+            store.refine([image], adapter, PARAMS, 2 * PARAMS.K)
+    st = CubeStore(tmp_path / "st", create=False)
+    assert st.keys() == [k1]
+    np.testing.assert_array_equal(st.open(k1).rate.values, before)
+    k2 = st.refine([image], adapter, PARAMS, 2 * PARAMS.K)[0]
+    assert set(st.keys()) == {k1, k2}
+    once = compute_cube(adapter, image, CubeParams(K=2 * PARAMS.K, steps=PARAMS.steps, seed=PARAMS.seed))
+    np.testing.assert_allclose(st.open(k2).rate.values, once.rate.values, rtol=1e-6)
+
+
+def test_refine_needs_hutchinson(tmp_path, adapter, image):
+    store = CubeStore(tmp_path / "st")
+    with pytest.raises(WorkbenchError, match="Hutchinson"):
+        store.refine([image], adapter, CubeParams(K=2, steps=3, estimator="rsvd"), 4)
+
+
+def test_cubes_refine_to_command(tmp_path, tiny_pixel_dir, capsys):
+    from workbench.cli import main as cli
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(folder / "a.png")
+    common = ["--store", str(tmp_path / "st"), "--model", str(tiny_pixel_dir), "--steps", "3", "--seed", "5",
+              "--device", "cpu"]
+    assert cli(["cubes", str(folder), "--K", "2", *common]) == 0
+    assert cli(["cubes", str(folder), "--refine-to", "4", *common]) == 0
+    assert "(1 computed" in capsys.readouterr().out
+    st = CubeStore(tmp_path / "st", create=False)
+    assert sorted(r["K"] for r in st.index()) == [2, 4]
+    assert cli(["cubes", str(folder), "--refine-to", "4", *common]) == 0  # rerun: nothing left to do
+    assert "(0 computed" in capsys.readouterr().out
