@@ -66,6 +66,13 @@ def standardise(m: np.ndarray) -> np.ndarray:
     return (a - a.mean()) / sd if sd > 1e-12 * max(1.0, float(np.abs(a).max())) else np.zeros_like(a)
 
 
+def logsumexp_rows(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log(sum(exp(a))) along `axis`, kept as a length-1 axis (stable; cheaper than scipy's for small arrays)."""
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return m + np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True))
+
+
 def _blur(m: np.ndarray, sigma: float) -> np.ndarray:
     from scipy.ndimage import gaussian_filter
 
@@ -160,15 +167,11 @@ def map_log_density(m: np.ndarray, params: MapDensity, log_cb: np.ndarray) -> np
     return np.logaddexp(np.log1p(-w) + log_map, np.log(w) + log_cb)
 
 
-def _mean_ll(zs, counts, log_cbs, alpha: float, w: float) -> float:
-    from scipy.special import logsumexp
-
-    tot = 0.0
-    for z, c, lq in zip(zs, counts, log_cbs):
-        s = alpha * z
-        lp = np.logaddexp(np.log1p(-w) + s - logsumexp(s), np.log(w) + lq)
-        tot += float((c * lp).sum() / c.sum()) + np.log(z.size)
-    return tot / len(zs) / np.log(2.0)
+def _mean_ll(Z: np.ndarray, N: np.ndarray, Q: np.ndarray, alpha: float, w: float) -> float:
+    """Mean per-image log-likelihood (bits over uniform) of the mixture; Z, N, Q: (I, C)."""
+    S = alpha * Z
+    LP = np.logaddexp(np.log1p(-w) + S - logsumexp_rows(S), np.log(w) + Q)
+    return float(((N * LP).sum(1) / N.sum(1) + np.log(Z.shape[1])).mean() / np.log(2.0))
 
 
 def fit_map_density(maps: list[np.ndarray], counts: list[np.ndarray], log_cbs: list[np.ndarray], *,
@@ -181,11 +184,13 @@ def fit_map_density(maps: list[np.ndarray], counts: list[np.ndarray], log_cbs: l
     if not maps or len(maps) != len(counts) or len(maps) != len(log_cbs):
         raise WorkbenchError(f"fit_map_density: {len(maps)} maps, {len(counts)} counts, {len(log_cbs)} centre biases")
     best = None
+    N = np.stack([np.asarray(c, dtype=np.float64).ravel() for c in counts])
+    Q = np.stack([np.asarray(q, dtype=np.float64).ravel() for q in log_cbs])
     for sg in sigmas:
-        zs = [standardise(_blur(np.asarray(m, dtype=np.float64), sg)) for m in maps]
+        Z = np.stack([standardise(_blur(np.asarray(m, dtype=np.float64), sg)).ravel() for m in maps])
 
         def nll(theta):
-            return -_mean_ll(zs, counts, log_cbs, theta[0], 1 / (1 + np.exp(-theta[1])))
+            return -_mean_ll(Z, N, Q, theta[0], 1 / (1 + np.exp(-theta[1])))
 
         starts = [np.array([a, 0.0]) for a in (-1.0, 0.5, 1.5)]
         res = min((minimize(nll, x0, method="L-BFGS-B", bounds=[(-20, 20), (-12, 12)]) for x0 in starts),

@@ -8,9 +8,9 @@ log-density o_i (C,),
 
 theta (F,) and beta maximise the mean over training images of the per-image mean log-likelihood of
 the fixations, minus lam |theta|^2 (beta is not penalised). Before standardising (zero mean, unit sd
-per image and feature), every feature map is blurred by sigma grid cells. sigma and lam are chosen by
-`folds`-fold cross-validation over training images (folds by image), then the readout is refitted on
-all training images. Evaluation images never enter the fit.
+per image and feature), every feature map is blurred by sigma grid cells. sigma (at the smallest lam),
+then lam (at that sigma) are chosen by `folds`-fold cross-validation over training images (folds by
+image), then the readout is refitted on all training images. Evaluation images never enter the fit.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from workbench.errors import WorkbenchError
 
-from .density import _blur, standardise
+from .density import _blur, logsumexp_rows, standardise
 
 __all__ = ["Readout", "design_matrix", "fit_weights", "fit_readout", "readout_log_density", "DEFAULT_SIGMAS",
            "DEFAULT_LAMS"]
@@ -44,7 +44,7 @@ class Readout:
 
 
 def design_matrix(features: list[dict[str, np.ndarray]], names, sigma: float) -> np.ndarray:
-    """(I, C, F) float32: per image, the named (h, w) grid maps blurred by `sigma` cells and
+    """(I, C, F) float64: per image, the named (h, w) grid maps blurred by `sigma` cells and
     standardised, flattened over cells."""
     names = list(names)
     if not features:
@@ -53,7 +53,7 @@ def design_matrix(features: list[dict[str, np.ndarray]], names, sigma: float) ->
     if missing:
         raise WorkbenchError(f"unknown feature(s) {', '.join(missing)}: choose from {', '.join(features[0])}")
     C = np.asarray(features[0][names[0]]).size
-    X = np.empty((len(features), C, len(names)), dtype=np.float32)
+    X = np.empty((len(features), C, len(names)), dtype=np.float64)
     for i, f in enumerate(features):
         for j, n in enumerate(names):
             X[i, :, j] = standardise(_blur(np.asarray(f[n], dtype=np.float64), sigma)).ravel()
@@ -61,16 +61,15 @@ def design_matrix(features: list[dict[str, np.ndarray]], names, sigma: float) ->
 
 
 def _objective(params, X, n, o, lam):
-    from scipy.special import logsumexp
-
+    I, C, F = X.shape
     theta, beta = params[:-1], params[-1]
-    S = np.einsum("icf,f->ic", X, theta, dtype=np.float64) + beta * o
-    LP = S - logsumexp(S, axis=1, keepdims=True)
+    S = (X.reshape(-1, F) @ theta).reshape(I, C) + beta * o
+    LP = S - logsumexp_rows(S)
     N = n.sum(1, keepdims=True)
-    ll = float((n * LP / N).sum() / X.shape[0])
+    ll = float((n * LP / N).sum() / I)
     R = n / N - np.exp(LP)  # d ll / d S, per image
-    g_theta = np.einsum("ic,icf->f", R, X, dtype=np.float64) / X.shape[0]
-    g_beta = float((R * o).sum() / X.shape[0])
+    g_theta = (R.reshape(-1) @ X.reshape(-1, F)) / I
+    g_beta = float((R * o).sum() / I)
     return -ll + lam * float(theta @ theta), -np.concatenate([g_theta - 2 * lam * theta, [g_beta]])
 
 
@@ -85,15 +84,14 @@ def fit_weights(X: np.ndarray, counts: np.ndarray, log_cb: np.ndarray, lam: floa
     x0 = np.zeros(X.shape[2] + 1)
     x0[-1] = 1.0
     res = minimize(_objective, x0, args=(X, n, np.asarray(log_cb, dtype=np.float64), float(lam)), jac=True,
-                   method="L-BFGS-B", options=dict(maxiter=500))
+                   method="L-BFGS-B", options=dict(maxiter=300, gtol=1e-7))
     return res.x[:-1].copy(), float(res.x[-1])
 
 
 def _mean_ll_bits(X, counts, log_cb, theta, beta) -> np.ndarray:
-    from scipy.special import logsumexp
-
-    S = np.einsum("icf,f->ic", X, theta, dtype=np.float64) + beta * log_cb
-    LP = S - logsumexp(S, axis=1, keepdims=True)
+    I, C, F = X.shape
+    S = (X.reshape(-1, F) @ theta).reshape(I, C) + beta * log_cb
+    LP = S - logsumexp_rows(S)
     n = np.asarray(counts, dtype=np.float64)
     return ((n * LP).sum(1) / n.sum(1) + np.log(X.shape[1])) / np.log(2.0)
 
@@ -112,17 +110,25 @@ def fit_readout(features: list[dict[str, np.ndarray]], counts, log_cbs, names, *
     o = np.stack([np.asarray(q, dtype=np.float64).ravel() for q in log_cbs])
     k = max(2, min(folds, I))
     fold = np.random.default_rng(seed).permutation(I) % k
+    def cv_ll(X, lam):
+        ll = np.empty(I)
+        for f in range(k):
+            tr, te = fold != f, fold == f
+            th, b = fit_weights(X[tr], n[tr], o[tr], lam)
+            ll[te] = _mean_ll_bits(X[te], n[te], o[te], th, b)
+        return float(ll.mean())
+
+    lams = sorted(lams)
     best = None
-    for sg in sigmas:
+    for sg in sigmas:  # the blur at the weakest penalty ...
         X = design_matrix(features, names, sg)
-        for lam in lams:
-            ll = np.empty(I)
-            for f in range(k):
-                tr, te = fold != f, fold == f
-                th, b = fit_weights(X[tr], n[tr], o[tr], lam)
-                ll[te] = _mean_ll_bits(X[te], n[te], o[te], th, b)
-            if best is None or ll.mean() > best[0]:
-                best = (float(ll.mean()), sg, lam, X)
+        v = cv_ll(X, lams[0])
+        if best is None or v > best[0]:
+            best = (v, sg, lams[0], X)
+    for lam in lams[1:]:  # ... then the penalty at that blur
+        v = cv_ll(best[3], lam)
+        if v > best[0]:
+            best = (v, best[1], lam, best[3])
     cv, sg, lam, X = best
     theta, beta = fit_weights(X, n, o, lam)
     return Readout(names, theta, beta, float(sg), float(lam), cv)

@@ -9,7 +9,8 @@ from ..estimators import DEFAULT_K
 from .common import add_overwrite_arg, device_from
 
 WHICH = {"paired": ("paired",), "predictor": ("predictor",), "curves": ("curves",), "perceptual": ("perceptual",),
-         "saliency": ("paired", "predictor", "curves", "perceptual"), "tune": ("tune",)}
+         "saliency": ("paired", "predictor", "curves", "perceptual"), "tune": ("tune",),
+         "information": ("information",)}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "image + map pairs) and write OUT/report.html, figures.json, results.json, "
                                    "tables.md and maps.png. 'saliency' runs all four on one set of cubes.")
     p.add_argument("which", help="experiment(s), comma-separated: paired, predictor, curves, perceptual, saliency "
-                                 "(= the four), tune (sweep L and t_b; use with --images dev)")
+                                 "(= the four), tune (sweep L and t_b; use with --images dev), information "
+                                 "(information gain over the centre bias of curve features, per timestep and "
+                                 "rate definition, vs low-level features, + the paper's protocol; reads the cubes "
+                                 "of --store, computes none)")
     p.add_argument("--data", required=True, help="data set folder (OSIE root, CAT2000 root, or image + map pairs)")
     p.add_argument("--out", required=True, help="output folder for the report")
     add_overwrite_arg(p)
@@ -30,10 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model folder or HF-cache repo id (default: the shipped model)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("--dtype", default="float32", choices=("float32",), help=argparse.SUPPRESS)
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    p.add_argument("--rate", default="h", help="rate definition(s), comma-separated: h,eps,step,projected")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50; information: any)")
+    p.add_argument("--rate", default=None, help="rate definition(s), comma-separated: h,eps,step,projected "
+                                                "(default h; information: every definition in the store)")
     p.add_argument("--estimator", default="hutchinson", help="estimator(s), comma-separated: hutchinson,rsvd,rsvd+hutchinson,exact")
-    p.add_argument("--K", type=int, default=DEFAULT_K, help=f"Hutchinson probes or rSVD rank (default {DEFAULT_K})")
+    p.add_argument("--K", type=int, default=None, help=f"Hutchinson probes or rSVD rank (default {DEFAULT_K}; "
+                                                        "information: any, the largest per image)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=int, default=None, help="fluctuation window L (default: analysis default)")
     p.add_argument("--t-b", type=float, default=None, help="fluctuation cut t_b (default: analysis default)")
@@ -47,6 +53,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--draws", type=int, default=100, help="paired test: draws per image (default 100)")
     p.add_argument("--perceptual-images", type=int, default=None, help="limit the perceptual experiment to N images")
     p.add_argument("--features", default="unet", help="perceptual features: unet, pixels, or a local DINO folder")
+    p.add_argument("--max-train", type=int, default=None,
+                   help="information: use at most N training images with cubes (default all)")
+    p.add_argument("--boot", type=int, default=10000, help="information: bootstrap resamples over images (10000)")
+    p.add_argument("--readout-split", default="auto", choices=("auto", "train", "crossfit"),
+                   help="information: fit readouts on the training split (train), or score each fold of the "
+                        "held-out images with readouts fitted on the training split + the other folds (crossfit); "
+                        "auto = train when >= --min-train training images have cubes (default auto)")
+    p.add_argument("--min-train", type=int, default=20, help="information: see --readout-split (default 20)")
+    p.add_argument("--low-train", type=int, default=0,
+                   help="information: also fit the low-level control on the first N training images (no cubes needed) "
+                        "and score it on every held-out image (default 0 = off)")
+    p.add_argument("--grid", default="48x64", help="information: analysis grid ROWSxCOLS of equal-area cells over "
+                                                   "each image (default 48x64)")
     p.set_defaults(func=run)
 
 
@@ -63,6 +82,13 @@ def run(args) -> int:
     bad = [w for w in names if w not in WHICH]
     if bad or not names:
         raise WorkbenchError(f"unknown experiment {bad[0] if bad else args.which!r}: choose from {', '.join(WHICH)}")
+    if "information" in names:
+        if len(names) > 1:
+            raise WorkbenchError("run 'information' on its own: it reads a store and computes no cubes")
+        return _run_information(args)
+    args.rate = args.rate or "h"
+    args.K = DEFAULT_K if args.K is None else args.K
+    args.steps = 50 if args.steps is None else args.steps
     which = tuple(dict.fromkeys(e for w in names for e in WHICH[w]))
     rates = [r.strip() for r in args.rate.split(",") if r.strip()]
     ests = [e.strip() for e in args.estimator.split(",") if e.strip()]
@@ -106,4 +132,54 @@ def run(args) -> int:
     results = run_experiments(cfg, which, out=args.out, progress=progress)
     print(tables_markdown(results))
     print(f"# report: {args.out}/report.html (figures.json, results.json, tables.md, maps.png)", flush=True)
+    return 0
+
+
+def _run_information(args) -> int:
+    from analysis.information import InformationExperiment, run_information
+    from analysis.inforeport import information_markdown, write_information_report
+
+    from ..errors import WorkbenchError
+    from ..rates import RATE_DEFINITIONS
+
+    if not args.store:
+        raise WorkbenchError("information reads cubes from a store: pass --store PATH (computed with workbench cubes)")
+    rates = tuple(r.strip() for r in (args.rate or "").split(",") if r.strip())
+    for r in rates:
+        if r not in RATE_DEFINITIONS:
+            raise WorkbenchError(f"--rate {r!r}: choose from {', '.join(RATE_DEFINITIONS)}")
+    if args.max_train is not None and args.max_train < 2:
+        raise WorkbenchError(f"--max-train {args.max_train}: the readouts need at least 2 training images")
+    if args.low_train < 0:
+        raise WorkbenchError(f"--low-train {args.low_train}: give a number of training images (0 = off)")
+    if args.boot < 100:
+        raise WorkbenchError(f"--boot {args.boot}: use at least 100 bootstrap resamples")
+    try:
+        grid = tuple(int(v) for v in args.grid.lower().split("x"))
+        assert len(grid) == 2 and min(grid) >= 2
+    except (ValueError, AssertionError):
+        raise WorkbenchError(f"--grid {args.grid!r}: write ROWSxCOLS, e.g. 48x64 (each at least 2)") from None
+    est = args.estimator if args.estimator and "," not in args.estimator else None
+    cfg = InformationExperiment(store=args.store, data=args.data, held_out=args.held_out, rates=rates, K=args.K,
+                                steps=args.steps, estimator=est, max_train=args.max_train, n_boot=args.boot,
+                                seed=args.seed, split=args.readout_split, min_train=args.min_train, grid=grid,
+                                low_train=args.low_train)
+    bars = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, dynamic_ncols=True)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    res = run_information(cfg, progress=progress)
+    report = write_information_report(res, args.out)
+    print(information_markdown(res))
+    print(f"# report: {report} (results.json, tables.md, bits_vs_t.png, feature_ranking.png, per_image_scatter.png)",
+          flush=True)
     return 0
