@@ -155,3 +155,25 @@ def test_cubes_refine_to_command(tmp_path, tiny_pixel_dir, capsys):
     assert sorted(r["K"] for r in st.index()) == [2, 4]
     assert cli(["cubes", str(folder), "--refine-to", "4", *common]) == 0  # rerun: nothing left to do
     assert "(0 computed" in capsys.readouterr().out
+
+
+def test_query_prints_the_curves_standard_error(tmp_path, capsys):
+    from test_cache_store import synthetic_cube
+
+    from cache.build import cube_from_arrays
+    from workbench.cli import main as cli
+
+    ds = synthetic_cube(3, name="q")
+    se = np.random.default_rng(0).random(ds.rate.shape).astype(np.float32) * 0.1
+    ds = cube_from_arrays(ds.rate.values, ds.timestep.values, ds.alpha.values, ds.image.values, attrs=ds.attrs,
+                          rate_se=se)
+    store = CubeStore(tmp_path / "st")
+    store.put(ds)
+    assert cli(["query", str(tmp_path / "st"), "--image", "q", "--pixel", "4,6", "--format", "json"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    y, x = store.open(ds.attrs["key"]).curves.source_pixel(4, 6)
+    np.testing.assert_allclose(out["rate_se"], se[:, y, x], rtol=1e-6)
+    assert cli(["query", str(tmp_path / "st"), "--image", "q", "--pixel", "4,6"]) == 0
+    assert "timestep,rate,rate_se" in capsys.readouterr().out

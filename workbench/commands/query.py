@@ -99,9 +99,10 @@ def run(args) -> int:
         meta.update(region=str(args.region), region_pixels=float(weights.sum()))
         title, tag = f"{name} region {Path(args.region).name}", f"region-{Path(args.region).stem}"
     ts, vals = curve.timestep.values.astype(int).tolist(), curve.values.astype(float).tolist()
+    se = curve.coords["rate_se"].values.astype(float).tolist() if "rate_se" in curve.coords else None
     if fmt == "png":
         return _emit_bytes(_curve_png(ts, vals, title), _out(args, name, tag), args)
-    return _emit_text(_curve_text(ts, vals, meta, fmt), args)
+    return _emit_text(_curve_text(ts, vals, meta, fmt, se), args)
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -182,11 +183,15 @@ def _list_text(rows: list[dict], fmt: str) -> str:
     return "\n".join([",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]) + "\n"
 
 
-def _curve_text(ts: list[int], vals: list[float], meta: dict, fmt: str) -> str:
+def _curve_text(ts: list[int], vals: list[float], meta: dict, fmt: str, se: list[float] | None = None) -> str:
+    """A curve as JSON or CSV; with its standard errors `se` (cubes of schema >= 3) as `rate_se`."""
     if fmt == "json":
-        return json.dumps({**meta, "timestep": ts, "rate": vals}) + "\n"
+        return json.dumps({**meta, "timestep": ts, "rate": vals, **({"rate_se": se} if se is not None else {})}) + "\n"
     head = "# " + " ".join(f"{k}={v}" for k, v in meta.items() if v is not None)
-    return "\n".join([head, "timestep,rate"] + [f"{t},{v:.7g}" for t, v in zip(ts, vals)]) + "\n"
+    if se is None:
+        return "\n".join([head, "timestep,rate"] + [f"{t},{v:.7g}" for t, v in zip(ts, vals)]) + "\n"
+    return "\n".join([head, "timestep,rate,rate_se"] +
+                     [f"{t},{v:.7g},{e:.7g}" for t, v, e in zip(ts, vals, se)]) + "\n"
 
 
 def _map_text(m: np.ndarray, meta: dict, fmt: str) -> str:
