@@ -22,6 +22,7 @@ from workbench.errors import WorkbenchError
 
 from . import figures, selection
 from .context import AppContext
+from .widgets import checkbox
 from .jobs import Job, Poller, format_seconds, on_session_end
 
 __all__ = ["EditView", "REFERENCE_TASKS", "sample_images", "check_knobs", "METRIC_LABELS", "MIN_EDIT_STEPS",
@@ -122,7 +123,7 @@ class EditView(pn.viewable.Viewer):
         self.result = None
         self.composited: np.ndarray | None = None
         self.blend_used = bool(self.blend)
-        self._poller = Poller(self.poll, 300)
+        self._poller = Poller(self.poll, 300, on_gone=self.dispose)
         on_session_end(self.dispose)
         self._losses: list[float] = []
         cfg = {"displaylogo": False, "modeBarButtonsToAdd": ["select2d", "lasso2d"]}
@@ -437,9 +438,10 @@ class EditView(pn.viewable.Viewer):
         self.download.disabled = self.save_button.disabled = False
 
     def dispose(self) -> None:
-        """The session ended (its tab closed): cancel its edit (queued or running) and stop polling."""
+        """The session ended (its tab closed): abort its edit (queued or running; nobody will see the
+        result, so the evaluation is skipped too) and stop polling."""
         if self.job is not None:
-            self.job.cancel()
+            self.job.abort()
         self._poller.stop()
 
     # -- saving --------------------------------------------------------------------------------
@@ -483,7 +485,7 @@ class EditView(pn.viewable.Viewer):
             w.Select.from_param(self.param.direction, name="Saliency direction"),
             w.IntInput.from_param(self.param.steps, name=f"DDIM steps (>= {MIN_EDIT_STEPS})", start=MIN_EDIT_STEPS,
                                   end=200, css_classes=["edit-steps"]),
-            w.Checkbox.from_param(self.param.blend, name="Blend outside the region"),
+            checkbox(self.param.blend, "Blend outside the region"),
             self.clear_button, pn.Row(self.launch_button, self.cancel_button, sizing_mode="stretch_width"),
             self.progress, self.download, self.save_button, width=320)
         left = pn.Column(self.message, self.status, self.image_pane, sizing_mode="stretch_width")

@@ -17,6 +17,7 @@ from workbench.estimators import DEFAULT_K
 from . import figures
 from .catalog import cube_label
 from .context import AppContext
+from .widgets import checkbox
 from .jobs import Cancelled, Job, Poller, format_seconds, on_session_end
 
 __all__ = ["ExploreView", "MAX_PIXELS"]
@@ -27,7 +28,9 @@ MAX_PIXELS = 8
 _META = (("model_name", "model"), ("rate_definition", "rate definition"), ("estimator", "estimator"),
          ("K", "K (probes / rank)"), ("channel_rule", "channel rule"), ("steps", "DDIM steps"),
          ("seed", "probe seed"), ("source_image", "source image"), ("source_size", "source size (H, W)"),
-         ("model_fingerprint", "model fingerprint"), ("key", "cube key"))
+         ("model_fingerprint", "model fingerprint"), ("key", "cube key"), ("prompt", "prompt"),
+         ("negative_prompt", "negative prompt"), ("guidance_scale", "guidance scale"),
+         ("prompt_fingerprint", "prompt fingerprint"))
 #: longest side of the photo drawn under the maps (display only)
 _PHOTO_MAX = 640
 
@@ -58,7 +61,7 @@ class ExploreView(pn.viewable.Viewer):
         self._fluct: np.ndarray | None = None
         self._fluct_error: str | None = None
         self.job: Job | None = None
-        self._poller = Poller(self.poll, 250)
+        self._poller = Poller(self.poll, 250, on_gone=self.dispose)
         on_session_end(self.dispose)
         cfg = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
         self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
@@ -415,9 +418,9 @@ class ExploreView(pn.viewable.Viewer):
         self.job = None
 
     def dispose(self) -> None:
-        """The session ended (its tab closed): cancel its computation and stop polling."""
+        """The session ended (its tab closed): abort its computation and stop polling."""
         if self.job is not None:
-            self.job.cancel()
+            self.job.abort()
         self._poller.stop()
 
     # -- layout ------------------------------------------------------------------------------
@@ -435,12 +438,12 @@ class ExploreView(pn.viewable.Viewer):
             pn.pane.Markdown("### Fluctuation", margin=(0, 10)),
             w.IntSlider.from_param(self.param.window, name="Window L", end=20, sizing_mode="stretch_width"),
             w.FloatSlider.from_param(self.param.t_b, name="t_b", end=900, sizing_mode="stretch_width"),
-            w.Checkbox.from_param(self.param.normalise, name="Normalise curves (shape only)"),
+            checkbox(self.param.normalise, "Normalise curves (shape only)"),
             w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
             pn.pane.Markdown("### Rate map", margin=(0, 10)), slider, self.t_label,
-            w.Checkbox.from_param(self.param.fixed_range, name="Same colour range at every timestep"),
+            checkbox(self.param.fixed_range, "Same colour range at every timestep"),
             pn.pane.Markdown("### Curves", margin=(0, 10)),
-            w.Checkbox.from_param(self.param.compare, name="Compare clicked pixels"),
+            checkbox(self.param.compare, "Compare clicked pixels"),
             self.clear_button,
             pn.pane.Markdown("### Cube metadata", margin=(0, 10)), self.meta,
             width=320, css_classes=["explore-controls"])

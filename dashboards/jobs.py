@@ -111,6 +111,7 @@ class Job:
         self.result: Any = None
         self.error: str | None = None
         self._stop = threading.Event()
+        self._abort = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -120,6 +121,8 @@ class Job:
 
     # -- worker side ------------------------------------------------------------------------
     def _report(self, **info) -> None:
+        if self._abort.is_set():
+            raise Cancelled()  # aborted (its tab closed): stop at the next progress report
         with self._lock:
             self.progress = {**self.progress, **info}
 
@@ -160,6 +163,11 @@ class Job:
         self._stop.set()
         if self.queue is not None:
             self.queue.wake()
+
+    def abort(self) -> None:
+        """Cancel and keep nothing: the next progress report raises `Cancelled` (nobody will see a result)."""
+        self._abort.set()
+        self.cancel()
 
     @property
     def cancelled(self) -> bool:
@@ -212,16 +220,30 @@ class Job:
 
 class Poller:
     """Calls `poll()` every `period_ms` while the view is served (no-op without a Bokeh document,
-    where tests call `poll` themselves); `stop()` ends it, `start()` after a stop starts it again."""
+    where tests call `poll` themselves); `stop()` ends it, `start()` after a stop starts it again.
+    When the session's browser connection has closed, it stops and calls `on_gone()` instead."""
 
-    def __init__(self, poll: Callable[[], None], period_ms: int):
-        self._poll, self._period, self._callback = poll, period_ms, None
+    def __init__(self, poll: Callable[[], None], period_ms: int, *, on_gone: Callable[[], None] | None = None):
+        self._poll, self._period, self._callback, self._doc, self._on_gone = poll, period_ms, None, None, on_gone
+
+    def _tick(self) -> None:
+        from .sockets import session_connected
+
+        if self._doc is not None and not session_connected(self._doc):
+            # the tab closed (a Bokeh session never gets its connection back): stop at once rather than
+            # when Bokeh discards the session (15-32 s later), and push nothing to the closed socket
+            self.stop()
+            if self._on_gone is not None:
+                self._on_gone()
+            return
+        self._poll()
 
     def start(self) -> None:
         import panel as pn
 
         if self._callback is None and pn.state.curdoc is not None:
-            self._callback = pn.state.add_periodic_callback(self._poll, period=self._period)
+            self._doc = pn.state.curdoc
+            self._callback = pn.state.add_periodic_callback(self._tick, period=self._period)
 
     def stop(self) -> None:
         if self._callback is not None:

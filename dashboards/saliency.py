@@ -24,6 +24,7 @@ from workbench.errors import WorkbenchError
 
 from . import figures
 from .context import AppContext
+from .widgets import checkbox
 from .jobs import Job, Poller, on_session_end
 
 __all__ = ["SaliencyView", "score_dataset", "LOWER_IS_BETTER", "MAP_NAMES", "METRIC_LABELS", "MAP_LABELS",
@@ -162,7 +163,7 @@ class SaliencyView(pn.viewable.Viewer):
         self.items, self.keys = [], {}
         self.results: dict | None = None
         self.job: Job | None = None
-        self._poller = Poller(self.poll, 300)
+        self._poller = Poller(self.poll, 300, on_gone=self.dispose)
         cfg = {"displaylogo": False}
         self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.truth_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
@@ -407,7 +408,7 @@ class SaliencyView(pn.viewable.Viewer):
     def dispose(self) -> None:
         """The session ended (its tab closed): stop its scoring job and polling."""
         if self.job is not None:
-            self.job.cancel()
+            self.job.abort()
         self._poller.stop()
 
     def export_zip(self) -> io.BytesIO:
@@ -449,7 +450,7 @@ class SaliencyView(pn.viewable.Viewer):
             w.Select.from_param(self.param.image, name="Image", sizing_mode="stretch_width"),
             w.IntSlider.from_param(self.param.window, name="Window L", sizing_mode="stretch_width"),
             w.FloatSlider.from_param(self.param.t_b, name="t_b", sizing_mode="stretch_width"),
-            w.Checkbox.from_param(self.param.normalise, name="Normalise curves (shape only)"),
+            checkbox(self.param.normalise, "Normalise curves (shape only)"),
             w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
             w.Select.from_param(self.param.sort_by, name="Sort images by", sizing_mode="stretch_width"),
             self.download, self.refresh_button, self.progress, width=300)

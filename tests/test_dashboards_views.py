@@ -235,3 +235,34 @@ def test_edit_status_never_shows_nan_or_inf_and_names_the_phase(tmp_path):
     assert text.startswith("optimising 12/200") and "inf" not in text and "loss 0.25" in text
     job._report(stage="evaluate", iteration=200, loss=0.1, best_loss=0.09)
     assert v.progress_text(job).startswith("evaluating")
+
+
+def test_checkbox_widget_follows_its_parameter_both_ways(wide_ctx):
+    from dashboards.explore import ExploreView
+    from dashboards.widgets import checkbox
+
+    v = ExploreView(wide_ctx)
+    box = checkbox(v.param.compare, "Compare clicked pixels")
+    assert box.value == ["Compare clicked pixels"] and v.compare
+    box.value = []
+    assert v.compare is False
+    v.compare = True
+    assert box.value == ["Compare clicked pixels"]
+
+
+def test_an_aborted_job_stops_at_its_next_report_and_keeps_nothing():
+    q = ComputeQueue()
+    seen = []
+
+    def work(report, stop):
+        for i in range(1000):
+            report(iteration=i)
+            seen.append(i)
+            time.sleep(0.01)
+        return "finished"
+
+    job = Job(work, queue=q).start()
+    time.sleep(0.2)
+    job.abort()  # what a closed tab does
+    assert job.wait(5) and job.result is None and job.error is None and len(seen) < 1000
+    assert len(q) == 0  # the queue is free for the next tab

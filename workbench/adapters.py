@@ -182,6 +182,7 @@ class StableDiffusionAdapter(ModelAdapter):
         self.scale = 2 ** (len(vae.config.block_out_channels) - 1)
         self.scaling_factor = float(vae.config.scaling_factor)
         self.prompt_embedding = prompt_embedding.to(self.device, dtype)
+        _check_unet_layout(unet, self.prompt_embedding, name)
 
     def _ehs(self, batch: int) -> torch.Tensor:
         return self.prompt_embedding.expand(batch, *self.prompt_embedding.shape[1:])
@@ -222,9 +223,25 @@ class StableDiffusionAdapter(ModelAdapter):
         if not hasattr(self, "_fp"):
             h = hashlib.sha256(_fingerprint(self.unet, dict(self.unet.config)).encode())
             h.update(_fingerprint(self.vae, dict(self.vae.config)).encode())
-            h.update(self.prompt_embedding.float().cpu().numpy().tobytes()[:4096])
+            h.update(self.prompt_embedding.float().cpu().contiguous().numpy().tobytes())  # all of it: prompts differ late
             self._fp = h.hexdigest()[:16]
         return self._fp
+
+
+def _check_unet_layout(unet, text_embedding: torch.Tensor, name: str) -> None:
+    """One-line WorkbenchErrors at load time for what would fail later inside the U-Net: class or
+    image conditioning, and a text embedding whose width is not the cross attention's."""
+    cfg = unet.config
+    if cfg.get("class_embed_type") is not None or cfg.get("num_class_embeds") is not None or \
+            cfg.get("addition_embed_type") not in (None, "text_time"):
+        raise WorkbenchError(f"{name}: this UNet2DConditionModel needs class or image conditioning "
+                             f"(class_embed_type={cfg.get('class_embed_type')!r}, addition_embed_type="
+                             f"{cfg.get('addition_embed_type')!r}): only text-conditioned SD-1/2 and SDXL U-Nets work")
+    want = cfg.get("encoder_hid_dim") or cfg.get("cross_attention_dim")
+    width = int(text_embedding.shape[-1])
+    if isinstance(want, int) and width != want:
+        raise WorkbenchError(f"{name}: the text encoder gives {width}-wide embeddings but the U-Net's cross attention "
+                             f"takes {want} (cross_attention_dim): use the text_encoder/ that belongs to this U-Net")
 
 
 # --- loading ------------------------------------------------------------------------------
