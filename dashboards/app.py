@@ -167,13 +167,13 @@ def serve(context: AppContext, *, port: int = 5006, address: str = "127.0.0.1", 
     auth = {"basic_auth": password, "cookie_secret": secrets.token_urlsafe(32)} if password else {}
 
     def session():
+        from .sockets import quiet_closed_websockets
+
+        quiet_closed_websockets()  # a tab closed mid-update is no error (dashboards/sockets.py)
         pn.extension(*EXTENSIONS, notifications=True)
         return WorkbenchApp(context).__panel__()
 
     pn.extension(*EXTENSIONS, notifications=True)
-    # a closed tab's session ends within ~2 s (Bokeh's default: up to 32 s), and its views cancel its jobs
-    kw.setdefault("check_unused_sessions", 1000)
-    kw.setdefault("unused_session_lifetime", 1000)
     patterns = [(r"/components/(.*)", _component_handler(), {}), *kw.pop("extra_patterns", [])]
     server = pn.serve({"/": session}, port=port, address=address, show=show, threaded=threaded,
                       websocket_origin=origins, title=TITLE, extra_patterns=patterns, **auth, **kw)
