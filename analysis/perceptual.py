@@ -38,9 +38,10 @@ def predicted_x0(adapter, trajectory, *, batch: int = 25) -> torch.Tensor:
     for s in range(0, len(sched), batch):
         x = trajectory.states[s:s + batch].to(adapter.device, adapter.dtype)
         t = sched.timesteps[s:s + batch].to(adapter.device)
-        a = sched.alphas[s:s + batch].to(adapter.device, torch.float64).view(-1, 1, 1, 1)
+        alpha = sched.signal[s:s + batch].to(adapter.device, torch.float64).view(-1, 1, 1, 1)
+        sigma = sched.noise[s:s + batch].to(adapter.device, torch.float64).view(-1, 1, 1, 1)
         e = adapter.eps(x, t)
-        out.append(((x.double() - (1 - a).sqrt() * e.double()) / a.sqrt()).to(adapter.dtype).cpu())
+        out.append(((x.double() - sigma * e.double()) / alpha).to(adapter.dtype).cpu())
     return torch.cat(out)
 
 

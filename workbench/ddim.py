@@ -1,8 +1,13 @@
-"""Deterministic DDIM (eta = 0): inversion and generation with one loop.
+"""Deterministic DDIM (eta = 0): inversion and generation with one loop, for every model family.
 
-Paper-to-code names: a_t = `alphas_cumprod[t]`; one generation step t -> s is
-x_s = A_t x_t + B_t eps(x_t, t) with A_t = sqrt(a_s / a_t),
-B_t = sqrt(1 - a_s) - sqrt(a_s (1 - a_t) / a_t) (DESIGN.md section 1).
+Paper-to-code names: a state is x_t = alpha_t x0 + sigma_t eps (`signal`, `noise`). For the
+variance-preserving families alpha_t = sqrt(a_t), sigma_t = sqrt(1 - a_t), a_t = `alphas_cumprod[t]`;
+for flow matching (rectified flow) alpha_t = 1 - sigma_t (workbench.flow). One generation step
+t -> s is x_s = alpha_s x0_hat + sigma_s eps = A_t x_t + B_t eps(x_t, t) with
+A_t = alpha_s / alpha_t, B_t = sigma_s - alpha_s sigma_t / alpha_t (DESIGN.md section 1: for VP,
+A_t = sqrt(a_s / a_t), B_t = sqrt(1 - a_s) - sqrt(a_s (1 - a_t) / a_t)). For flow matching the same
+step is exactly the Euler step x_s = x_t + (sigma_s - sigma_t) v of the velocity ODE, because the
+adapter's eps is eps = x_t + alpha_t v. Every adapter returns eps (its prediction type converted).
 Inversion runs the same affine map the other way, s -> t, with eps evaluated at the current
 (less noisy) point and the target timestep t, exactly as diffusers' `DDIMInverseScheduler`
 (clip_sample=False, set_alpha_to_one=False).
@@ -20,17 +25,35 @@ import torch.utils.checkpoint
 
 from .adapters import ModelAdapter
 
-__all__ = ["Schedule", "Trajectory", "make_schedule", "step_coefficients", "ddim_loop", "invert", "generate",
+__all__ = ["Schedule", "Trajectory", "make_schedule", "step_coefficients", "transfer_coefficients", "ddim_loop", "invert", "generate",
            "reconstruction_psnr"]
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """The DDIM time grid: `timesteps` (N,) ascending ints, `alphas` (N,) = a_t at them, `alpha_final`."""
+    """The DDIM time grid: `timesteps` (N,) ascending ints, `alphas` (N,) = a_t at them (the signal
+    fraction alpha^2 / (alpha^2 + sigma^2), = alphas_cumprod for VP models), `alpha_final` below
+    index 0; `signal` / `noise` (N,) float64 = alpha_t / sigma_t and `signal_final` / `noise_final`
+    (derived from `alphas` as sqrt(a), sqrt(1 - a) when not given)."""
 
     timesteps: torch.Tensor
     alphas: torch.Tensor
     alpha_final: float
+    signal: torch.Tensor | None = None
+    noise: torch.Tensor | None = None
+    signal_final: float | None = None
+    noise_final: float | None = None
+
+    def __post_init__(self):
+        a = self.alphas.double()
+        if self.signal is None:
+            object.__setattr__(self, "signal", a.sqrt())
+        if self.noise is None:
+            object.__setattr__(self, "noise", (1 - a).sqrt())
+        if self.signal_final is None:
+            object.__setattr__(self, "signal_final", float(self.alpha_final) ** 0.5)
+        if self.noise_final is None:
+            object.__setattr__(self, "noise_final", (1 - float(self.alpha_final)) ** 0.5)
 
     def __len__(self) -> int:
         return len(self.timesteps)
@@ -38,6 +61,16 @@ class Schedule:
     def alpha_below(self, i: int) -> float:
         """a of the state below index i (index i-1, or the clean sample for i = 0)."""
         return float(self.alphas[i - 1]) if i > 0 else self.alpha_final
+
+    def signal_noise(self, i: int) -> tuple[float, float]:
+        """(alpha, sigma) of grid index i; i = -1 is the clean end (`signal_final`, `noise_final`)."""
+        if i < 0:
+            return float(self.signal_final), float(self.noise_final)
+        return float(self.signal[i]), float(self.noise[i])
+
+    def step_coefficients(self, i: int) -> tuple[float, float]:
+        """(A_t, B_t) of the generation step from index i to i - 1: x_s = A_t x_t + B_t eps."""
+        return transfer_coefficients(self.signal_noise(i), self.signal_noise(i - 1))
 
 
 def make_schedule(adapter: ModelAdapter, steps: int = 50) -> Schedule:
@@ -48,15 +81,30 @@ def make_schedule(adapter: ModelAdapter, steps: int = 50) -> Schedule:
     check_steps(steps, num_train_timesteps=T)
     ts = torch.arange(steps, dtype=torch.long) * (T // steps) + adapter.steps_offset
     ts = ts.clamp(max=T - 1)
-    abar = adapter.alphas_cumprod
-    return Schedule(ts, abar[ts], float(abar[0]))
+    signal, noise = adapter.signal_noise(ts)
+    signal_final, noise_final = adapter.final_signal_noise()
+    a = signal.pow(2) / (signal.pow(2) + noise.pow(2))
+    alpha_final = signal_final ** 2 / (signal_final ** 2 + noise_final ** 2)
+    if (signal <= 0).any():
+        raise ValueError(f"{steps} steps reach a timestep with no signal (sigma = 1): use fewer steps")
+    return Schedule(ts, a, float(alpha_final), signal, noise, float(signal_final), float(noise_final))
 
 
 def step_coefficients(a_t: float, a_s: float) -> tuple[float, float]:
-    """(A_t, B_t) of the generation step t -> s: x_s = A_t x_t + B_t eps."""
+    """(A_t, B_t) of the VP generation step t -> s from a = alphas_cumprod: x_s = A_t x_t + B_t eps."""
     A = (a_s / a_t) ** 0.5
     B = (1 - a_s) ** 0.5 - (a_s * (1 - a_t) / a_t) ** 0.5
     return A, B
+
+
+def transfer_coefficients(source: tuple[float, float], target: tuple[float, float]) -> tuple[float, float]:
+    """(A, B) of the deterministic map from a state with (alpha, sigma) = `source` to `target`:
+    x_target = alpha_target x0_hat + sigma_target eps, x0_hat = (x - sigma_source eps) / alpha_source."""
+    (a_from, s_from), (a_to, s_to) = source, target
+    if a_from <= 0:
+        raise ValueError("a state with no signal (alpha = 0) cannot be mapped by the eps contract: "
+                         "choose a grid that stops below sigma = 1")
+    return a_to / a_from, s_to - a_to * s_from / a_from
 
 
 @dataclass(frozen=True)
@@ -87,7 +135,6 @@ def ddim_loop(adapter: ModelAdapter, x: torch.Tensor, schedule: Schedule, *, dir
     grid index i. With `differentiable`, gradients flow (optionally checkpointed per step).
     """
     N = len(schedule)
-    a = [float(v) for v in schedule.alphas]
     if direction == "generate":
         start, stop = (N - 1 if start is None else start), (-1 if stop is None else stop)
         pairs = [(i, i - 1) for i in range(start, stop, -1)]
@@ -97,20 +144,17 @@ def ddim_loop(adapter: ModelAdapter, x: torch.Tensor, schedule: Schedule, *, dir
     else:
         raise ValueError(f"direction must be 'generate' or 'invert', got {direction!r}")
 
-    def alpha(i: int) -> float:
-        return a[i] if i >= 0 else schedule.alpha_final
-
     ctx = torch.enable_grad() if differentiable else torch.no_grad()
     with ctx:
         for src, dst in pairs:
             # generation evaluates eps at the source; inversion at the source point with the target's t
             t_eval = int(schedule.timesteps[src if direction == "generate" else dst])
-            a_from, a_to = alpha(src), alpha(dst)
-            A, B = (step_coefficients(a_from, a_to) if direction == "generate"
-                    else _inverse_coefficients(a_from, a_to))
+            A, B = transfer_coefficients(schedule.signal_noise(src), schedule.signal_noise(dst))
 
-            def one_step(xx: torch.Tensor, t_eval=t_eval, A=A, B=B):
-                e = adapter.eps(xx, t_eval)
+            level = schedule.signal_noise(src)  # the state's own noise level (inversion asks the net at t)
+
+            def one_step(xx: torch.Tensor, t_eval=t_eval, A=A, B=B, level=level):
+                e = adapter.eps(xx, t_eval, level=level)
                 return A * xx + B * e, e
 
             if differentiable and checkpoint:
@@ -120,13 +164,6 @@ def ddim_loop(adapter: ModelAdapter, x: torch.Tensor, schedule: Schedule, *, dir
             if callback is not None:
                 callback({"i": dst, "t": int(schedule.timesteps[dst]) if dst >= 0 else -1, "x": x, "eps": e})
     return x
-
-
-def _inverse_coefficients(a_s: float, a_t: float) -> tuple[float, float]:
-    """(A, B) of the inversion step s -> t: x_t = sqrt(a_t) x0_hat(x_s) + sqrt(1 - a_t) eps."""
-    A = (a_t / a_s) ** 0.5
-    B = (1 - a_t) ** 0.5 - (a_t * (1 - a_s) / a_s) ** 0.5
-    return A, B
 
 
 def invert(adapter: ModelAdapter, x0: torch.Tensor, schedule: Schedule, *,
@@ -139,15 +176,21 @@ def invert(adapter: ModelAdapter, x0: torch.Tensor, schedule: Schedule, *,
         if callback is not None:
             callback(info)
 
-    ddim_loop(adapter, x0[None].to(adapter.device, adapter.dtype), schedule, direction="invert", callback=keep)
-    return Trajectory(schedule, torch.stack(states), x0.detach().to(adapter.device, adapter.dtype))
+    dtype = _state_dtype(adapter)
+    ddim_loop(adapter, x0[None].to(adapter.device, dtype), schedule, direction="invert", callback=keep)
+    return Trajectory(schedule, torch.stack(states), x0.detach().to(adapter.device, dtype))
 
 
 def generate(adapter: ModelAdapter, x_T: torch.Tensor, schedule: Schedule, *,
              callback: StepCallback | None = None) -> torch.Tensor:
     """DDIM generation of a batch x_T (B, C, H, W) to clean samples (B, C, H, W)."""
-    return ddim_loop(adapter, x_T.to(adapter.device, adapter.dtype), schedule, direction="generate",
+    return ddim_loop(adapter, x_T.to(adapter.device, _state_dtype(adapter)), schedule, direction="generate",
                      callback=callback)
+
+
+def _state_dtype(adapter: ModelAdapter) -> torch.dtype:
+    """Trajectories are kept (and the affine steps accumulated) in float32 for half-precision networks."""
+    return getattr(adapter, "state_dtype", adapter.dtype)
 
 
 def reconstruction_psnr(images: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:

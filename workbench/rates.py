@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from .adapters import ModelAdapter
-from .ddim import Schedule, step_coefficients
+from .ddim import Schedule
 from .linalg import jvp_columns, randomized_svd, vjp_rows
 
 __all__ = ["RATE_DEFINITIONS", "RateSpec", "rate_function", "batched_rate_function", "rates_along", "tangent_basis", "rates_of", "exact_element_rates",
@@ -53,7 +53,7 @@ def rate_function(adapter: ModelAdapter, schedule: Schedule, i: int, definition:
     if definition == "eps":
         return lambda x: adapter.eps(x, t)
     if definition == "step":
-        A, B = step_coefficients(float(schedule.alphas[i]), schedule.alpha_below(i))
+        A, B = schedule.step_coefficients(i)
         return lambda x: A * x + B * adapter.eps(x, t)
     raise ValueError(f"unknown rate definition {definition!r}: choose one of {', '.join(RATE_DEFINITIONS)}")
 
@@ -70,7 +70,7 @@ def batched_rate_function(adapter: ModelAdapter, schedule: Schedule, indices: to
         return lambda x: adapter.h(x, ts)
     if definition == "eps":
         return lambda x: adapter.eps(x, ts)
-    coef = [step_coefficients(float(schedule.alphas[i]), schedule.alpha_below(int(i))) for i in indices]
+    coef = [schedule.step_coefficients(int(i)) for i in indices]
     A = torch.tensor([c[0] for c in coef], device=adapter.device, dtype=adapter.dtype).view(-1, 1, 1, 1)
     B = torch.tensor([c[1] for c in coef], device=adapter.device, dtype=adapter.dtype).view(-1, 1, 1, 1)
     return lambda x: A * x + B * adapter.eps(x, ts)
