@@ -21,7 +21,7 @@ from PIL import Image
 from workbench.errors import WorkbenchError
 
 from . import schema, slots
-from .keys import cube_key, dtype_name, image_bytes, model_identity
+from .keys import conditioning_attrs, cube_key, dtype_name, image_bytes, model_identity
 from .params import CubeParams
 
 __all__ = ["BatchPlan", "plan_batch", "build_batch", "compute_slot", "refine_bases"]
@@ -72,7 +72,7 @@ def _group_spec(adapter, params: CubeParams, slot_rows: list[dict]) -> slots.Gro
     sched = make_schedule(adapter, params.steps)
     C, H, W = adapter.model_shape
     attrs = {"model_fingerprint": adapter.fingerprint(), "model_name": str(getattr(adapter, "name", "model")),
-             **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter),
+             **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter), **conditioning_attrs(adapter),
              "package_version": package_version()}
     return slots.GroupSpec(shape=(len(sched), H, W), image_shape=tuple(adapter.image_size),
                            timesteps=sched.timesteps.cpu().numpy(), alphas=sched.alphas.double().cpu().numpy(),

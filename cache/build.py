@@ -11,7 +11,7 @@ from PIL import Image
 from workbench.errors import WorkbenchError
 
 from . import schema
-from .keys import cube_key, dtype_name, image_bytes, model_identity
+from .keys import conditioning_attrs, cube_key, dtype_name, image_bytes, model_identity
 from .params import CubeParams
 
 __all__ = ["compute_cube", "cube_from_arrays", "estimate_cube", "probe_stats_of", "has_probe_stats",
@@ -132,7 +132,7 @@ def compute_cube(adapter, image: str | Path | Image.Image, params: CubeParams = 
     fp = adapter.fingerprint()
     source = getattr(image, "filename", "") if isinstance(image, Image.Image) else str(Path(image).resolve())
     attrs = {"model_fingerprint": fp, "model_name": str(getattr(adapter, "name", "model")),
-             **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter),
+             **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter), **conditioning_attrs(adapter),
              "source_image": str(source or ""),
              "source_size": [int(v) for v in prep.source_size], "package_version": package_version(),
              "schema_version": schema.SCHEMA_VERSION, "key": cube_key(raw, model_identity(adapter), params),

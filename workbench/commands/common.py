@@ -20,6 +20,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--prompt", default="", help="text prompt of text-conditioned models (SD, SDXL, PixArt, SD3; "
+                   "a class index for DiT); default: the empty prompt, the paper's setting")
+    p.add_argument("--negative-prompt", default="", help="negative prompt (used with --guidance-scale != 1)")
+    p.add_argument("--guidance-scale", type=float, default=1.0,
+                   help="classifier-free guidance in generation, inversion and rates (default 1: no guidance)")
     p.add_argument("--max-memory", default=None, metavar="SIZE", type=_memory_size,
                    help="peak memory to stay under (CPU: the process's RSS; CUDA: device memory), e.g. 6GB: "
                         "probes, timesteps and tangents per pass are sized to fit, slower rather than larger "

@@ -41,7 +41,8 @@ def run(args) -> int:
     pil = read_image(args.image)
     plot = OutputFile(args.plot or f"curve-{Path(args.image).stem}-x{x}-y{y}.html", "curve", overwrite=args.overwrite,
                       ours=_is_our_plot, flag="--plot")
-    adapter = load_model(args.model, device=device, dtype=dtype)
+    adapter = load_model(args.model, device=device, dtype=dtype, prompt=args.prompt,
+                         negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
     check_against_model(adapter, steps=args.steps, channel=spec.channel,
                         k=spec.k if spec.definition == "projected" else None)
     apply_memory_budget(args, adapter)

@@ -111,7 +111,8 @@ def run(args) -> int:
     ref = parse_xy(args.ref, "--ref") if args.ref else None
     out = _out_dir(args)
     device, dtype = device_from(args)
-    adapter = load_model(args.model, device=device, dtype=dtype)
+    adapter = load_model(args.model, device=device, dtype=dtype, prompt=args.prompt,
+                         negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
     check_against_model(adapter, steps=cfg.steps, min_steps=2)
     apply_memory_budget(args, adapter)
 
