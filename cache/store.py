@@ -299,6 +299,39 @@ class CubeStore:
                            refine=True, **kw)
 
 
+    def until_stable(self, images: list, adapter, params: CubeParams, R: float, *, window: int, t_b: float,
+                     block: int | None = None, cap: int | None = None,
+                     progress: Callable[[str, int, float], None] | None = None) -> list[dict]:
+        """Cubes of `images` with as many probes as each fluctuation map needs to reach split-half
+        stability R (cache.stable; probe blocks of `block`, at most `cap` probes), stored under the key
+        of the probe count reached. An image that already has such a cube (R or more) is skipped.
+        Returns one dict per image: key, name, K, stability, computed (bool)."""
+        import dataclasses
+
+        from .stable import compute_cube_until_stable
+
+        out = []
+        ident = model_identity(adapter)
+        for img in images:
+            raw = image_bytes(img)
+            done = None
+            for k in sorted({int(r["K"]) for r in self.index() if r.get("K") is not None}):
+                loc = self._locate(cube_key(raw, ident, dataclasses.replace(params, K=k)))
+                attrs = self._groups[loc[0]][0] if loc else {}
+                if loc and float(attrs.get("until_stable", 0)) >= R:
+                    done = {"key": attrs["slots"][loc[1]]["key"], "K": k, "stability": attrs.get("stability"),
+                            "computed": False}
+                    break
+            if done is None:
+                ds = compute_cube_until_stable(adapter, img, params, R, window=window, t_b=t_b, block=block, cap=cap,
+                                               progress=None if progress is None else
+                                               (lambda K, st, _n=Path(str(img)).stem: progress(_n, K, st)))
+                done = {"key": self.put(ds), "K": int(ds.attrs["K"]), "stability": float(ds.attrs["stability"]),
+                        "computed": True}
+            out.append({"name": Path(str(img)).stem, **done})
+        return out
+
+
 def group_spec_of(ds: xr.Dataset) -> slots.GroupSpec:
     """A one-slot GroupSpec for a single-image cube Dataset."""
     a = dict(ds.attrs)

@@ -177,3 +177,45 @@ def test_query_prints_the_curves_standard_error(tmp_path, capsys):
     np.testing.assert_allclose(out["rate_se"], se[:, y, x], rtol=1e-6)
     assert cli(["query", str(tmp_path / "st"), "--image", "q", "--pixel", "4,6"]) == 0
     assert "timestep,rate,rate_se" in capsys.readouterr().out
+
+
+def test_until_stable_stops_at_the_stability_or_the_cap(tmp_path, adapter, image):
+    from cache.stable import split_half_stability
+
+    a = np.random.default_rng(0).random((5, 6))
+    assert split_half_stability(a, a) == pytest.approx(1.0)
+    r = 0.5
+    b = a + np.random.default_rng(1).random((5, 6))
+    from scipy.stats import spearmanr
+
+    r = spearmanr(a.ravel(), b.ravel()).statistic
+    assert split_half_stability(a, b) == pytest.approx(2 * r / (1 + r))  # Spearman-Brown
+    store = CubeStore(tmp_path / "st")
+    params = CubeParams(K=4, steps=4, seed=5)
+    seen = []
+    easy = store.until_stable([image], adapter, params, 0.01, window=2, t_b=0, block=2, cap=16,
+                              progress=lambda n, K, st: seen.append((K, st)))
+    assert easy[0]["K"] == 4 and easy[0]["computed"] and seen[0][0] == 4
+    hard = store.until_stable([image], adapter, params, 0.99999, window=2, t_b=0, block=2, cap=8)
+    assert hard[0]["K"] == 8 and hard[0]["stability"] < 0.99999
+    # the stable cube is the K-probe cube computed at once (same seed, probes 0 .. K-1)
+    once = compute_cube(adapter, image, CubeParams(K=8, steps=4, seed=5))
+    ds = store.open(hard[0]["key"])
+    assert hard[0]["key"] == once.attrs["key"] and ds.attrs["until_stable"] == 0.99999
+    np.testing.assert_allclose(ds.rate.values, once.rate.values, rtol=1e-6)
+    again = store.until_stable([image], adapter, params, 0.01, window=2, t_b=0, block=2, cap=16)
+    assert not again[0]["computed"]  # a cube stable enough is already stored
+
+
+def test_cubes_until_stable_command(tmp_path, tiny_pixel_dir, capsys):
+    from workbench.cli import main as cli
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(folder / "b.png")
+    args = ["cubes", str(folder), "--store", str(tmp_path / "st"), "--model", str(tiny_pixel_dir), "--steps", "4",
+            "--K", "4", "--device", "cpu", "--until-stable", "0.999999", "--max-K", "8"]
+    assert cli(args) == 0
+    out = capsys.readouterr().out
+    assert "b " in out and " 8 " in out and "1 computed" in out
+    assert cli(args) == 0 and "(already stored)" in capsys.readouterr().out

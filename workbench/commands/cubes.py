@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bring the images' stored Hutchinson cubes (any K below K2) to K2 probes: only the missing "
                         "probes run, merged exactly (as if K2 had run at once); the smaller cubes stay. Resumable "
                         "like every batch; images without a stored cube are computed with K2")
+    p.add_argument("--until-stable", type=float, default=None, metavar="R",
+                   help="per image, add Hutchinson probe blocks (K/2 per half) until the split-half stability of its "
+                        "fluctuation map (Spearman-Brown) reaches R, e.g. 0.98; prints the K each image needed")
+    p.add_argument("--max-K", type=int, default=None, help="probe cap of --until-stable (default 8 x --K)")
     grp = p.add_mutually_exclusive_group()
     grp.add_argument("--scheduler", default=None, help="run on an existing dask.distributed cluster (tcp://HOST:PORT);"
                                                       " its workers must see the store folder")
@@ -74,13 +78,14 @@ def run(args) -> int:
     check_writable(Path(args.store).expanduser(), "--store")
     if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
         CubeStore(args.store, create=False)
-    adapter = load_model(args.model, device=device, dtype=dtype, prompt=args.prompt,
-                         negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
+    adapter = load_model(args.model, device=device, dtype=dtype)
     apply_memory_budget(args, adapter)
     check_against_model(adapter, steps=params.steps, channel=params.channel,
                         k=params.K if params.definition == "projected" else None)
     print(f"# {source.describe()}", file=sys.stderr)
     store = CubeStore(args.store)  # created only now: a rejected run leaves no empty store behind
+    if args.until_stable is not None:
+        return _until_stable(args, store, source.images, adapter, params)
     plan = plan_batch(store, source.images, model_identity(adapter), params)
     where = f"dask cluster {args.scheduler}" if args.scheduler else (
         f"local dask cluster of {args.local_cluster} workers" if args.local_cluster else f"this process ({device})")
@@ -102,6 +107,24 @@ def run(args) -> int:
         raise
     dt = time.perf_counter() - t0
     print(f"{len(keys)} cubes in {store.path} ({len(plan.todo)} computed in {dt:.1f} s, {plan.cached} already there)")
+    return 0
+
+
+def _until_stable(args, store, images, adapter, params) -> int:
+    """--until-stable R: one cube per image with the probes its fluctuation map needed (cache.stable)."""
+    from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
+
+    t0 = time.perf_counter()
+    rows = store.until_stable(images, adapter, params, args.until_stable, window=DEFAULT_WINDOW, t_b=DEFAULT_T_B,
+                              cap=args.max_K,
+                              progress=lambda name, K, st: print(f"# {name}: K={K} stability {st:.4f}", file=sys.stderr))
+    print(f"{'image':<24} {'K':>5} {'stability':>9}  key")
+    for r in rows:
+        st = "" if r["stability"] is None else f"{float(r['stability']):.4f}"
+        print(f"{r['name']:<24} {r['K']:>5} {st:>9}  {r['key']}{'' if r['computed'] else ' (already stored)'}")
+    print(f"{len(rows)} cubes in {store.path} ({sum(r['computed'] for r in rows)} computed in "
+          f"{time.perf_counter() - t0:.1f} s, stability target {args.until_stable}, L={DEFAULT_WINDOW}, "
+          f"t_b={DEFAULT_T_B:g})")
     return 0
 
 
