@@ -16,7 +16,7 @@ from workbench.errors import WorkbenchError
 
 from .params import CubeParams
 
-__all__ = ["KEY_VERSION", "cube_key", "image_bytes", "model_identity", "dtype_name"]
+__all__ = ["KEY_VERSION", "cube_key", "image_bytes", "model_identity", "dtype_name", "conditioning_attrs"]
 
 #: bumped only if the key recipe itself changes (it invalidates every stored key)
 KEY_VERSION = "cube-key-v1"
@@ -54,6 +54,18 @@ def dtype_name(adapter) -> str:
 
 def model_identity(adapter) -> str:
     """What a key hashes of the model: its weight fingerprint, plus the compute dtype unless float32
-    (a float16 cube is not a float32 cube)."""
+    (a float16 cube is not a float32 cube), plus the conditioning's fingerprint (over the whole prompt
+    embedding, the negative prompt's and the guidance scale) unless it is the default empty prompt."""
     fp, dt = str(adapter.fingerprint()), dtype_name(adapter)
-    return fp if dt == "float32" else f"{fp}@{dt}"
+    ident = fp if dt == "float32" else f"{fp}@{dt}"
+    if not getattr(adapter, "default_conditioning", True):
+        ident += f"+prompt:{adapter.conditioning_fingerprint()}"
+    return ident
+
+
+def conditioning_attrs(adapter) -> dict:
+    """The cube attributes of the model's conditioning: prompt, negative_prompt, guidance_scale and
+    prompt_fingerprint ('' / 1.0 for models without a prompt)."""
+    if hasattr(adapter, "conditioning"):
+        return dict(adapter.conditioning())
+    return {"prompt": "", "negative_prompt": "", "guidance_scale": 1.0, "prompt_fingerprint": ""}
