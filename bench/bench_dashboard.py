@@ -1,6 +1,6 @@
 """Dashboard latency benchmark (issue 6): first page load, click-to-curve, slider-to-map in Chromium.
 
-    python -m bench.bench_dashboard [--size 512] [--steps 50] [--events 20] [--json out.json]
+    python -m bench.bench_dashboard [--size 512] [--steps 50] [--events 20] [--idle 60] [--json out.json]
 
 Writes a synthetic `size`x`size`x`steps` cube into a temporary CubeStore, serves the dashboard
 (`dashboards.app.serve`, 127.0.0.1) and drives Debian's Chromium (/usr/bin/chromium, headless)
@@ -10,7 +10,9 @@ shows the new state (the clicked pixel's curve in the curve plot; the new timest
 the rate map), so they include the websocket round trip, the server's work (Python) and
 Plotly's redraw. Both display resolutions are measured side by side in one run: maps
 block-averaged to 256 per side (the default) and sent at full resolution. The server-side share
-(the view's Python work, no browser) is measured separately on the same cube.
+(the view's Python work, no browser) is measured separately on the same cube. Idle CPU: the
+`workbench dashboard` command serving the same store, one tab open and untouched for `--idle`
+seconds; the server process's CPU time over that window, as a share of one core.
 """
 from __future__ import annotations
 
@@ -133,6 +135,45 @@ def measure_server(ctx, max_side: int, events: int) -> dict:
     return {"click_to_curve": _stats(clicks), "slider_to_map": _stats(slides)}
 
 
+def measure_idle(store: Path, seconds: float) -> dict:
+    """CPU share (of one core) of a `workbench dashboard` process with one untouched tab, over `seconds`."""
+    import subprocess
+    import urllib.request
+
+    import psutil
+    from playwright.sync_api import sync_playwright
+
+    from dashboards.app import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--store", str(store), "--port",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+            ctx = launch(p, profile)
+            page = ctx.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator(".js-plotly-plot").nth(3).wait_for(state="visible", timeout=120_000)
+            page.wait_for_timeout(5000)
+            server = psutil.Process(proc.pid)
+            c0, t0, load0 = sum(server.cpu_times()[:2]), time.perf_counter(), load_average()
+            time.sleep(seconds)
+            c1, t1 = sum(server.cpu_times()[:2]), time.perf_counter()
+            ctx.close()
+        return {"seconds": t1 - t0, "cpu_s": c1 - c0, "share_of_one_core": (c1 - c0) / (t1 - t0),
+                "load_before": load0, "load_after": load_average()}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_dashboard", description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=512, help="cube grid size (default 512)")
@@ -140,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=20, help="clicks and slider steps per configuration")
     ap.add_argument("--json", default="bench/results/dashboard.json", help="where to write the figures")
     ap.add_argument("--screenshot", default=None, help="save a screenshot of the Explore view after the run")
+    ap.add_argument("--idle", type=float, default=60, help="seconds of idle CPU measurement, one tab open (0: skip)")
+    ap.add_argument("--only-default", action="store_true", help="measure the default display (256 per side) only")
     args = ap.parse_args(argv)
     if not CHROMIUM.exists():
         print(f"bench_dashboard: {CHROMIUM} is missing: apt-get install chromium", file=sys.stderr)
@@ -156,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         st = CubeStore(Path(tmp) / "store")
         st.put(synthetic_cube(args.size, args.size, args.steps, name="bench"))
         res["write_cube_s"] = time.perf_counter() - t
-        for max_side in (256, args.size):
+        for max_side in ((256,) if args.only_default else (256, args.size)):
             ctx = AppContext.from_paths(st.path, device="cpu")
             ctx.max_side = max_side
             port = free_port()
@@ -168,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      args.events, shot),
                           "server_only": measure_server(ctx, max_side, args.events)}
             srv.stop()
+        if args.idle > 0:
+            res["idle"] = measure_idle(st.path, args.idle)
     res["load_after"] = load_average()
     print(f"dashboard latency, cube {args.steps}x{args.size}x{args.size}, {args.events} events each "
           f"(load average {res['load_before'][0]:.1f} -> {res['load_after'][0]:.1f}, {os.cpu_count()} CPUs)")
@@ -179,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s[m]['median_ms']:>11.0f} ms")
         print(f"{label:>12} {'first load':>16} {b['first_load_s']:>13.2f} s   (second tab {b['second_load_s']:.2f} s)"
               f"{'  console errors: ' + str(len(b['console_errors'])) if b['console_errors'] else ''}")
+    if "idle" in res:
+        i = res["idle"]
+        print(f"idle server, one tab open: {100 * i['share_of_one_core']:.2f} % of one core over {i['seconds']:.0f} s "
+              f"(load average {i['load_before'][0]:.1f} -> {i['load_after'][0]:.1f})")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
