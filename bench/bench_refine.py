@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--image", default=None)
     a = p.parse_args(argv)
     adapter = load_model(a.model, device="cpu")
-    image = Path(a.image) if a.image else sorted(Path(SAMPLES_DIR).glob("*.*"))[0]
+    image = Path(a.image) if a.image else sorted(p for p in Path(SAMPLES_DIR).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[0]
     params = CubeParams(K=a.K, steps=a.steps, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         store = CubeStore(Path(tmp) / "st")

@@ -233,6 +233,8 @@ class CubeStore:
                     not np.array_equal(p[schema.COORD_T].values, first[schema.COORD_T].values):
                 raise WorkbenchError("these cubes have different grids (model or steps): open_many needs cubes of "
                                      "one model and one --steps; pass their keys")
+        common = set.intersection(*(set(p.data_vars) for p in parts))  # e.g. rate_se absent from older groups
+        parts = [p.drop_vars([v for v in p.data_vars if v not in common]) for p in parts]
         out = xr.concat(parts, dim=D["image"], data_vars="minimal", coords="minimal", compat="override",
                         combine_attrs="drop_conflicts") if len(parts) > 1 else parts[0]
         out.attrs = {k: v for k, v in out.attrs.items() if k not in ("slots", "format")}

@@ -219,3 +219,25 @@ def test_cubes_until_stable_command(tmp_path, tiny_pixel_dir, capsys):
     out = capsys.readouterr().out
     assert "b " in out and " 8 " in out and "1 computed" in out
     assert cli(args) == 0 and "(already stored)" in capsys.readouterr().out
+
+
+def test_open_many_mixes_cubes_with_and_without_rate_se(tmp_path, monkeypatch):
+    from test_cache_store import synthetic_cube
+
+    store = CubeStore(tmp_path / "st")
+    with monkeypatch.context() as m:  # one group as schema 2 wrote it
+        orig = slots.create_group
+
+        def create_v2(path, spec):
+            import shutil
+
+            out = orig(path, spec)
+            shutil.rmtree(out / schema.VAR_RATE_SE)
+            return out
+
+        m.setattr(slots, "create_group", create_v2)
+        old = store.put(synthetic_cube(1, name="old"))
+    new = store.put(synthetic_cube(2, name="new"))
+    many = store.open_many([old, new])
+    assert many.rate.shape[0] == 2 and schema.VAR_RATE_SE not in many
+    assert schema.VAR_RATE_SE in store.open_many([new])
