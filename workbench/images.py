@@ -1,6 +1,7 @@
 """Reading images from disk into the model's [-1, 1] tensors, with one-line errors."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,10 @@ def check_image_file(path: str | Path) -> tuple[int, int]:
     oversized (decompression bomb) file. Cheap: checks a whole folder before any compute."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # PIL only warns between 1x and 2x its limit: check_pixels refuses
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             check_pixels(im.width, im.height, path)
             return im.width, im.height
     except Image.DecompressionBombError:
@@ -84,7 +88,10 @@ def read_image(path: str | Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise WorkbenchError(f"{path} is an empty file: pass a PNG or JPEG image")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             check_pixels(im.width, im.height, path)
             im.load()
             return to_rgb(im)
