@@ -177,6 +177,9 @@ def _run_information(args) -> int:
         if done >= total:
             bar.close()
 
+    from ..outputs import OutputDir
+
+    OutputDir(args.out, "experiment", overwrite=args.overwrite, legacy=lambda p: (p / "results.json").exists())
     res = run_information(cfg, progress=progress)
     report = write_information_report(res, args.out)
     print(information_markdown(res))
