@@ -85,6 +85,17 @@ def evaluate(model: str, figures=FIGURES, *, psnr_images: int = 50, samples_png:
     return out
 
 
+def append_history(card_path: str | Path, entry: dict) -> dict:
+    """Add one committed checkpoint's figures to the card's `history` list (written atomically)."""
+    card_path = Path(card_path)
+    card = json.loads(card_path.read_text())
+    card.setdefault("history", []).append(entry)
+    tmp = card_path.with_suffix(".partial")
+    tmp.write_text(json.dumps(card, indent=1))
+    tmp.replace(card_path)
+    return card
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+")
@@ -114,3 +125,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

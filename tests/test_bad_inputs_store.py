@@ -216,3 +216,20 @@ def test_old_store_reads_and_checks_as_unprotected(old_store, capsys):
     damage(rate_chunk(old_store, "im1"), "truncated")
     assert cli(["check", str(old_store)]) == 1
     assert "Blosc header" in capsys.readouterr().out
+
+
+def test_check_reports_and_sets_aside_a_group_with_unreadable_metadata(tmp_path, capsys):
+    from test_cache_store import synthetic_cube
+
+    st = CubeStore(tmp_path / "st")
+    st.put(synthetic_cube(1, name="a"))
+    kb = st.put(synthetic_cube(2, name="b"))
+    meta = st.group_path(f"c-{kb}") / "zarr.json"
+    meta.write_text(meta.read_text()[:30])
+    assert cli(["check", str(tmp_path / "st")]) == 1
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines() if line.startswith("DAMAGED")]) == 1 and f"c-{kb}" in out
+    assert cli(["check", str(tmp_path / "st"), "--repair"]) == 1
+    assert st.group_path(f"c-{kb}").with_name(f"c-{kb}.zarr.damaged").is_dir()  # set aside, not deleted
+    assert cli(["check", str(tmp_path / "st")]) == 0
+    assert [r["name"] for r in CubeStore(tmp_path / "st", create=False).index()] == ["a"]

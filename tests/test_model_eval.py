@@ -34,3 +34,17 @@ def test_white_noise_gives_the_lattice_share_of_the_bins():
 def test_a_map_that_does_not_tile_is_refused():
     with pytest.raises(ValueError):
         grid_power_fraction(np.zeros((60, 64)))
+
+
+@pytest.mark.slow
+def test_fluctuation_maps_of_samples_on_the_tiny_model(tiny_pixel_dir):
+    from workbench.adapters import load_model
+    from workbench.model_eval import fluctuation_maps, generate_samples, tile_grid
+
+    adapter = load_model(tiny_pixel_dir, device="cpu")
+    samples = generate_samples(adapter, 2, steps=4, seed=0)
+    assert samples.shape == (2, 3, *adapter.image_size) and samples.abs().max() <= 1
+    assert tile_grid(samples).size == (2 * adapter.image_size[1], 2 * adapter.image_size[0])
+    maps = fluctuation_maps(adapter, samples, steps=6, K=2)
+    assert maps.shape == (2, *adapter.model_shape[1:]) and np.isfinite(maps).all() and (maps >= 0).all()
+    assert 0 <= grid_power_fraction(maps[0], period=4) <= 1
