@@ -6,7 +6,8 @@ free memory (CUDA: `torch.cuda.mem_get_info`; CPU: `AUTO_FRACTION` of the availa
 
 The cost of one sample is measured once per (model, resolution, dtype, mode) by a probe run at
 batch 1: the peak memory above what was in use before it (CUDA: `max_memory_allocated`; CPU: the
-process's peak resident set, `VmHWM`, reset through `/proc/self/clear_refs`). A chunk is then
+resident set sampled every millisecond while the probe runs, and the process's `VmHWM` when the
+probe raised it; VmHWM is never reset, so a benchmark's own peak figure stays whole). A chunk is then
 `floor(SAFETY * (budget - in use) / cost)`: the whole sample cost, fixed parts included, counts
 once per sample, so the estimate errs on the side of smaller chunks (slower rather than larger).
 Where one sample does not fit, a one-line `WorkbenchError` names the smallest budget that does.
@@ -98,15 +99,6 @@ def _hwm() -> int | None:
     return None
 
 
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _trim_heap() -> None:
     """Give glibc's retained free heap back to the OS, so that the RSS shows what is live."""
     try:
@@ -174,11 +166,33 @@ def measure_peak(fn: Callable[[], object], device: torch.device | str) -> int:
         fn()
         torch.cuda.synchronize(device)
         return max(0, int(torch.cuda.max_memory_allocated(device)) - base)
-    base = _rss()
-    if _reset_hwm() and _hwm() is not None:
+    base, hwm0 = _rss(), _hwm()
+    if not base or hwm0 is None:
+        return _hook_estimate(fn)
+    top = _sampled_peak(fn)
+    hwm1 = _hwm() or 0
+    return max(0, max(top, hwm1 if hwm1 > hwm0 else 0) - base)
+
+
+def _sampled_peak(fn: Callable[[], object], every: float = 0.001) -> int:
+    """Run fn() while a thread samples the RSS every `every` seconds; the largest sample. (The
+    process's VmHWM is not reset: a benchmark measuring its own peak around us keeps its figure.)"""
+    import threading
+
+    top, done = [_rss()], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(every):
+            top[0] = max(top[0], _rss())
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    try:
         fn()
-        return max(0, (_hwm() or 0) - base)
-    return _hook_estimate(fn)
+    finally:
+        done.set()
+        th.join()
+    return max(top[0], _rss())
 
 
 def _hook_estimate(fn: Callable[[], object]) -> int:
