@@ -62,6 +62,7 @@ class InformationExperiment:
     protocol_draws: int = 100
     map_density_features: tuple[str, ...] = field(default=("fluct_L3", "log_mean"))
     split: str = "auto"  # train | crossfit | auto (crossfit when fewer than min_train training images have cubes)
+    cb_train: int = 200  # the centre bias is fitted on the first N training images' fixations (0 = all)
     low_train: int = 0  # also fit the low-level readout on this many training images (no cubes needed) and score it
     #                     on every held-out image: the control at full size (0 = off)
     min_train: int = 20
@@ -107,7 +108,27 @@ def store_cubes(store: str | Path, *, rates=(), K: int | None = None, steps: int
         mine = [r for r in rows if r["rate_definition"] == d]
         count = Counter(params(r) for r in mine)
         best = max(count, key=lambda p: (count[p], p[1], p[2]))
-        out[d] = {r["name"]: r["key"] for r in mine if params(r) == best}
+        out[d] = {}
+        for r in mine:
+            if params(r) == best:
+                out[d][r["name"]] = r["key"]
+                src = Path(str(r.get("source_image") or ""))
+                if str(src) and src.is_file():
+                    out[d][str(src.resolve())] = r["key"]
+    return out
+
+
+def _match(cubes: dict[str, str], paths: list[Path]) -> dict[Path, str]:
+    """Data-set image -> cube key: by the cube's source file (resolved), else by file stem where the stem
+    is unique in the data set (CAT2000 repeats file names across categories)."""
+    stems = {}
+    for p in paths:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    out = {}
+    for p in paths:
+        key = cubes.get(str(p.resolve())) or (cubes.get(p.stem) if stems[p.stem] == 1 else None)
+        if key:
+            out[p] = key
     return out
 
 
@@ -189,8 +210,13 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
     if not rates:
         raise WorkbenchError(f"the store has no cubes of rate {', '.join(cfg.rates)}: compute them first")
     train_paths, test_paths = _split(dataset_images(cfg.data), cfg.held_out)
+    cubes = {r: _match(cubes[r], train_paths + test_paths) for r in rates}
+    rates = [r for r in rates if cubes[r]]
+    if not rates:
+        raise WorkbenchError(f"no cube of {cfg.store} belongs to an image of {cfg.data}: compute them "
+                             f"(workbench cubes {cfg.data} --store {cfg.store})")
     primary = rates[0]
-    have = lambda p, rs: all(p.stem in cubes[r] for r in rs)  # noqa: E731
+    have = lambda p, rs: all(p in cubes[r] for r in rs)  # noqa: E731
     train_c = [p for p in train_paths if have(p, [primary])]
     if cfg.max_train is not None:
         train_c = train_c[:cfg.max_train]
@@ -198,23 +224,26 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
     split = cfg.split if cfg.split != "auto" else ("train" if len(train_c) >= cfg.min_train else "crossfit")
     if (split == "train" and len(train_c) < 2) or not test_c or (split == "crossfit" and len(train_c) + len(test_c) < 4):
         raise WorkbenchError(f"rate {primary}: {len(train_c)} training and {len(test_c)} held-out images have cubes "
-                             "in the store; the readouts need >= 2 training and >= 1 held-out image with cubes "
-                             "(compute them: workbench cubes DIR --split train|held-out)")
+                             f"in the store; readouts fitted on the training split need >= 2 training and >= 1 "
+                             f"held-out image with cubes, cross-fitted ones >= 4 images in all ({split} asked; "
+                             "compute more: workbench cubes DIR --split train|held-out)")
     _note(progress, "ground truth", 0, 1)
-    items = {it.image_path.name: it for it in open_dataset(cfg.data)}
+    cb_paths = train_paths[:cfg.cb_train] if cfg.cb_train > 0 else train_paths
+    wanted = {p.name for p in cb_paths + train_c + test_paths + train_paths[:cfg.low_train]}
+    items = {it.image_path.resolve(): it for it in open_dataset(cfg.data, names=sorted(wanted))}
     _note(progress, "ground truth", 1, 1)
     grid = tuple(cfg.grid)
-    cb_train = [items[p.name] for p in train_paths if p.name in items]
+    cb_train = [items[p.resolve()] for p in cb_paths if p.resolve() in items]
     centre = fit_centre_bias([fixation_counts(it.fixations, grid) for it in cb_train])
     log_q = centre.log_density(grid)
     store = CubeStore(cfg.store, create=False)
     used = train_c + test_c
     feats, counts = [], []
     for k, p in enumerate(used):
-        it = items.get(p.name)
+        it = items.get(p.resolve())
         if it is None:
             raise WorkbenchError(f"no ground truth for {p.name} in {cfg.data}")
-        feats.append(_image_features(store, {r: cubes[r][p.stem] for r in rates if p.stem in cubes[r]}, it, grid))
+        feats.append(_image_features(store, {r: cubes[r][p] for r in rates if p in cubes[r]}, it, grid))
         counts.append(fixation_counts(it.fixations, grid))
         _note(progress, "features", k + 1, len(used))
     ctx = {"cfg": cfg, "feats": feats, "counts": counts, "log_cb": [log_q] * len(used), "split": split}
@@ -227,7 +256,8 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
     te_counts = [counts[i] for i in idx_te_all]
     allkeys = list(dict.fromkeys(k for f in feats for k in f))
     results = {"config": _config_dict(cfg), "rates": rates, "grid": list(grid), "split": split,
-               "images": {"train": [p.stem for p in train_c], "held_out": [p.stem for p in test_c]},
+               "images": {"train": [_label(p, cfg.data) for p in train_c],
+                          "held_out": [_label(p, cfg.data) for p in test_c]},
                "cube_params": {r: _cube_params(store, next(iter(cubes[r].values()))) for r in rates},
                "centre_bias": {"bandwidth": centre.bandwidth, "eps": centre.eps, "n_train_images": len(cb_train),
                                "ll_over_uniform": summarise(log_likelihoods([log_q] * len(te_counts), te_counts),
@@ -272,11 +302,12 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
             results["families"][fam] = _readout_entry(names, tr, te, ctx)
         _note(progress, "feature families", j + 1, len(fams))
     if cfg.low_train > 0:  # the control without the cube restriction: all held-out images
-        lo_paths = [p for p in train_paths[:cfg.low_train] + test_paths if p.name in items]
+        lo_paths = [p for p in train_paths[:cfg.low_train] + test_paths if p.resolve() in items]
         lf, lc = [], []
         for k, p in enumerate(lo_paths):
-            lf.append({f"{LOW}:{n}": to_grid(m, grid) for n, m in lowlevel_features(items[p.name].image_path).items()})
-            lc.append(fixation_counts(items[p.name].fixations, grid))
+            it = items[p.resolve()]
+            lf.append({f"{LOW}:{n}": to_grid(m, grid) for n, m in lowlevel_features(it.image_path).items()})
+            lc.append(fixation_counts(it.fixations, grid))
             _note(progress, "low-level features (all images)", k + 1, len(lo_paths))
         n_tr = sum(1 for p in lo_paths if p in train_paths)
         ctx_low = {"cfg": cfg, "feats": lf, "counts": lc, "log_cb": [log_q] * len(lf), "split": "train"}
@@ -322,19 +353,27 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
     # the paper's protocol, on the held-out images
     results["protocol"] = {}
     for r in rates:
-        ims = [p for p in test_paths if p.stem in cubes[r]]
+        ims = [p for p in test_paths if p in cubes[r]]
         if not ims:
             continue
         cs = []
         for p in ims:
-            ds = store.open(cubes[r][p.stem])
+            ds = store.open(cubes[r][p])
             cs.append((ds["rate"].values, ds["timestep"].values))
-        results["protocol"][r] = paper_protocol(cs, [items[p.name].density for p in ims], windows=cfg.protocol_windows,
+        results["protocol"][r] = paper_protocol(cs, [items[p.resolve()].density for p in ims], windows=cfg.protocol_windows,
                                                 t_bs=cfg.protocol_t_bs, draws=cfg.protocol_draws, seed=cfg.seed)
-        results["protocol"][r]["images"] = [p.stem for p in ims]
+        results["protocol"][r]["images"] = [_label(p, cfg.data) for p in ims]
     results["run"] = {"seconds": time.perf_counter() - t0, "load_average_start": list(load0),
                       "load_average_end": list(os.getloadavg())}
     return results
+
+
+def _label(p: Path, root) -> str:
+    """An image's name in the results: its path under Stimuli/ (CAT2000: category/stem), else its stem."""
+    parts = p.parts
+    if "Stimuli" in parts:
+        return Path(*parts[parts.index("Stimuli") + 1:]).with_suffix("").as_posix()
+    return p.stem
 
 
 def _enough(tr, te, split: str) -> bool:

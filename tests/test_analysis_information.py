@@ -110,6 +110,7 @@ OSIE_STORE = Path("/work/notes/osie-store")
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_information_on_real_osie_cubes(tmp_path):
     from tests.conftest import SHARED_DATA
 
