@@ -115,8 +115,8 @@ def _kde_log_density(points: np.ndarray, grid: tuple[int, int], bandwidth: float
         return np.log((1 - eps) * k + eps / k.size)
 
 
-def fit_centre_bias(train_counts: list[np.ndarray], *, bandwidths=(0.03, 0.05, 0.07, 0.1, 0.14, 0.2),
-                    eps_values=(0.001, 0.01, 0.05, 0.1, 0.2), folds: int = 5) -> CentreBias:
+def fit_centre_bias(train_counts: list[np.ndarray], *, bandwidths=(0.015, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2),
+                    eps_values=(0.0001, 0.001, 0.01, 0.05, 0.1, 0.2), folds: int = 5) -> CentreBias:
     """Fit the centre-bias KDE on training fixation counts (one (h, w) grid per image): bandwidth and
     eps maximise the mean per-image log-likelihood of held-out folds of images."""
     from .infogain import log_likelihood
