@@ -35,6 +35,13 @@ def small_pixel(tmp_path_factory):
     return ad, traj
 
 
+@pytest.fixture(scope="module")
+def small_dense(small_pixel) -> list[torch.Tensor]:
+    """The dense Jacobian (m, n) of `small_pixel` at every state of its trajectory (computed once)."""
+    ad, traj = small_pixel
+    return [_dense_jacobian(ad, int(traj.schedule.timesteps[i]), traj.states[i]) for i in range(len(traj.schedule))]
+
+
 def test_hutchinson_ratios_follow_chi2(tiny_adapter):
     """Each squared estimate is truth x chi2(K)/K: the ratios' quantiles and mean match that law."""
     sched = make_schedule(tiny_adapter, 8)
@@ -54,7 +61,7 @@ def test_hutchinson_ratios_follow_chi2(tiny_adapter):
     assert abs(ratio.mean() - 1) < 0.15
 
 
-def test_cube_is_hutchinson_with_the_same_probes_at_every_timestep(small_pixel):
+def test_cube_is_hutchinson_with_the_same_probes_at_every_timestep(small_pixel, small_dense):
     """rate_cube (timesteps batched) equals the dense-Jacobian Hutchinson formula with the seed's probes
     at every timestep (common random numbers), and a different seed gives a different cube."""
     ad, traj = small_pixel
@@ -63,8 +70,7 @@ def test_cube_is_hutchinson_with_the_same_probes_at_every_timestep(small_pixel):
     out_shape = tuple(ad.h(traj.states[:1], 0).shape[1:])
     U = hutchinson_probes(out_shape, K, seed).reshape(K, -1).double()
     for i in range(len(traj.schedule)):
-        J = _dense_jacobian(ad, int(traj.schedule.timesteps[i]), traj.states[i])
-        want = (U @ J).pow(2).mean(0).sqrt().reshape(ad.model_shape).mean(0).float()
+        want = (U @ small_dense[i]).pow(2).mean(0).sqrt().reshape(ad.model_shape).mean(0).float()
         torch.testing.assert_close(cube[i], want, rtol=1e-4, atol=1e-6)
     other = rate_cube(ad, traj, estimator="hutchinson", K=K, seed=seed + 1)
     assert (other - cube).abs().max() > 1e-3
@@ -209,12 +215,11 @@ def test_unknown_probe_kind_is_a_one_line_error():
         probe_block((3,), 0, 0, 2, kind="sobol")
 
 
-def _dense_samples(ad, traj, K: int, seed: int, first: int = 0) -> torch.Tensor:
+def _dense_samples(ad, traj, dense, K: int, seed: int, first: int = 0) -> torch.Tensor:
     """(K, N, C, H, W) squared VJP entries from dense Jacobians and the seed's probes first..first+K-1."""
     out_shape = tuple(ad.h(traj.states[:1], 0).shape[1:])
     U = probe_block(out_shape, seed, first, K).reshape(K, -1).double()
-    s = [(U @ _dense_jacobian(ad, int(traj.schedule.timesteps[i]), traj.states[i])).pow(2)
-         for i in range(len(traj.schedule))]
+    s = [(U @ J).pow(2) for J in dense]
     return torch.stack(s, 1).reshape(K, len(s), *ad.model_shape)
 
 
@@ -226,17 +231,17 @@ def _delta_se_numpy(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     se = np.empty(P)
     for p in range(P):
         w = 1 / (2 * C * np.sqrt(m[:, p]))
-        se[p] = np.sqrt(w @ np.cov(s[:, :, p], rowvar=False, ddof=1) @ w / K)
+        se[p] = np.sqrt(w @ np.atleast_2d(np.cov(s[:, :, p], rowvar=False, ddof=1)) @ w / K)
     return rate, se
 
 
-def test_cube_stats_and_se_match_dense_jacobians(small_pixel):
+def test_cube_stats_and_se_match_dense_jacobians(small_pixel, small_dense):
     """The cube's statistics are the sums of the dense-Jacobian samples; rate and rate_se equal an
     independent NumPy delta method (channel mean of element rates, channels' sample covariance)."""
     ad, traj = small_pixel
     K, seed = 6, 3
     st = hutchinson_cube_stats(ad, traj, K=K, seed=seed, batch=4, chunk=24)
-    s = _dense_samples(ad, traj, K, seed)
+    s = _dense_samples(ad, traj, small_dense, K, seed)
     torch.testing.assert_close(st.sum_s, s.sum(0), rtol=1e-4, atol=1e-9)
     torch.testing.assert_close(st.sum_ss[:, 1], (s[:, :, 0] * s[:, :, 1]).sum(0), rtol=1e-4, atol=1e-12)
     got = pixel_rates_se(st)
@@ -304,3 +309,99 @@ def test_se_is_calibrated_against_the_spread_of_repeated_estimates():
     assert ((ratio > 0.85) & (ratio < 1.15)).all(), ratio
     cover = ((est - truth).abs() <= 2 * se).double().mean().item()
     assert 0.91 <= cover <= 0.98, cover
+
+
+def test_exact_reference_curves_match_dense_jacobians(small_pixel, small_dense):
+    """bench.reference.make_exact's JVP columns (batched over timesteps) are the dense column norms."""
+    from bench.reference.make_exact import exact_channel_curves
+
+    ad, traj = small_pixel
+    pixels = np.array([[0, 0], [3, 5], [7, 2]])
+    got = exact_channel_curves(ad, traj, pixels)  # (P, C, N)
+    C, H, W = ad.model_shape
+    for i in range(len(traj.schedule)):
+        norms = small_dense[i].pow(2).sum(0).sqrt()
+        norms = norms.reshape(C, H, W).numpy()
+        np.testing.assert_allclose(got[:, :, i], norms[:, pixels[:, 0], pixels[:, 1]].T, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_shipped_model_cube_against_the_exact_reference():
+    """A K=32 Hutchinson cube of the shipped model on the reference's first image: its rates agree with
+    the exact reference pixels (Spearman over pixels and timesteps) and about 95% of the exact rates lie
+    within 2 SE. Skips (with the reason) when the reference is absent or was made with other weights."""
+    from bench.reference import load_reference
+    from workbench.default_model import DEFAULT_MODEL_DIR, SAMPLES_DIR
+    from workbench.estimators import cube_rates_se
+    from workbench.pipeline import prepare_image
+    from scipy.stats import spearmanr
+
+    ad = load_model(DEFAULT_MODEL_DIR, device="cpu")
+    ref, why = load_reference(ad)
+    if ref is None:
+        pytest.skip(why)
+    traj = prepare_image(ad, SAMPLES_DIR / ref.images[0], steps=ref.steps).trajectory
+    np.testing.assert_allclose(traj.states.flatten(1).double().norm(dim=1).numpy(), ref.state_norms[0], rtol=1e-4)
+    out = cube_rates_se(hutchinson_cube_stats(ad, traj, K=32, seed=0))
+    ys, xs = ref.pixels[0][:, 0], ref.pixels[0][:, 1]
+    est, se = out.rate.numpy()[:, ys, xs].T, out.rate_se.numpy()[:, ys, xs].T  # (P, N)
+    exact = ref.pixel_curves(0)
+    assert spearmanr(est.ravel(), exact.ravel())[0] > 0.9
+    cover = np.mean(np.abs(est - exact) <= 2 * se)
+    assert 0.88 <= cover <= 0.99, cover
+
+
+def test_bench_estimators_quick_writes_the_fields(tiny_pixel_dir, tmp_path):
+    from bench.bench_estimators import main
+
+    out = tmp_path / "est.json"
+    res = main(["--quick", "--model", str(tiny_pixel_dir), "--steps", "6", "--ks", "4,8", "--exact-pixels", "12",
+                "--images", "1", "--compare-k", "8", "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))
+    (img,) = res["images"]
+    assert [k["K"] for k in img["by_K"]] == [4, 8] and img["by_K"][1]["block"] == "4->8"
+    for k in img["by_K"]:
+        for key in ("spearman_rate", "spearman_fluctuation", "rate_inside_2se", "fluctuation_inside_2se",
+                    "grid_power_map", "grid_power_exact_at_pixels", "seconds_per_cube", "load"):
+            assert key in k, key
+        assert 0 <= k["rate_inside_2se"] <= 1
+    assert img["refinement"]["ratio_wall"] > 0
+    assert [c["label"].split()[1] for c in img["equal_cost"][:4]] == ["gaussian", "rademacher", "orthogonal", "gaussian"]
+    assert "shift-averaged" in img["equal_cost"][3]["label"] and "grid_power_map" in img["equal_cost"][3]
+    assert res["load_before"] is not None
+    cal = res["synthetic_calibration"]
+    assert {(r["kind"], r["K"]) for r in cal} == {(k, K) for k in ("gaussian", "rademacher", "orthogonal") for K in (4, 8)}
+
+
+def test_shift_averaged_stats_match_dense_jacobians_at_the_shifted_states(small_pixel):
+    """Probe i sees the states rolled by probe_shift(seed, i, period) and its row rolled back: the
+    statistics equal the dense-Jacobian samples at the shifted states; shifts are per probe group and
+    refinement stays exact."""
+    from workbench.ddim import Schedule, Trajectory
+    from workbench.estimators import SHIFT_GROUP, probe_shift
+
+    ad, full = small_pixel
+    idx = [1, 4]
+    sch = full.schedule
+    traj = Trajectory(Schedule(sch.timesteps[idx], sch.alphas[idx], sch.alpha_final), full.states[idx], full.x0)
+    K, seed, period = SHIFT_GROUP + 4, 2, 4
+    st = hutchinson_cube_stats(ad, traj, K=K, seed=seed, shift_period=period)
+    out_shape = tuple(ad.h(traj.states[:1], 0).shape[1:])
+    U = probe_block(out_shape, seed, 0, K).reshape(K, -1).double()
+    C, H, W = ad.model_shape
+    want = torch.zeros(len(idx), C, H, W, dtype=torch.float64)
+    dense = {}  # (shift, i) -> J at the shifted state
+    for k in range(K):
+        dy, dx = probe_shift(seed, k, period)
+        assert (dy, dx) == probe_shift(seed, (k // SHIFT_GROUP) * SHIFT_GROUP, period)
+        for i in range(len(idx)):
+            if (dy, dx, i) not in dense:
+                xs = torch.roll(traj.states[i], (dy, dx), dims=(-2, -1))
+                dense[dy, dx, i] = _dense_jacobian(ad, int(traj.schedule.timesteps[i]), xs)
+            row = (U[k] @ dense[dy, dx, i]).reshape(C, H, W)
+            want[i] += torch.roll(row, (-dy, -dx), dims=(-2, -1)).pow(2)
+    torch.testing.assert_close(st.sum_s, want, rtol=1e-4, atol=1e-9)
+    assert len({probe_shift(seed, g * SHIFT_GROUP, period) for g in range(8)}) > 1
+    part = hutchinson_cube_stats(ad, traj, K=5, seed=seed, shift_period=period)
+    torch.testing.assert_close(refine_cube_stats(ad, traj, part, K, seed=seed, shift_period=period).sum_s,
+                               st.sum_s, rtol=1e-6, atol=0)

@@ -12,6 +12,16 @@ norm ||J e_i||. Estimators of all n of them at once, each a pure function of ten
                    exactly; the first term from r VJPs, the second by Hutchinson with K projected probes
 `rate_cube` runs them over a trajectory with several timesteps in one pass (`batch`), the
 reverse passes bounded by `chunk` probe x timestep pairs (memory).
+
+Standard errors and refinement (issue 11; the numerics in `workbench.uncertainty`):
+  hutchinson_cube_stats(adapter, traj, spec, K=, seed=, first=0) -> ProbeStats (sums (N, C, H, W) and
+      (N, C(C+1)/2, H, W), float64): what a cube keeps to report rate_se and to be refined exactly
+  cube_rates_se(stats, channel) -> RatesWithSE(rate, rate_se) (N, H, W)
+  refine_cube_stats(adapter, traj, stats, K2, spec, seed=) runs only the new probes and merges
+      (`uncertainty.merge_stats`): equal to K2 probes at once
+  probe_block(out_shape, seed, first, count, kind=) probe i depends only on (seed, i)
+  shift_period=P (hutchinson_cube_stats / refine_cube_stats): the shift-averaged rate, each group of
+      SHIFT_GROUP probes at a random sub-grid shift of the states, undone on the VJP rows
 """
 from __future__ import annotations
 
@@ -28,7 +38,8 @@ from .rates import RateSpec, batched_rate_function, exact_element_rates, pixel_r
 from .uncertainty import ProbeStats, RatesWithSE, merge_stats, pixel_rates_se, stats_from_samples
 
 __all__ = ["ESTIMATORS", "DEFAULT_K", "PROBE_KINDS", "probe_block", "hutchinson_probes", "hutchinson_stats_batched",
-           "hutchinson_cube_stats", "refine_cube_stats", "cube_rates_se", "hutchinson_element_rates", "rsvd_element_rates",
+           "hutchinson_cube_stats", "refine_cube_stats", "cube_rates_se", "SHIFT_GROUP", "probe_shift",
+           "shifted_stats_batched", "hutchinson_element_rates", "rsvd_element_rates",
            "hutchinson_sq_batched", "rsvd_sq_batched", "diagpp_sq_batched", "element_rates", "rate_cube",
            "check_estimator", "cube_chunk"]
 
@@ -154,6 +165,40 @@ def hutchinson_stats_batched(fb: Callable[[torch.Tensor], torch.Tensor], x: torc
     u = probes[:, None].expand(len(probes), B, *probes.shape[1:])
     rows = vjp_rows_batched(fb, x, u, chunk=chunk)  # (K, B, C, H, W)
     return stats_from_samples(rows.double().pow(2), first=first)
+
+
+#: probes per shift group of the shift-averaged rate: probe i is evaluated at the shift of group i // SHIFT_GROUP
+SHIFT_GROUP = 16
+
+
+def probe_shift(seed: int, index: int, period: int) -> tuple[int, int]:
+    """The sub-grid shift (dy, dx), each in 0 .. period - 1, of probe `index` of `seed` in the
+    shift-averaged rate; it depends only on (seed, index // SHIFT_GROUP)."""
+    g = _probe_generator(seed, int(index) // SHIFT_GROUP, 3)
+    dy, dx = torch.randint(0, int(period), (2,), generator=g).tolist()
+    return int(dy), int(dx)
+
+
+def shifted_stats_batched(fb: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, probes: torch.Tensor, *,
+                          first: int, seed: int, period: int, chunk: int = 64) -> ProbeStats:
+    """Shift-averaged Hutchinson statistics: probe i (index first + row) sees the states rolled by
+    `probe_shift(seed, i, period)` (circularly, in y and x), and its VJP row is rolled back, so pixel
+    (y, x) is scored at every sub-grid phase of the model's downsampling; the expectation is the mean
+    of the squared rate over the shifts drawn. One extra forward per group of SHIFT_GROUP probes.
+    x (B, C, H, W), probes (K, *out) -> ProbeStats like `hutchinson_stats_batched`."""
+    out = None
+    K = len(probes)
+    i = 0
+    while i < K:
+        j = min(K, (((first + i) // SHIFT_GROUP) + 1) * SHIFT_GROUP - first)
+        dy, dx = probe_shift(seed, first + i, period)
+        xs = torch.roll(x, (dy, dx), dims=(-2, -1))
+        u = probes[i:j, None].expand(j - i, x.shape[0], *probes.shape[1:])
+        rows = torch.roll(vjp_rows_batched(fb, xs, u, chunk=chunk), (-dy, -dx), dims=(-2, -1))
+        st = stats_from_samples(rows.double().pow(2), first=first + i)
+        out = st if out is None else merge_stats(out, st)
+        i = j
+    return out
 
 
 def _residual_probes(Q: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
@@ -318,14 +363,19 @@ def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = Ra
 # --- cubes with standard errors, refinable -------------------------------------------------------
 def hutchinson_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = RateSpec(), *,
                           K: int = DEFAULT_K, seed: int = 0, first: int = 0, kind: str = "gaussian", chunk: int = 64,
-                          batch: int | None = None, progress: Callable[[int, int], None] | None = None) -> ProbeStats:
+                          batch: int | None = None, progress: Callable[[int, int], None] | None = None,
+                          shift_period: int | None = None) -> ProbeStats:
     """Hutchinson sufficient statistics of a whole trajectory from probes first .. first + K - 1 of
     `seed` (the same probes at every timestep): `ProbeStats` with sums (N, C, H, W) and
     (N, C(C+1)/2, H, W) float64 on the CPU. `cube_rates_se` turns them into rate and rate_se (N, H, W);
-    `merge_stats` adds a later block exactly. chunk/batch/progress as in `rate_cube`."""
+    `merge_stats` adds a later block exactly. chunk/batch/progress as in `rate_cube`.
+    shift_period: the shift-averaged rate (`shifted_stats_batched`), e.g. 8 for the shipped model's
+    downsampling; None (default) is the plain rate."""
     check_estimator("hutchinson", K)
     if spec.definition == "projected":
         raise WorkbenchError("the projected rate has no Hutchinson estimate: use definition h, eps or step")
+    if shift_period is not None and int(shift_period) < 1:
+        raise WorkbenchError(f"shift period {shift_period} is too small: pass the model's downsampling (e.g. 8) or None")
     N = len(trajectory.schedule)
     out_shape = _out_shape(adapter, trajectory.schedule, trajectory.states[0], spec.definition)
     probes = probe_block(out_shape, seed, first, K, kind=kind, device=adapter.device, dtype=adapter.dtype)
@@ -336,7 +386,9 @@ def hutchinson_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, spec: R
         fb = batched_rate_function(adapter, trajectory.schedule, idx, spec.definition)
         x = trajectory.states[idx].to(adapter.device, adapter.dtype)
         with adapter.autodiff():
-            st = hutchinson_stats_batched(fb, x, probes, first=first, chunk=max(1, chunk // len(idx)))
+            per = max(1, chunk // len(idx))
+            st = (hutchinson_stats_batched(fb, x, probes, first=first, chunk=per) if not shift_period else
+                  shifted_stats_batched(fb, x, probes, first=first, seed=seed, period=shift_period, chunk=per))
         parts.append((st.sum_s.cpu(), st.sum_ss.cpu()))
         if progress:
             progress(int(idx[-1]) + 1, N)
@@ -346,17 +398,18 @@ def hutchinson_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, spec: R
 
 def refine_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, stats: ProbeStats, K2: int,
                       spec: RateSpec = RateSpec(), *, seed: int = 0, kind: str = "gaussian", chunk: int = 64,
-                      batch: int | None = None, progress: Callable[[int, int], None] | None = None) -> ProbeStats:
+                      batch: int | None = None, progress: Callable[[int, int], None] | None = None,
+                      shift_period: int | None = None) -> ProbeStats:
     """Statistics of K2 probes from those of stats.K <= K2: runs only the probes stats.first + stats.K ..
     stats.first + K2 - 1 (new, disjoint) and merges them exactly, equal (to float64 rounding) to
-    `hutchinson_cube_stats(..., K=K2, first=stats.first)`. `seed` and `kind` must be the ones the
-    stats were made with."""
+    `hutchinson_cube_stats(..., K=K2, first=stats.first)`. `seed`, `kind` and `shift_period` must be
+    the ones the stats were made with."""
     if K2 < stats.K:
         raise WorkbenchError(f"--refine-to {K2} is below the {stats.K} probes the cube already has: pass K2 >= {stats.K}")
     if K2 == stats.K:
         return stats
     more = hutchinson_cube_stats(adapter, trajectory, spec, K=K2 - stats.K, seed=seed, first=stats.first + stats.K,
-                                 kind=kind, chunk=chunk, batch=batch, progress=progress)
+                                 kind=kind, chunk=chunk, batch=batch, progress=progress, shift_period=shift_period)
     return merge_stats(stats, more)
 
 
