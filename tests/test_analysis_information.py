@@ -86,9 +86,12 @@ def test_information_command_writes_the_report(tmp_path, capsys):
 def test_uninformative_curves_gain_nothing(tmp_path):
     data, store = _make(tmp_path, informative=False)
     out = tmp_path / "out"
-    assert _run(data, store, out, "--readout-split", "crossfit") == 0
+    assert _run(data, store, out, "--readout-split", "crossfit", "--low-train", "5") == 0
     res = json.loads((out / "results.json").read_text())
     assert res["split"] == "crossfit" and res["families"]["curves[h]"]["n_test"] == HELD_OUT
+    low = res["families"]["lowlevel (all held-out images)"]
+    assert low["n_train"] == 5 and low["n_test"] == HELD_OUT and low["split"] == "train"
+    assert res["centre_bias"]["ll_over_uniform_all_held_out"]["n"] == HELD_OUT
     assert res["families"]["curves[h]"]["mean"] < 0.3
 
 
