@@ -157,3 +157,23 @@ def test_device_train_tiny_runs_on_the_cpu(tmp_path):
     figures = json.loads((tmp_path / "out" / "figures.json").read_text())
     assert figures["steps_this_run"] == 2
     assert np.isfinite(figures["models"][0]["heldout_eps_mse_mean"])
+
+
+def test_warm_up_restarts_with_the_optimiser_of_a_started_model(photos, tmp_path):
+    from workbench import train as train_mod
+
+    seen = []
+    real = train_mod.train_step
+
+    def spy(*a, **kw):
+        seen.append(kw["lr"])
+        return real(*a, **kw)
+
+    latest = train(_cfg(photos, tmp_path / "a", max_steps=2))
+    export_model(latest, tmp_path / "model")  # card: steps = 2
+    train_mod.train_step = spy
+    try:
+        train(_cfg(photos, tmp_path / "b", max_steps=4, init=str(tmp_path / "model"), warmup_steps=10))
+    finally:
+        train_mod.train_step = real
+    assert seen == pytest.approx([3e-4 * 1 / 10, 3e-4 * 2 / 10])

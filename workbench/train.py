@@ -221,8 +221,8 @@ def train_step(model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Op
     return float(loss.detach())
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+def _lr_at(steps_since_optimizer_start: int, cfg: TrainConfig) -> float:
+    return cfg.lr * min(1.0, (steps_since_optimizer_start + 1) / cfg.warmup_steps)
 
 
 # --- model folders and checkpoints --------------------------------------------------------------
@@ -423,8 +423,8 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
             x0, t, noise = (b.to(cfg.device) for b in next(batches))
             x0, noise = x0.contiguous(memory_format=fmt), noise.contiguous(memory_format=fmt)
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            loss = train_step(model, ema, opt, x0, t, noise, abar, lr=_lr_at(step, cfg), ema_decay=decay,
-                              bf16=cfg.bf16)
+            lr = _lr_at(step - int(origin.get("init_step", 0)), cfg)  # warm-up restarts with the optimiser
+            loss = train_step(model, ema, opt, x0, t, noise, abar, lr=lr, ema_decay=decay, bf16=cfg.bf16)
             step += 1
             losses.append(loss)
             now = time.time()
