@@ -196,9 +196,10 @@ def save_tiny_pixart_model(path: str | Path, sample_size: int = 8, seed: int = 0
     return path
 
 
-def save_tiny_sd3_model(path: str | Path, sample_size: int = 8, seed: int = 0) -> Path:
+def save_tiny_sd3_model(path: str | Path, sample_size: int = 8, seed: int = 0, with_t5: bool = True) -> Path:
     """A tiny `SD3Transformer2DModel` (flow matching, FlowMatchEulerDiscreteScheduler with shift 3), two CLIP
-    text encoders with projection and no T5 (the SD3 pipelines then use zeros in its place)."""
+    text encoders with projection and, `with_t5`, a tiny T5 (text_encoder_3/, tokenizer_3/: 16 tokens);
+    without it the SD3 pipelines use 256 zero tokens in its place."""
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
 
     path = Path(path)
@@ -210,5 +211,14 @@ def save_tiny_sd3_model(path: str | Path, sample_size: int = 8, seed: int = 0) -
     tiny_vae(seed).save_pretrained(path / "vae", safe_serialization=True)
     _tiny_clip((path / "tokenizer", path / "text_encoder"), seed, projection_dim=16)
     _tiny_clip((path / "tokenizer_2", path / "text_encoder_2"), seed + 1, projection_dim=16)
+    if with_t5:
+        from transformers import CLIPTokenizer, T5Config, T5EncoderModel
+
+        _write_tiny_clip_tokenizer(path / "tokenizer_3")
+        vocab_size = len(CLIPTokenizer.from_pretrained(path / "tokenizer_3"))
+        torch.manual_seed(seed + 2)
+        T5EncoderModel(T5Config(vocab_size=vocab_size, d_model=64, d_kv=8, d_ff=64, num_layers=1, num_heads=2,
+                                pad_token_id=vocab_size - 1, eos_token_id=vocab_size - 1)
+                       ).save_pretrained(path / "text_encoder_3", safe_serialization=True)
     FlowMatchEulerDiscreteScheduler(shift=3.0).save_pretrained(path / "scheduler")
     return path

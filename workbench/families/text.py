@@ -6,7 +6,8 @@ conditioning tensors (batch 1, float32) under the denoiser's argument names.
   SDXL    encoder_hidden_states = [CLIP-L penultimate, CLIP-G penultimate] (1, L, D1 + D2),
           text_embeds = CLIP-G projected pooled output, time_ids = (H, W, 0, 0, H, W)
   SD3     encoder_hidden_states = [[CLIP-L | CLIP-G] penultimate zero-padded to the T5 width ; T5] along
-          the sequence (zeros in place of T5 without text_encoder_3), pooled_projections = [pooled L, pooled G]
+          the sequence (T5: min(256, tokenizer_3's model_max_length) tokens; 256 zeros without
+          text_encoder_3/), pooled_projections = [pooled L, pooled G]
   PixArt  encoder_hidden_states = T5 last hidden state, encoder_attention_mask
 """
 from __future__ import annotations
@@ -122,7 +123,8 @@ def encode_sd3_prompt(root: Path, text: str, model_key: str, *, joint_attention_
         clip = torch.cat([h1, h2], dim=-1)
         clip = torch.nn.functional.pad(clip, (0, joint_attention_dim - clip.shape[-1]))
         if (root / "text_encoder_3").exists():
-            t5 = encode_t5_prompt(root, text, model_key, max_length=max_sequence_length, tok_sub="tokenizer_3",
+            L = min(max_sequence_length, int(_tokenizer(root, "tokenizer_3").model_max_length))
+            t5 = encode_t5_prompt(root, text, model_key, max_length=L, tok_sub="tokenizer_3",
                                   enc_sub="text_encoder_3")["encoder_hidden_states"]
         else:
             t5 = torch.zeros(1, max_sequence_length, joint_attention_dim)
