@@ -165,6 +165,20 @@ def test_pixel_model_refuses_a_prompt(pixel8_dir):
         load_model(pixel8_dir, device="cpu", prompt="a cat")
 
 
+def test_cli_prompt_reaches_the_model(tmp_path, pixel8_dir):
+    import subprocess
+    import sys
+
+    img = tmp_path / "ok.png"
+    Image.new("RGB", (8, 8), (100, 50, 20)).save(img)
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "curve", str(img), "--pixel", "1,1", "--model",
+                        str(pixel8_dir), "--prompt", "a cat", "--steps", "3"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("workbench curve: error:") and "takes no prompt" in lines[0]
+
+
 # --- 3./4. families: dense Jacobians --------------------------------------------------------------------
 def _hooked_h(ad, z, t):
     """h by a forward hook on the full network call (the U-Net's mid block, or the transformer's middle block)."""
