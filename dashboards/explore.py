@@ -64,10 +64,12 @@ class ExploreView(pn.viewable.Viewer):
         self._poller = Poller(self.poll, 250, on_gone=self.dispose)
         on_session_end(self.dispose)
         cfg = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
-        self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
-        self.fluct_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
-        self.rate_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
-        self.curve_pane = pn.pane.Plotly(None, link_figure=False, config={"displaylogo": False},
+        def blank():  # no axes without data
+            return figures.empty_figure("no cube to show yet")
+        self.image_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.fluct_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.rate_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.curve_pane = pn.pane.Plotly(blank(), link_figure=False, config={"displaylogo": False},
                                          sizing_mode="stretch_width")
         for pane in (self.image_pane, self.fluct_pane, self.rate_pane):
             pane.param.watch(self._on_click_event, "click_data")

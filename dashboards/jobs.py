@@ -225,13 +225,18 @@ class Poller:
 
     def __init__(self, poll: Callable[[], None], period_ms: int, *, on_gone: Callable[[], None] | None = None):
         self._poll, self._period, self._callback, self._doc, self._on_gone = poll, period_ms, None, None, on_gone
+        self._seen = False
 
     def _tick(self) -> None:
-        from .sockets import session_connected
+        from .sockets import session_connections
 
-        if self._doc is not None and not session_connected(self._doc):
+        n = None if self._doc is None else session_connections(self._doc)
+        if n:
+            self._seen = True
+        elif n == 0 and self._seen:
             # the tab closed (a Bokeh session never gets its connection back): stop at once rather than
-            # when Bokeh discards the session (15-32 s later), and push nothing to the closed socket
+            # when Bokeh discards the session (15-32 s later), and push nothing to the closed socket.
+            # (0 before the first connection is a page still loading, not a closed tab.)
             self.stop()
             if self._on_gone is not None:
                 self._on_gone()

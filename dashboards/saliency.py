@@ -165,9 +165,11 @@ class SaliencyView(pn.viewable.Viewer):
         self.job: Job | None = None
         self._poller = Poller(self.poll, 300, on_gone=self.dispose)
         cfg = {"displaylogo": False}
-        self.image_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
-        self.truth_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
-        self.fluct_pane = pn.pane.Plotly(None, link_figure=False, config=cfg, sizing_mode="stretch_width")
+        def blank():  # no axes without data
+            return figures.empty_figure("no image to show yet", height=380)
+        self.image_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.truth_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.fluct_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
         # full headers (the columns fit their data and title; the table scrolls sideways when narrow), and
         # no header-click sorting: the "Sort images by" box is the one order
         table_kw = dict(disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_table",

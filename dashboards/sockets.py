@@ -5,13 +5,13 @@ closes between two frames the later futures fail with `WebSocketClosedError`, an
 awaits them asyncio logs "Task exception was never retrieved" with a traceback. That is the
 expected end of a connection, not an error: `quiet_closed_websockets()` installs a loop exception
 handler that drops exactly these (and passes everything else to the default handler), and
-`session_connected()` lets periodic callbacks skip a session whose tab is gone.
+`session_connections()` lets periodic callbacks notice a session whose tab is gone.
 """
 from __future__ import annotations
 
 import asyncio
 
-__all__ = ["quiet_closed_websockets", "session_connected", "is_closed_socket_error"]
+__all__ = ["quiet_closed_websockets", "session_connections", "is_closed_socket_error"]
 
 
 def is_closed_socket_error(exc: BaseException | None) -> bool:
@@ -38,9 +38,10 @@ def quiet_closed_websockets(loop: asyncio.AbstractEventLoop | None = None) -> No
         loop.set_exception_handler(_handler)
 
 
-def session_connected(doc) -> bool:
-    """False once every browser connection of the served document `doc` has closed (True when unknown)."""
+def session_connections(doc) -> int | None:
+    """How many browser connections the served document `doc` has now (None when unknown). It is 0
+    before the page's websocket has connected, as well as after the tab closed."""
     ctx = getattr(doc, "session_context", None)
     session = getattr(ctx, "_session", None)
     count = getattr(session, "connection_count", None)
-    return count is None or count > 0
+    return None if count is None else int(count)

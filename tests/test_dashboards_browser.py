@@ -8,6 +8,9 @@ Screenshots go to the test's temporary folder.
 """
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -44,6 +47,9 @@ def server(tmp_path_factory, tiny_pixel_dir):
     ctx = AppContext.from_paths(st.path, dataset=pairs, model=str(tiny_pixel_dir), device="cpu")
     port = free_port()
     srv = serve(ctx, port=port, address="127.0.0.1")
+    _SERVER_ERRORS.clear()
+    for name in ("asyncio", "tornado.application", "tornado.general", "bokeh"):
+        logging.getLogger(name).addHandler(_COLLECT)
     deadline = time.time() + 30
     import urllib.request
 
@@ -55,6 +61,23 @@ def server(tmp_path_factory, tiny_pixel_dir):
             time.sleep(0.3)
     yield f"http://127.0.0.1:{port}/", st, root
     srv.stop()
+    for name in ("asyncio", "tornado.application", "tornado.general", "bokeh"):
+        logging.getLogger(name).removeHandler(_COLLECT)
+
+
+class _Collect(logging.Handler):
+    """Server-side errors (task exceptions, callback errors) logged while the browser tests run."""
+
+    def emit(self, record):
+        if record.levelno >= logging.ERROR:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                text += f" {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+            _SERVER_ERRORS.append(text)
+
+
+_SERVER_ERRORS: list[str] = []
+_COLLECT = _Collect()
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +177,7 @@ def test_saliency_tab_scores_the_data_set(server, browser, tmp_path):
     while time.time() < deadline and rows.count() < 2:
         time.sleep(0.3)
     assert rows.count() == 2  # both images of the data set, scored in the background
-    names = {rows.nth(i).locator(".tabulator-cell[tabulator-field=\"name\"]").inner_text() for i in range(2)}
+    names = {rows.nth(i).locator(".tabulator-cell[tabulator-field=\"image\"]").inner_text() for i in range(2)}
     assert names == {"zz1", "zz2"}
     page.wait_for_timeout(500)
     page.screenshot(path=str(tmp_path / "saliency.png"), full_page=True)
@@ -168,7 +191,7 @@ def test_edit_box_reference_launch_shows_the_edited_image(server, browser, tmp_p
     page.locator(".bk-tab", has_text="Edit").click()
     img = page.locator(".edit-image .js-plotly-plot")
     img.wait_for(state="visible", timeout=30_000)
-    for name, value in (("n_iter", "1"), ("steps", "2")):
+    for name, value in (("n_iter", "1"), ("steps", "5")):
         box = page.locator(f".edit-{name} input")
         box.fill(value)
         box.press("Enter")
@@ -192,3 +215,225 @@ def test_edit_box_reference_launch_shows_the_edited_image(server, browser, tmp_p
     page.screenshot(path=str(tmp_path / "edit-done.png"), full_page=True)
     assert not errors, errors
     page.close()
+
+
+# ------------------------------------------------------------------------------ issue 13: what a newcomer hit
+def test_image_panel_click_adds_a_curve_without_console_errors(server, browser):
+    url, st, _ = server
+    page, errors = _open(browser, url)
+    plots = _plots(page)
+    image, curves = plots.nth(0), plots.nth(3)
+    page.wait_for_timeout(500)
+    click_plot(page, image, 10, 40)  # the photo itself (an image trace under an invisible pick layer)
+    names = _wait_for(curves, "el => el.data.length === 1 && el.data[0].name")
+    assert names.startswith("x=10, y=40")
+    ds = st.open(st.find("scene"))
+    ref = ds["rate"].values[:, 40, 10].astype(np.float64)
+    from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B
+
+    if DEFAULT_NORMALISE:
+        ref = ref / ref[ds["timestep"].values > DEFAULT_T_B].sum()
+    np.testing.assert_allclose(curves.evaluate("el => Array.from(el.data[0].y)"), ref, rtol=1e-5)
+    click_plot(page, image, 30, 5)
+    _wait_for(curves, "el => el.data.length === 2")
+    page.wait_for_timeout(300)
+    assert not errors, errors  # no "can't serialize typed array", no null .length
+    page.close()
+
+
+def test_checkbox_captions_toggle_their_boxes(server, browser):
+    url, _, _ = server
+    page, errors = _open(browser, url)
+    for caption in ("Compare clicked pixels", "Same colour range at every timestep"):
+        label = page.get_by_text(caption, exact=True)
+        box = page.locator("label", has_text=caption).locator("input[type=checkbox]")
+        assert box.count() == 1, caption  # the caption and its box in one <label>
+        before = box.is_checked()
+        label.click()
+        page.wait_for_timeout(300)
+        assert box.is_checked() != before, caption
+        label.click()
+        page.wait_for_timeout(300)
+        assert box.is_checked() == before, caption
+    assert not errors, errors
+    page.close()
+
+
+def _edit_setup(page, n_iter: int, steps: int = 5):
+    page.locator(".bk-tab", has_text="Edit").click()
+    img = page.locator(".edit-image .js-plotly-plot")
+    img.wait_for(state="visible", timeout=30_000)
+    for name, value in (("n_iter", str(n_iter)), ("steps", str(steps))):
+        box = page.locator(f".edit-{name} input")
+        box.fill(value)
+        box.press("Enter")
+    W, H = plot_extent(img)
+    drag_box(page, img, (W * 0.35, H * 0.3), (W * 0.65, H * 0.6))
+    status = page.locator(".edit-status")
+    _wait_text(status, lambda t: "region:" in t, 15)
+    click_plot(page, img, W * 0.1, H * 0.9)
+    _wait_text(status, lambda t: "reference: x=" in t, 15)
+    return status
+
+
+def test_two_tabs_one_closed_mid_edit_the_other_runs(server, browser):
+    url, _, _ = server
+    _SERVER_ERRORS.clear()
+    page_a, errors_a = _open(browser, url)
+    status_a = _edit_setup(page_a, 2000)
+    assert not page_a.locator(".edit-message").is_visible()  # the "select a region first" alert is not left over
+    page_a.locator(".edit-launch button").click()
+    text = _wait_text(status_a, lambda t: t.strip().startswith("optimising"), 180)
+    assert text.strip().startswith("optimising") and "/2000" in text and "nan" not in text, text
+
+    page_b, errors_b = _open(browser, url)
+    status_b = _edit_setup(page_b, 1)
+    page_b.locator(".edit-launch button").click()
+    text = _wait_text(status_b, lambda t: "queued" in t, 20)
+    assert "queued: 1 computation ahead" in text, text  # one queue per server, the position shown
+    page_a.close()  # the tab with the long edit goes away mid-edit: its job is cancelled
+    text = _wait_text(status_b, lambda t: not t.strip().startswith("queued"), 60)
+    assert not text.strip().startswith("queued"), text  # tab A's edit was cancelled (2000 iterations would take long)
+    text = _wait_text(status_b, lambda t: t.strip().startswith(("done", "failed")), 300)
+    assert text.strip().startswith("done"), text
+    page_b.wait_for_timeout(500)
+    assert not errors_b, errors_b
+    time.sleep(2)
+    assert not [e for e in _SERVER_ERRORS if "WebSocketClosed" in e or "never retrieved" in e], _SERVER_ERRORS
+    page_b.close()
+
+
+def test_saliency_notices_cubes_from_an_external_workbench_cubes(server, browser, tiny_pixel_dir):
+    url, st, root = server
+    page, errors = _open(browser, url)
+    page.locator(".bk-tab", has_text="Saliency").click()
+    rows = page.locator(".saliency-table .tabulator-row")
+    deadline = time.time() + 120
+    while time.time() < deadline and rows.count() < 2:
+        time.sleep(0.3)
+    assert rows.count() == 2
+    from PIL import Image
+
+    rng = np.random.default_rng(9)
+    pairs = root / "pairs"
+    Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(pairs / "zz3.png")
+    fix = np.zeros((30, 40), np.uint8)
+    fix[rng.integers(0, 30, 10), rng.integers(0, 40, 10)] = 255
+    Image.fromarray(fix).save(pairs / "zz3_map.png")
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "cubes", str(pairs / "zz3.png"), "--store",
+                           str(st.path), "--model", str(tiny_pixel_dir), "--steps", "4", "--K", "2", "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    page.locator(".saliency-refresh button").click()
+    deadline = time.time() + 120
+    while time.time() < deadline and rows.count() < 3:
+        time.sleep(0.3)
+    assert rows.count() == 3
+    names = {rows.nth(i).locator(".tabulator-cell[tabulator-field=\"image\"]").inner_text() for i in range(3)}
+    assert names == {"zz1", "zz2", "zz3"}
+    headers = page.locator(".saliency-table .tabulator-col-title").all_inner_texts()
+    assert "AUC-Judd" in headers and "sAUC" in headers and "NSS − centre bias" in headers, headers
+    widths = page.locator(".saliency-table .tabulator-col-title").evaluate_all(
+        "els => els.filter(e => e.innerText.trim()).map(e => e.scrollWidth <= e.clientWidth + 1)")
+    assert all(widths), headers  # every header shown in full, none cut to "AU..."
+    assert not errors, errors
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def bare_server(tmp_path_factory):
+    """A server whose data set has no cube in its (empty) store."""
+    from PIL import Image
+
+    from cache.store import CubeStore
+    from dashboards.app import free_port, serve
+    from dashboards.context import AppContext
+
+    root = tmp_path_factory.mktemp("bare")
+    st = CubeStore(root / "store")
+    pairs = root / "pairs"
+    pairs.mkdir()
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(pairs / "lone.png")
+    fix = np.zeros((30, 40), np.uint8)
+    fix[5, 5] = 255
+    Image.fromarray(fix).save(pairs / "lone_map.png")
+    port = free_port()
+    srv = serve(AppContext.from_paths(st.path, dataset=pairs, device="cpu"), port=port, address="127.0.0.1")
+    import urllib.request
+
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+            break
+        except OSError:
+            time.sleep(0.3)
+    for name in ("asyncio", "tornado.application", "tornado.general", "bokeh"):
+        logging.getLogger(name).addHandler(_COLLECT)
+    yield f"http://127.0.0.1:{port}/"
+    srv.stop()
+    for name in ("asyncio", "tornado.application", "tornado.general", "bokeh"):
+        logging.getLogger(name).removeHandler(_COLLECT)
+
+
+def test_export_with_nothing_matched_says_so(bare_server, browser):
+    _SERVER_ERRORS.clear()
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(bare_server)
+    page.locator(".bk-tab", has_text="Saliency").wait_for(timeout=60_000)
+    page.locator(".bk-tab", has_text="Saliency").click()
+    export = page.locator(".saliency-export button")
+    export.wait_for(timeout=30_000)
+    deadline = time.time() + 60
+    while time.time() < deadline and "no image" not in export.inner_text():
+        time.sleep(0.3)
+    assert "no image to export" in export.inner_text() and export.is_disabled()
+    message = page.get_by_text("has a cube in")
+    assert message.count() >= 1 and "Re-read the store" in message.first.inner_text()
+    export.click(force=True)
+    page.wait_for_timeout(1000)
+    assert not [e for e in _SERVER_ERRORS if "StopIteration" in e], _SERVER_ERRORS
+    assert not errors, errors
+    page.close()
+
+
+@pytest.mark.slow
+def test_an_idle_server_with_one_tab_open_stays_quiet(tmp_path, browser):
+    """< 2 % of one core over 20 s with one untouched tab (the issue asks 60 s; the process's CPU time
+    over 20 s is the same measure, and `python -m bench.bench_dashboard --idle 60` takes the full minute)."""
+    psutil = pytest.importorskip("psutil")
+    from cache.store import CubeStore
+    from dashboards.app import free_port
+    from dashboards.synthetic import synthetic_cube
+
+    st = CubeStore(tmp_path / "store")
+    st.put(synthetic_cube(64, 64, 50, name="idle", seed=3))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--store", str(st.path), "--port",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        import urllib.request
+
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except OSError:
+                time.sleep(0.5)
+        page, errors = _open(browser, f"http://127.0.0.1:{port}/")
+        page.wait_for_timeout(5000)  # let the first render settle
+        server = psutil.Process(proc.pid)
+        c0, t0 = sum(server.cpu_times()[:2]), time.perf_counter()
+        time.sleep(20)
+        c1, t1 = sum(server.cpu_times()[:2]), time.perf_counter()
+        share = (c1 - c0) / (t1 - t0)
+        assert share < 0.02, f"idle server used {100 * share:.1f} % of a core (load average {__import__('os').getloadavg()})"
+        assert not errors, errors
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
