@@ -26,7 +26,8 @@ from workbench.fluctuation import fluctuation as _fluctuation, fluctuation_se as
 from workbench.fluctuation import grid_power, grid_power_chance, kept_timesteps
 
 __all__ = ["DEFAULT_WINDOW", "DEFAULT_T_B", "DEFAULT_NORMALISE", "SE_CORRELATION", "fluctuation", "fluctuation_map",
-           "kept_timesteps", "fluctuation_significance", "significance_arrays", "grid_power", "grid_power_chance"]
+           "kept_timesteps", "fluctuation_significance", "significance_arrays", "grid_power", "grid_power_chance",
+           "error_correlation"]
 
 #: Defaults chosen by measurement (README.md, "Choosing L and t_b"): `workbench experiment tune
 #: --images dev:17` swept L in {3,5,8,12,20} x t_b in {0,...,600} x normalise on 17 OSIE *training* images
@@ -114,3 +115,20 @@ def fluctuation_significance(rate, rate_se, timesteps=None, window: int = DEFAUL
     if timesteps is None:
         raise WorkbenchError("fluctuation_significance of plain arrays needs their timesteps: pass timesteps=")
     return significance_arrays(np.asarray(rate), np.asarray(rate_se), timesteps, axis=0, **kw)
+
+
+def error_correlation(rate_a: np.ndarray, rate_b: np.ndarray, se_a: np.ndarray, se_b: np.ndarray, *,
+                      axis: int = 0) -> float:
+    """Lag-1 correlation of the rate errors between adjacent timesteps, from two independent halves
+    of the probes (e.g. the split halves of `--until-stable`): arrays (N, H, W) with time on `axis`.
+    The half difference d = a - b has the errors' correlation structure; standardised by its SE
+    sqrt(se_a^2 + se_b^2), the estimate is sum d_t d_t+1 / sqrt(sum d_t^2 sum d_t+1^2) over pixels and
+    timesteps. Pass it as `correlation=` to `fluctuation_significance` (an AR(1) model of the errors)."""
+    a, b = (np.moveaxis(np.asarray(v, dtype=np.float64), axis, 0) for v in (rate_a, rate_b))
+    sa, sb = (np.moveaxis(np.asarray(v, dtype=np.float64), axis, 0) for v in (se_a, se_b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (a - b) / np.sqrt(sa ** 2 + sb ** 2)
+    z = np.where(np.isfinite(z), z, 0.0).reshape(z.shape[0], -1)
+    x, y = z[:-1], z[1:]
+    den = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / den) if den > 0 else 0.0

@@ -90,3 +90,22 @@ def test_export_writes_the_z_map_beside_the_fluctuation_when_the_cube_has_rate_s
     want = fluctuation_significance(rate, ds["rate_se"].values, TS, window=3, t_b=0)["z"]
     np.testing.assert_allclose(z, want, rtol=1e-5)
     assert info["window"] == 3 and "se(F)" in info["z"]
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.6, 0.9])
+def test_error_correlation_recovers_the_ar1_coefficient_from_two_halves(rho):
+    from analysis.fluctuation import error_correlation
+
+    rng = np.random.default_rng(5)
+    N, P = 20, 3000
+    se = 0.01 + 0.05 * rng.random((N, P))  # heteroscedastic over t and pixels
+    truth = 1 + rng.random((N, P))
+
+    def half():
+        e = np.empty((N, P))
+        e[0] = rng.standard_normal(P)
+        for t in range(1, N):
+            e[t] = rho * e[t - 1] + np.sqrt(1 - rho ** 2) * rng.standard_normal(P)
+        return truth + se * e
+
+    assert error_correlation(half(), half(), se, se) == pytest.approx(rho, abs=0.03)
