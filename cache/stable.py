@@ -90,7 +90,7 @@ def compute_cube_until_stable(adapter, image, params: CubeParams, R: float, *, w
 
     from . import schema
     from .build import cube_from_arrays, package_version
-    from .keys import cube_key, dtype_name, image_bytes, model_identity
+    from .keys import conditioning_attrs, cube_key, dtype_name, image_bytes, model_identity
 
     raw = image_bytes(image)
     pil = to_rgb(image) if isinstance(image, Image.Image) else read_image(image)
@@ -105,7 +105,8 @@ def compute_cube_until_stable(adapter, image, params: CubeParams, R: float, *, w
     source = getattr(image, "filename", "") if isinstance(image, Image.Image) else str(Path(image).resolve())
     attrs = {"model_fingerprint": adapter.fingerprint(), "model_name": str(getattr(adapter, "name", "model")),
              **final.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter),
-             "source_image": str(source or ""), "source_size": [int(v) for v in prep.source_size],
+             **conditioning_attrs(adapter), "source_image": str(source or ""),
+             "source_size": [int(v) for v in prep.source_size],
              "package_version": package_version(), "schema_version": schema.SCHEMA_VERSION,
              "key": cube_key(raw, model_identity(adapter), final), "complete": 1,
              "until_stable": float(R), "stability": float(stability)}
