@@ -27,8 +27,9 @@ import xarray as xr
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "STORE_FORMAT", "DIMS", "VAR_RATE", "VAR_IMAGE", "VAR_ALPHA", "VAR_TRAJECTORY",
-           "VAR_DONE", "VAR_RATE_SE", "VAR_SUM_S", "VAR_SUM_SS", "EXTRA_VARS", "NO_SE_NOTE", "COORD_T", "ATTR_KEYS", "PARAM_ATTRS", "SLOT_ATTRS", "check_cube"]
+__all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "STORE_FORMAT", "DIMS", "VAR_RATE", "VAR_IMAGE", "VAR_ALPHA",
+           "VAR_TRAJECTORY", "VAR_DONE", "VAR_RATE_SE", "VAR_SUM_S", "VAR_SUM_SS", "EXTRA_VARS", "NO_SE_NOTE",
+           "COORD_T", "ATTR_KEYS", "PARAM_ATTRS", "SLOT_ATTRS", "check_cube"]
 
 #: 1: the first layout; 2: CRC32C checksums on every chunk, every chunk of a slot written (cache.integrity);
 #: 3: rate_se, and the probe statistics of Hutchinson cubes (refinable)

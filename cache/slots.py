@@ -5,10 +5,11 @@ writers ever touch one chunk), `image (image_id, iy, ix, rgb)`, `done (image_id)
 chunk per slot, absent = 0), the shared `timestep`/`alpha`, and the attribute `slots` naming each
 slot's key and source. Its metadata is written once, into `<gid>.zarr.partial-<host>-<pid>`, and
 renamed into place atomically; after that only chunk files are written. A slot is written in full
-before its done flag: a killed writer leaves slots with done = 0, which readers treat as absent
-and a rerun rewrites. Since schema version 2 every chunk carries a CRC32C checksum and every chunk
-of a slot is written (empty ones too); reads verify them (cache.integrity). Nothing is ever appended (resizing a Zarr array rewrites its metadata, and
-appending left unreadable stores in 5 of 9 kills measured on these machines).
+before its done flag: a killed writer leaves slots with done = 0, which readers treat as absent and
+a rerun rewrites. Since schema version 2 every chunk carries a CRC32C checksum and every chunk of a
+slot is written (empty ones too); reads verify them (cache.integrity). Nothing is ever appended
+(resizing a Zarr array rewrites its metadata, and appending left unreadable stores in 5 of 9 kills
+measured on these machines).
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ __all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "cre
            "read_done", "clear_done", "read_attrs", "slot_extras",
            "open_group", "slot_dataset", "sweep_partials", "group_lock", "PARTIAL_MARK"]
 
-#: rate chunk (t, y, x) before clipping to the cube's shape; chosen by bench/bench_store.py (README.md, "Chunks, by measurement")
+#: rate chunk (t, y, x) before clipping to the cube's shape; chosen by bench/bench_store.py (docs/cubes.md,
+#: "Chunks, by measurement")
 DEFAULT_CHUNKS = (10, 128, 128)
 #: a cube up to this size (float32 bytes) is one chunk: one read serves any curve or map (measured faster)
 SMALL_CUBE_BYTES = 2 * 1024 * 1024

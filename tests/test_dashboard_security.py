@@ -41,7 +41,8 @@ def _ws_status(port: int, origin: str, cookie: str | None = None) -> str:
         key = base64.b64encode(os.urandom(16)).decode()
         extra = f"Cookie: {cookie}\r\n" if cookie else ""
         s.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n{extra}\r\n").encode())
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n{extra}\r\n"
+                   ).encode())
         return s.recv(4096).decode(errors="replace").split("\r\n")[0]
 
 
