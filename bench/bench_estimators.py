@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
                                     block=f"{prevK}->{K}", block_seconds=round(dt, 1), block_cpu_seconds=round(dc, 1),
                                     load=load_average(), **s))
             _log(f"[{name}] K={K}: {wall:.0f} s ({cpu:.0f} cpu s) {s} load {load_average()}")
+        if len(ks) > 1 and ks[1] == 2 * ks[0]:  # two independent halves: probes 0..K0-1 and K0..2K0-1
+            row["error_correlation"] = _halves_correlation(ad, traj, ks[0], a.chunk, exact, pixels, ts, stats)
         # refinement K -> 2K against a fresh K-probe cube (equal VJP count)
         K0 = ks[0]
         first, dt_first, dc_first = _timed(lambda: hutchinson_cube_stats(ad, traj, K=K0, seed=1, chunk=a.chunk))
@@ -209,6 +211,26 @@ def main(argv: list[str] | None = None) -> dict:
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))
     return res
+
+
+def _halves_correlation(ad, traj, K0: int, chunk: int, exact, pixels, ts, final) -> dict:
+    """The lag-1 correlation of the rate errors over t from two disjoint probe halves (K0 each, the
+    second obtained by subtracting the first from the 2 K0 merge), and the fluctuation's SE coverage
+    at the final K with that correlation instead of 0."""
+    from analysis.fluctuation import error_correlation, fluctuation, fluctuation_significance
+    from workbench.estimators import cube_rates_se, hutchinson_cube_stats
+
+    A = hutchinson_cube_stats(ad, traj, K=K0, seed=0, chunk=chunk)
+    B = hutchinson_cube_stats(ad, traj, K=K0, seed=0, first=K0, chunk=chunk)
+    ra, rb = cube_rates_se(A), cube_rates_se(B)
+    rho = error_correlation(ra.rate.numpy(), rb.rate.numpy(), ra.rate_se.numpy(), rb.rate_se.numpy())
+    out = cube_rates_se(final)
+    ys, xs = pixels[:, 0], pixels[:, 1]
+    sig = fluctuation_significance(out.rate.numpy(), out.rate_se.numpy(), ts, correlation=rho)
+    F_exact = fluctuation(exact, ts, axis=-1)
+    inside = np.abs(sig["fluctuation"][ys, xs] - F_exact) <= 2 * sig["fluctuation_se"][ys, xs]
+    return dict(rho=round(rho, 4), K=final.K, fluctuation_inside_2se=round(float(np.mean(inside)), 4),
+                significant_fraction=round(float(np.mean(np.abs(sig["z"]) > 2)), 4))
 
 
 def _compare(ad, traj, exact, pixels, ts, K: int, chunk: int, period: int) -> list[dict]:
@@ -258,6 +280,10 @@ def _print(res: dict) -> None:
                   f"{k['fluctuation_inside_2se']:>9.3f}{k['grid_power_map']:>9.3f}"
                   f"{k['grid_power_estimate_at_pixels']:>9.3f}{k['grid_power_exact_at_pixels']:>8.3f}"
                   f"{k['grid_power_chance_pixels']:>8.3f}  {k['load']}")
+        if "error_correlation" in r:
+            e = r["error_correlation"]
+            print(f"rate errors' lag-1 correlation over t (two probe halves): {e['rho']}; with it, at K={e['K']}: "
+                  f"F inside 2 se {e['fluctuation_inside_2se']}, significant {e['significant_fraction']}")
         f = r["refinement"]
         print(f"refinement {f['K']}->{2 * f['K']}: {f['refine_seconds']} s vs fresh {f['K']}: {f['fresh_seconds']} s "
               f"(ratio wall {f['ratio_wall']}, cpu {f['ratio_cpu']}), load {f['load']}")

@@ -366,6 +366,7 @@ def test_bench_estimators_quick_writes_the_fields(tiny_pixel_dir, tmp_path):
             assert key in k, key
         assert 0 <= k["rate_inside_2se"] <= 1
     assert img["refinement"]["ratio_wall"] > 0
+    assert -1 <= img["error_correlation"]["rho"] <= 1 and img["error_correlation"]["K"] == 8
     assert [c["label"].split()[1] for c in img["equal_cost"][:4]] == ["gaussian", "rademacher", "orthogonal", "gaussian"]
     assert "shift-averaged" in img["equal_cost"][3]["label"] and "grid_power_map" in img["equal_cost"][3]
     assert res["load_before"] is not None
