@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
             bctx = launch(p, profile, width=1600)
             page = bctx.new_page()
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(f"http://127.0.0.1:{port}/", timeout=300_000)
             plots = page.locator(".js-plotly-plot")
             plots.nth(3).wait_for(state="visible", timeout=180_000)
             if "explore" in views:
