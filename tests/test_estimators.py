@@ -340,6 +340,9 @@ def test_shipped_model_cube_against_the_exact_reference():
     ref, why = load_reference(ad)
     if ref is None:
         pytest.skip(why)
+    if len(ref.pixels[0]) < 64:
+        pytest.skip(f"the reference has only {len(ref.pixels[0])} pixels of {ref.images[0]} so far: let "
+                    "`python -m bench.reference.make_exact` finish (it resumes)")
     traj = prepare_image(ad, SAMPLES_DIR / ref.images[0], steps=ref.steps).trajectory
     np.testing.assert_allclose(traj.states.flatten(1).double().norm(dim=1).numpy(), ref.state_norms[0], rtol=1e-4)
     out = cube_rates_se(hutchinson_cube_stats(ad, traj, K=32, seed=0))
