@@ -68,7 +68,7 @@ def measure_browser(url: str, size: int, steps: int, events: int, shot: str | No
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         t = time.perf_counter()
-        page.goto(url)
+        page.goto(url, timeout=300_000)
         plots = page.locator(".js-plotly-plot")
         plots.nth(3).wait_for(state="visible", timeout=120_000)
         fl = plots.nth(1)
@@ -109,7 +109,7 @@ def measure_browser(url: str, size: int, steps: int, events: int, shot: str | No
         out["console_errors"] = errors
         t = time.perf_counter()
         page2 = ctx.new_page()
-        page2.goto(url)
+        page2.goto(url, timeout=300_000)
         page2.locator(".js-plotly-plot").nth(3).wait_for(state="visible", timeout=120_000)
         out["second_load_s"] = time.perf_counter() - t
         ctx.close()
@@ -159,7 +159,7 @@ def measure_idle(store: Path, seconds: float) -> dict:
         with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
             ctx = launch(p, profile)
             page = ctx.new_page()
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(f"http://127.0.0.1:{port}/", timeout=300_000)
             page.locator(".js-plotly-plot").nth(3).wait_for(state="visible", timeout=120_000)
             page.wait_for_timeout(5000)
             server = psutil.Process(proc.pid)

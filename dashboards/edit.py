@@ -42,7 +42,7 @@ METRIC_LABELS = {
     "psnr_outside": "PSNR outside, model resolution (dB)",
     "psnr_outside_reconstruction": "PSNR outside of the plain reconstruction (dB)",
     "ssim_outside": "SSIM outside",
-    "change_inside": "mean |change| inside (0-1)",
+    "change_inside": "mean absolute change inside (0-1)",
     "mean_rate_before": "mean rate, t > t_b, before",
     "mean_rate_after": "mean rate, t > t_b, after",
     "fluctuation_before": "fluctuation F before",

@@ -266,3 +266,11 @@ def test_an_aborted_job_stops_at_its_next_report_and_keeps_nothing():
     job.abort()  # what a closed tab does
     assert job.wait(5) and job.result is None and job.error is None and len(seen) < 1000
     assert len(q) == 0  # the queue is free for the next tab
+
+
+def test_metric_labels_do_not_break_the_markdown_table():
+    from dashboards.edit import METRIC_LABELS, format_metric
+
+    assert not [v for v in METRIC_LABELS.values() if "|" in v]  # a "|" would split the table's row
+    assert format_metric(float("nan")) == "n/a" and format_metric(float("inf")).startswith("inf")
+    assert format_metric(2.2e-07) == "2.200e-07" and format_metric(24.123) == "24.12"
