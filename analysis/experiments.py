@@ -27,9 +27,10 @@ from .paired import PairedRule, paired_test
 from .predictor import score_maps, summarise_scores
 
 __all__ = ["SaliencyExperiment", "Prepared", "EXPERIMENTS", "default_store", "prepare", "run_paired",
-           "run_predictor", "run_curves", "run_perceptual", "run_tune", "run_experiments", "variant_name"]
+           "run_predictor", "run_curves", "run_perceptual", "run_tune", "run_protocol", "run_experiments",
+           "variant_name"]
 
-EXPERIMENTS = ("paired", "predictor", "curves", "perceptual", "tune")
+EXPERIMENTS = ("paired", "predictor", "curves", "perceptual", "tune", "protocol")
 Progress = Callable[[str, int, int], None]
 
 
@@ -242,6 +243,20 @@ def run_tune(prep: Prepared, *, progress: Progress | None = None) -> dict:
             "images": [it.name for it in prep.items]}
 
 
+def run_protocol(prep: Prepared) -> dict:
+    """The paper's Appendix B.1 protocol (`analysis.protocol`: maximal vs minimal ground-truth pixel,
+    raw windowed variance) for every cube variant, at the configured L and t_b and a small grid."""
+    from .protocol import paper_protocol
+
+    cfg = prep.config
+    windows = tuple(dict.fromkeys((int(cfg.window), 3, 5, 8)))
+    t_bs = tuple(dict.fromkeys((float(cfg.t_b), 0.0, 200.0, 400.0)))
+    return {name: paper_protocol([(ds["rate"].values, ds["timestep"].values) for ds in cubes],
+                                 [it.density for it in prep.items], windows=windows, t_bs=t_bs,
+                                 draws=cfg.paired.draws, seed=cfg.paired.seed)
+            for name, cubes in prep.cubes.items()}
+
+
 def run_experiments(config: SaliencyExperiment, which=EXPERIMENTS, *, out: str | Path,
                     progress: Progress | None = None) -> dict:
     """Prepare once, run the chosen experiments, write report.html, figures.json, results.json and PNGs."""
@@ -263,6 +278,8 @@ def run_experiments(config: SaliencyExperiment, which=EXPERIMENTS, *, out: str |
         results["perceptual"] = run_perceptual(prep, progress=progress)
     if "tune" in which:
         results["tune"] = run_tune(prep, progress=progress)
+    if "protocol" in which:
+        results["protocol"] = run_protocol(prep)
     write_report(results, prep, out)
     return results
 

@@ -170,6 +170,16 @@ def tables_markdown(results: dict) -> str:
             out.append(f"| {r['window']} | {r['t_b']} | {r['normalise']} | {r['AUC_Judd']:.3f} ± {r['AUC_Judd_sem']:.3f}"
                        f" | {r['NSS']:.3f} | {r['CC']:.3f} | {r['pair_auc']:.3f} |")
         out.append("")
+    if "protocol" in results:
+        for name, pr in results["protocol"].items():
+            out.append(f"Paper protocol (Appendix B.1: a maximal vs a minimal ground-truth pixel, raw curves), {name}\n")
+            out.append("| L | t_b | wins / n (draw 0) | fraction [95% CI] | sign p | mean over draws |")
+            out.append("|---|---|---|---|---|---|")
+            for r in pr["settings"]:
+                out.append(f"| {r['window']} | {r['t_b']:g} | {r['wins']} / {r['n']} | {r['fraction']:.3f} "
+                           f"[{r['wilson_95'][0]:.3f}, {r['wilson_95'][1]:.3f}] | {r['sign_p']:.3g} | "
+                           f"{r['fraction_mean_over_draws']:.3f} |")
+            out.append("")
     if "perceptual" in results:
         q = results["perceptual"]
         a = q["agreement_mean"]

@@ -109,6 +109,11 @@ def test_experiments_end_to_end_and_export(osie3, tiny_pixel_dir, tmp_path):
     assert len(CubeStore(store).keys()) == 3
     assert main(args[:1] + ["paired"] + args[2:]) == 0
     assert len(CubeStore(store).keys()) == 3
+    # the paper's own protocol (maximal vs minimal ground-truth pixel) as a named experiment
+    assert main(args[:1] + ["protocol"] + args[2:]) == 0
+    settings = json.loads((out / "results.json").read_text())["protocol"]["fluctuation[h,hutchinson]"]["settings"]
+    assert settings and all(r["n"] == 3 and r["wins"] + r["losses"] + r["ties"] == 3 for r in settings)
+    assert "Paper protocol" in (out / "tables.md").read_text()
 
     # export: PNG + npy at the image's original resolution, named like the input
     exp = tmp_path / "exp"

@@ -10,7 +10,7 @@ from .common import add_overwrite_arg, device_from
 
 WHICH = {"paired": ("paired",), "predictor": ("predictor",), "curves": ("curves",), "perceptual": ("perceptual",),
          "saliency": ("paired", "predictor", "curves", "perceptual"), "tune": ("tune",),
-         "information": ("information",)}
+         "information": ("information",), "protocol": ("protocol",)}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "image + map pairs) and write OUT/report.html, figures.json, results.json, "
                                    "tables.md and maps.png. 'saliency' runs all four on one set of cubes.")
     p.add_argument("which", help="experiment(s), comma-separated: paired, predictor, curves, perceptual, saliency "
-                                 "(= the four), tune (sweep L and t_b; use with --images dev), information "
+                                 "(= the four), tune (sweep L and t_b; use with --images dev), protocol (the "
+                                 "paper's Appendix B.1: a maximal vs a minimal ground-truth pixel), information "
                                  "(information gain over the centre bias of curve features, per timestep and "
                                  "rate definition, vs low-level features, + the paper's protocol; reads the cubes "
                                  "of --store, computes none)")
