@@ -204,7 +204,8 @@ def _direct_velocity(ad, z, t):
                        timestep=torch.tensor([sigma * 1000.0])).sample, sigma
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [pytest.param("sdxl", marks=pytest.mark.slow), "dit", "pixart",
+                                    pytest.param("sd3", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("definition", ["h", "step"])
 def test_family_exact_rates_are_dense_jacobian_column_norms(family_dirs, family, definition):
     ad = load_model(family_dirs[family], device="cpu", prompt="" if family == "dit" else "a red cat")
@@ -256,6 +257,7 @@ def test_flow_matching_generation_matches_diffusers_euler_and_inversion_runs_it_
 
 
 # --- end to end: load -> invert -> curve -> cube -> edit ------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_end_to_end(family_dirs, family):
     from cache.build import compute_cube
