@@ -191,7 +191,8 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
     orig_feats: dict[int, list[torch.Tensor]] = {}
     checkpoint = _checkpointing(adapter, cfg, schedule, orig_states, budget)
 
-    x_T_orig = traj.x_T[None].float().clone()  # optimisation state in float32 whatever the model dtype
+    state = torch.promote_types(adapter.dtype, torch.float32)  # optimisation state: float32 at least
+    x_T_orig = traj.x_T[None].to(state).clone()
     x = torch.nn.Parameter(x_T_orig.clone())
     opt = torch.optim.Adam([x], lr=cfg.lr)
     losses: list[float] = []
