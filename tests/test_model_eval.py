@@ -36,7 +36,6 @@ def test_a_map_that_does_not_tile_is_refused():
         grid_power_fraction(np.zeros((60, 64)))
 
 
-@pytest.mark.slow
 def test_fluctuation_maps_of_samples_on_the_tiny_model(tiny_pixel_dir):
     from workbench.adapters import load_model
     from workbench.model_eval import fluctuation_maps, generate_samples, tile_grid
