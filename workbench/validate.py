@@ -46,7 +46,8 @@ __all__ = ["MAX_K", "MAX_BATCH", "MAX_RESOLUTION", "DTYPES", "check_int", "check
 MAX_K = 4096
 MAX_BATCH = 65536
 MAX_RESOLUTION = 8192
-DTYPES = ("float32", "float16", "bfloat16")
+#: compute dtypes; float64 is for precise library work (the command line offers the first three)
+DTYPES = ("float32", "float16", "bfloat16", "float64")
 
 
 def _is_int(value: Any) -> bool:
@@ -155,7 +156,7 @@ def check_seed(seed: Any) -> int:
 
 
 def check_dtype(dtype: Any):
-    """'float32' | 'float16' | 'bfloat16' or the torch dtype -> torch.dtype."""
+    """'float32' | 'float16' | 'bfloat16' | 'float64' or the torch dtype -> torch.dtype."""
     import torch
 
     name = str(dtype).removeprefix("torch.")
