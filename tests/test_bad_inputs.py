@@ -626,7 +626,7 @@ def test_validators():
     assert v.check_dtype("bfloat16") is torch.bfloat16 and v.check_dtype(torch.float16) is torch.float16
     assert v.check_batch_size(32) == 32 and v.check_resolution(64, multiple=8) == 64
     for f, bad in ((v.check_batch_size, 0), (v.check_resolution, 0), (v.check_resolution, 60), (v.check_K, 0),
-                   (v.check_iterations, -1), (v.check_seed, -1), (v.check_dtype, "float64")):
+                   (v.check_iterations, -1), (v.check_seed, -1), (v.check_dtype, "float8")):
         with pytest.raises(WorkbenchError):
             f(bad, multiple=8) if f is v.check_resolution else f(bad)
     with pytest.raises(WorkbenchError, match="num_train_timesteps"):
