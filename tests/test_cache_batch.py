@@ -89,7 +89,7 @@ def _run_cli(*args, **kw):
 
 @pytest.mark.slow
 def test_resume_after_kill9_matches_uninterrupted_run(tmp_path, tiny_pixel_dir, tiny_adapter_pixel):
-    n = 6
+    n = 8
     imgs = make_images(tmp_path / "imgs", n, seed=7)
     store_dir = tmp_path / "killed"
     args = ["cubes", str(tmp_path / "imgs"), "--store", str(store_dir), "--model", str(tiny_pixel_dir),
@@ -108,8 +108,9 @@ def test_resume_after_kill9_matches_uninterrupted_run(tmp_path, tiny_pixel_dir, 
         time.sleep(0.02)
     assert proc.poll() is None, f"the writer ended before it could be killed: {proc.communicate()[1][-500:]}"
     slot_seconds = time.time() - (group_seen or time.time())
-    # a random point after at least one slot is done, possibly mid-write, well before the batch can end
-    time.sleep(random.Random().uniform(0.0, 2.5 * slot_seconds))
+    # a random point after at least one slot is done, possibly mid-write, well before the batch can end (the
+    # first slot's time includes the memory-budget probe, so later slots are faster than `slot_seconds`)
+    time.sleep(random.Random().uniform(0.0, 0.5 * slot_seconds))
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     group = next((store_dir / "groups").glob("b-*.zarr"))
@@ -128,7 +129,9 @@ def test_resume_after_kill9_matches_uninterrupted_run(tmp_path, tiny_pixel_dir, 
     assert sorted(killed.keys()) == sorted(ref_keys)
     for k in ref_keys:
         a, b = killed.open(k), ref.open(k)
-        np.testing.assert_array_equal(a.rate.values, b.rate.values)
+        # probes per autodiff pass follow each process's memory budget, and a batched VJP's float32
+        # rounding depends on the batch size: equal to float32 rounding, not bit for bit
+        np.testing.assert_allclose(a.rate.values, b.rate.values, rtol=1e-5, atol=1e-7)
         np.testing.assert_array_equal(a.image.values, b.image.values)
         assert a.attrs["source_size"] == b.attrs["source_size"]
 
