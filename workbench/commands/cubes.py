@@ -78,7 +78,8 @@ def run(args) -> int:
     check_writable(Path(args.store).expanduser(), "--store")
     if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
         CubeStore(args.store, create=False)
-    adapter = load_model(args.model, device=device, dtype=dtype)
+    adapter = load_model(args.model, device=device, dtype=dtype, prompt=args.prompt,
+                         negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
     apply_memory_budget(args, adapter)
     check_against_model(adapter, steps=params.steps, channel=params.channel,
                         k=params.K if params.definition == "projected" else None)
