@@ -400,12 +400,7 @@ class EditView(pn.viewable.Viewer):
         """The edit at the source image's resolution, uint8 (H0, W0, 3): the model-resolution change
         upsampled and added to the source; with `blend`, only inside the region and a feathered band
         around it (outside, the source exactly)."""
-        from workbench.editing.composite import composite_change
-        from workbench.images import read_image
-
-        r = self.result
-        source = np.asarray(read_image(self.image_path))
-        return composite_change(source, r.original, r.edited, self.mask if self.blend_used else None)
+        return np.asarray(self.result.edited_source)
 
     def _show_result(self, job: Job) -> None:
         from workbench.editing.metrics import psnr_outside

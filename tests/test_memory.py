@@ -287,19 +287,22 @@ def test_class_conditioned_unet_is_a_load_time_error():
 
 
 # --- edits at the source resolution --------------------------------------------------------------
-def test_edit_result_at_source_size_keeps_the_source_outside_the_mask():
-    from workbench.editing.loop import at_source_size
+def test_edit_result_at_source_size_keeps_the_source_outside_the_feathered_band(tiny_pixel_dir):
+    from scipy.ndimage import distance_transform_edt
 
+    from workbench.adapters import load_model
+    from workbench.editing.composite import default_feather
+    from workbench.editing.config import EditConfig
+    from workbench.editing.loop import run_edit
+
+    adapter = load_model(tiny_pixel_dir, device="cpu")
     rng = np.random.default_rng(0)
-    source = Image.fromarray((rng.random((90, 120, 3)) * 255).astype(np.uint8))
-    edited = Image.new("RGB", (16, 16), (255, 0, 0))
-    mask = np.zeros((90, 120), bool)
-    mask[30:60, 40:80] = True
-    out = at_source_size(edited, source, mask)
-    assert out.size == source.size
-    o, s = np.asarray(out), np.asarray(source)
-    far = np.ones_like(mask)
-    far[5:85, 15:105] = False  # beyond the grown, feathered rim (about 2.5 model pixels)
-    assert np.array_equal(o[far], s[far])
-    assert (o[35:55, 45:75, 0] == 255).all() and (o[35:55, 45:75, 1:] == 0).all()
-    assert at_source_size(edited, source).size == source.size  # a global edit: resized
+    source = Image.fromarray((rng.random((45, 60, 3)) * 255).astype(np.uint8))  # 4:3, not the model's square
+    mask = np.zeros((45, 60), bool)
+    mask[15:30, 20:40] = True
+    cfg = EditConfig(task="removal", n_iter=2, steps=5, t_b=100, blend_t=500, curve_pixels=2, refresh_every=4)
+    res = run_edit(adapter, source, mask, cfg, ref_xy=(2, 2), baselines=False)
+    out, src = np.asarray(res.edited_source), np.asarray(source)
+    assert out.shape == src.shape
+    far = distance_transform_edt(~mask) >= default_feather((45, 60), adapter.image_size)
+    assert np.array_equal(out[far], src[far])  # outside the band: the input, bit for bit

@@ -26,6 +26,7 @@ from ..memory import MemoryBudget, autodiff_chunk
 from ..pipeline import prepare_image, source_to_model_pixel
 from ..rates import rate_function, unit_tangents
 from .baselines import BASELINES
+from .composite import composite_change
 from .config import EditConfig
 from .evaluate import image_region_curve, score_image
 from .metrics import psnr_outside
@@ -33,13 +34,14 @@ from .masks import band, check_mask, mask_to_image_size, model_mask, region_pixe
 from .tasks import feature_alignment, needs_reference, task_loss, uses_features
 from .trajectory import blend_states, channel_curves, generate_states, generate_to
 
-__all__ = ["EditResult", "run_edit", "sampled_rates", "timestep_distribution", "at_source_size"]
+__all__ = ["EditResult", "run_edit", "sampled_rates", "timestep_distribution"]
 
 
 @dataclass
 class EditResult:
     """What an edit produced. Images are PIL at the model's image size, except `edited_source`: the
-    edit at the source image's resolution (`at_source_size`; outside a local edit's mask, the source).
+    edit at the source image's resolution (`composite.composite_change`; with blend, the source exactly
+    outside the mask's feathered band).
     Curves (N,) over `timesteps` (ascending) are the mean over `curve_pixels` region pixels and all
     channels; the 'after' curve is that of the edited image re-inverted (as for the baselines)."""
 
@@ -106,24 +108,6 @@ def _check_step(loss: float, grad: torch.Tensor | None, adapter: ModelAdapter) -
     fix = ("use --dtype float32 or bfloat16: float16 derivatives overflow" if adapter.dtype == torch.float16
            else "lower --lr or check the model's weights")
     raise WorkbenchError(f"the edit's loss or gradient became NaN/inf in {dtype}: {fix}")
-
-
-def at_source_size(edited: Image.Image, source: Image.Image, mask: np.ndarray | None = None, *,
-                   feather: float | None = None) -> Image.Image:
-    """An edit at the source image's resolution: the model-size result resized (Lanczos) to the
-    source size; with `mask` (bool (H0, W0), a local edit) only the masked region, grown and
-    feathered by `feather` source pixels (default: one model pixel's worth, at least 1), is taken
-    from it and the rest is the untouched source."""
-    up = edited.convert("RGB").resize(source.size, Image.Resampling.LANCZOS)
-    if mask is None:
-        return up
-    from PIL import ImageFilter
-
-    r = max(1.0, float(feather) if feather is not None else max(source.width / edited.width,
-                                                                 source.height / edited.height))
-    m = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
-    m = m.filter(ImageFilter.MaxFilter(2 * int(r) + 1)).filter(ImageFilter.GaussianBlur(r / 2))
-    return Image.composite(up, source.convert("RGB"), m)
 
 
 def _check_ref(config: EditConfig, ref_xy, size, mask: np.ndarray) -> None:
@@ -248,7 +232,8 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
             "best_loss": best_ema})
     result = _finish(adapter, cfg, prep, best_x, mask_img, M, region, pixels, blend, ref_px if match else None,
                      losses, done, cancelled, gen, baselines, started)
-    result.edited_source = at_source_size(result.edited, pil, mask if cfg.blend else None)
+    result.edited_source = Image.fromarray(composite_change(pil, result.original, result.edited,
+                                                           mask if cfg.blend else None))
     return result
 
 
