@@ -22,8 +22,9 @@ import torch
 
 from bench.measure import load_average
 from workbench.adapters import load_model
-from workbench.model_eval import (EVAL_TIMESTEPS, fluctuation_maps, generate_samples, grid_power_fraction,
+from workbench.model_eval import (EVAL_TIMESTEPS, fluctuation_maps, generate_samples,
                                   heldout_losses, reconstruction_psnrs, tile_grid)
+from workbench.fluctuation import grid_power
 from workbench.train import list_images, split_holdout
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "osie" / "data" / "stimuli"
@@ -73,7 +74,7 @@ def evaluate(model: str, figures=FIGURES, *, psnr_images: int = 50, samples_png:
             out["samples_png"] = str(samples_png)
         if "grid" in figures:
             maps = fluctuation_maps(adapter, samples[:grid_samples], steps=20, K=8)
-            fr = [grid_power_fraction(m) for m in maps]
+            fr = [grid_power(m, log=False) for m in maps]
             h, w = maps.shape[1:]
             out["samples_fluctuation_grid8_power"] = {
                 "mean": float(np.mean(fr)), "per_sample": [round(f, 4) for f in fr],

@@ -12,7 +12,7 @@ from .ddim import ddim_loop, make_schedule, reconstruction_psnr
 from .images import read_image, to_tensor, to_uint8
 
 __all__ = ["heldout_losses", "reconstruction_psnrs", "sample_grid", "generate_samples", "tile_grid",
-           "grid_power_fraction", "fluctuation_maps", "EVAL_TIMESTEPS"]
+           "fluctuation_maps", "EVAL_TIMESTEPS"]
 
 EVAL_TIMESTEPS = (50, 250, 500, 750, 950)
 
@@ -67,25 +67,6 @@ def tile_grid(images: torch.Tensor) -> Image.Image:
     for i, tile in enumerate(tiles):
         grid[(i // side) * h:(i // side + 1) * h, (i % side) * w:(i % side + 1) * w] = tile
     return Image.fromarray(grid)
-
-
-def grid_power_fraction(m: np.ndarray, period: int = 8) -> float:
-    """Fraction of a map's spectral power (mean removed) at the frequencies of a period-`period` grid.
-
-    m: (H, W) with H and W multiples of `period`. A pattern that repeats every `period` pixels in y
-    and x has its spectrum on the lattice (a H/period, b W/period), so the fraction is
-    sum over that lattice without DC of |FFT|^2 / sum over all bins without DC. White noise gives
-    (period^2 - 1) / (H W - 1) (1.5 % at 64x64, period 8); a pure period-8 grid gives 1.
-    """
-    m = np.asarray(m, dtype=np.float64)
-    if m.ndim != 2 or m.shape[0] % period or m.shape[1] % period:
-        raise ValueError(f"map of shape {m.shape}: need (H, W) with H and W multiples of {period}")
-    power = np.abs(np.fft.fft2(m - m.mean())) ** 2
-    total = power.sum()
-    if total <= 0:
-        return 0.0
-    lattice = power[:: m.shape[0] // period, :: m.shape[1] // period]
-    return float(lattice.sum() / total)
 
 
 def fluctuation_maps(adapter: ModelAdapter, images: torch.Tensor, *, steps: int = 20, K: int = 8, window: int = 3,
