@@ -306,3 +306,28 @@ def test_edit_result_at_source_size_keeps_the_source_outside_the_feathered_band(
     assert out.shape == src.shape
     far = distance_transform_edt(~mask) >= default_feather((45, 60), adapter.image_size)
     assert np.array_equal(out[far], src[far])  # outside the band: the input, bit for bit
+
+
+def test_transformer_fingerprint_covers_the_whole_default_conditioning():
+    from diffusers import PixArtTransformer2DModel
+
+    from workbench.default_model import default_scheduler_config
+    from workbench.families.transformers import TransformerAdapter
+    from workbench.tiny import tiny_vae
+
+    torch.manual_seed(0)
+    net = PixArtTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
+                                   num_layers=2, cross_attention_dim=16, caption_channels=32, sample_size=8,
+                                   patch_size=2, norm_type="ada_norm_single", use_additional_conditions=False,
+                                   norm_num_groups=4)
+    vae = tiny_vae()
+
+    def adapter(emb):
+        cond = {"encoder_hidden_states": emb, "encoder_attention_mask": torch.ones(1, emb.shape[1])}
+        return TransformerAdapter(net, vae, default_scheduler_config(), family="pixart", cond=cond, uncond=cond)
+
+    a = torch.randn(1, 120, 32, generator=torch.Generator().manual_seed(0))  # 15360 bytes
+    b = a.clone()
+    b[0, -1, -1] += 1.0  # differs only after byte 4096 (the old hash stopped there)
+    assert adapter(a).fingerprint() != adapter(b).fingerprint()
+    assert adapter(a).fingerprint() == adapter(a.clone()).fingerprint()

@@ -22,7 +22,7 @@ from .autodiff import forward_ad_safe
 from .default_model import DEFAULT_MODEL_DIR
 from .errors import WorkbenchError
 
-__all__ = ["PREDICTION_TYPES", "HALF_DTYPES", "ModelAdapter", "PixelAdapter", "StableDiffusionAdapter",
+__all__ = ["PREDICTION_TYPES", "HALF_DTYPES", "ModelAdapter", "LatentVAE", "PixelAdapter", "StableDiffusionAdapter",
            "to_epsilon", "load_model", "tensor_fingerprint"]
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample", "flow")
@@ -313,7 +313,39 @@ class PixelAdapter(ModelAdapter):
         return u.mid_block(sample, emb).to(self.state_dtype)
 
 
-class StableDiffusionAdapter(ModelAdapter):
+class LatentVAE:
+    """What every latent adapter shares: a float32 `AutoencoderKL` (`vae`, `scaling_factor`, `shift_factor`)
+    for `encode`/`decode`, and a fingerprint over the denoiser, the VAE and the whole default conditioning
+    (`_default_conditioning_tensors`; every byte, since prompts can differ late in the embedding)."""
+
+    def _init_vae(self, vae) -> None:
+        self.vae = _to(vae, self.device, torch.float32).eval().requires_grad_(False)  # float32: half overflows
+        self.scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.scaling_factor = float(vae.config.scaling_factor)
+        self.shift_factor = float(getattr(vae.config, "shift_factor", None) or 0.0)
+
+    def encode(self, images):
+        z = self.vae.encode(images.to(self.device, torch.float32)).latent_dist.mean
+        return ((z - self.shift_factor) * self.scaling_factor).to(self.state_dtype)
+
+    def decode(self, x0):
+        z = x0.to(torch.float32) / self.scaling_factor + self.shift_factor
+        return self.vae.decode(z).sample.clamp(-1, 1)
+
+    def _default_conditioning_tensors(self) -> list[tuple[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def fingerprint(self):
+        if not hasattr(self, "_fp"):
+            h = hashlib.sha256(_fingerprint(self.denoiser, dict(self.denoiser.config)).encode())
+            h.update(_fingerprint(self.vae, dict(self.vae.config)).encode())
+            for name, t in self._default_conditioning_tensors():
+                h.update(name.encode() + t.contiguous().numpy().tobytes())
+            self._fp = h.hexdigest()[:16]
+        return self._fp
+
+
+class StableDiffusionAdapter(LatentVAE, ModelAdapter):
     """`UNet2DConditionModel` + `AutoencoderKL` conditioned on a text embedding: SD-1/2 (cross attention
     on `encoder_hidden_states`) and SDXL (plus added `text_embeds` and `time_ids`, addition_embed_type
     "text_time"). `cond` / `uncond` hold the prompt's / negative prompt's tensors (batch 1)."""
@@ -324,10 +356,7 @@ class StableDiffusionAdapter(ModelAdapter):
                  dtype=torch.float32, name="stable-diffusion", empty_embedding: torch.Tensor | None = None):
         self.name = name
         super().__init__(unet, scheduler_config, device=device, dtype=dtype)
-        self.vae = _to(vae, self.device, torch.float32).eval().requires_grad_(False)  # float32: half overflows
-        self.scale = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.scaling_factor = float(vae.config.scaling_factor)
-        self.shift_factor = float(getattr(vae.config, "shift_factor", None) or 0.0)
+        self._init_vae(vae)
         cond = prompt_embedding if isinstance(prompt_embedding, dict) else {"encoder_hidden_states": prompt_embedding}
         self.cond = {k: v.to(self.device, torch.float32) for k, v in cond.items()}
         self.uncond = {k: v.to(self.device) for k, v in self.cond.items()}
@@ -384,21 +413,8 @@ class StableDiffusionAdapter(ModelAdapter):
             return u.mid_block(sample, emb, encoder_hidden_states=ehs).to(self.state_dtype)
         return u.mid_block(sample, emb).to(self.state_dtype)
 
-    def encode(self, images):
-        z = self.vae.encode(images.to(self.device, torch.float32)).latent_dist.mean
-        return ((z - self.shift_factor) * self.scaling_factor).to(self.state_dtype)
-
-    def decode(self, x0):
-        z = x0.to(torch.float32) / self.scaling_factor + self.shift_factor
-        return self.vae.decode(z).sample.clamp(-1, 1)
-
-    def fingerprint(self):
-        if not hasattr(self, "_fp"):
-            h = hashlib.sha256(_fingerprint(self.denoiser, dict(self.denoiser.config)).encode())
-            h.update(_fingerprint(self.vae, dict(self.vae.config)).encode())
-            h.update(self._empty_embedding.contiguous().numpy().tobytes())  # all of it: prompts differ late
-            self._fp = h.hexdigest()[:16]
-        return self._fp
+    def _default_conditioning_tensors(self):
+        return [("", self._empty_embedding)]  # the hash of earlier versions: the embedding's bytes alone
 
 
 def _check_unet_layout(unet, text_embedding: torch.Tensor, name: str) -> None:

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import torch
 
-from ..adapters import ModelAdapter, _check_prompt_args, _fingerprint, _load_error, _timesteps, _to
+from ..adapters import LatentVAE, ModelAdapter, _check_prompt_args, _fingerprint, _load_error, _timesteps
 from ..errors import WorkbenchError
 
 __all__ = ["TransformerAdapter", "load_transformer_model", "first_blocks", "tokens_to_grid", "TRANSFORMER_FAMILIES"]
@@ -50,7 +50,7 @@ def tokens_to_grid(tokens: torch.Tensor, height: int, width: int) -> torch.Tenso
     return tokens.transpose(1, 2).reshape(B, D, height, width)
 
 
-class TransformerAdapter(ModelAdapter):
+class TransformerAdapter(LatentVAE, ModelAdapter):
     """A diffusers transformer denoiser + `AutoencoderKL`. `family` is "dit", "pixart" or "sd3".
     Conditioning (`cond`, `uncond`, batch 1): DiT `class_labels` (the null class is the default);
     PixArt `encoder_hidden_states` + `encoder_attention_mask`; SD3 `encoder_hidden_states` +
@@ -61,10 +61,7 @@ class TransformerAdapter(ModelAdapter):
         self.name = name
         self.family = family
         super().__init__(transformer, scheduler_config, device=device, dtype=dtype)
-        self.vae = _to(vae, self.device, torch.float32).eval().requires_grad_(False)  # float32: half overflows
-        self.scale = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.scaling_factor = float(vae.config.scaling_factor)
-        self.shift_factor = float(getattr(vae.config, "shift_factor", None) or 0.0)
+        self._init_vae(vae)
         self.cond = {k: v.to(self.device, torch.float32) for k, v in cond.items()}
         self.uncond = {k: v.to(self.device, torch.float32) for k, v in uncond.items()}
         self._empty = {k: v.float().cpu() for k, v in (empty or cond).items()}
@@ -118,24 +115,8 @@ class TransformerAdapter(ModelAdapter):
     def feature_modules(self) -> list[torch.nn.Module]:
         return list(self.denoiser.transformer_blocks)[self.h_blocks - 1:]
 
-    def encode(self, images):
-        z = self.vae.encode(images.to(self.device, torch.float32)).latent_dist.mean
-        return ((z - self.shift_factor) * self.scaling_factor).to(self.state_dtype)
-
-    def decode(self, x0):
-        z = x0.to(torch.float32) / self.scaling_factor + self.shift_factor
-        return self.vae.decode(z).sample.clamp(-1, 1)
-
-    def fingerprint(self):
-        if not hasattr(self, "_fp"):
-            import hashlib
-
-            h = hashlib.sha256(_fingerprint(self.denoiser, dict(self.denoiser.config)).encode())
-            h.update(_fingerprint(self.vae, dict(self.vae.config)).encode())
-            for k, v in sorted(self._empty.items()):
-                h.update(k.encode() + v.numpy().tobytes()[:4096])
-            self._fp = h.hexdigest()[:16]
-        return self._fp
+    def _default_conditioning_tensors(self):
+        return sorted(self._empty.items())
 
 
 def _transformer_class(config: dict):
