@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..estimators import DEFAULT_K
 from .common import add_overwrite_arg, device_from
@@ -108,7 +109,8 @@ def run(args) -> int:
     check_K(args.K)
     window = check_window(DEFAULT_WINDOW if args.window is None else args.window)
     t_b = check_t_b(DEFAULT_T_B if args.t_b is None else args.t_b)
-    OutputDir(args.out, "experiment", overwrite=args.overwrite, legacy=lambda p: (p / "results.json").exists())
+    out_dir = OutputDir(args.out, "experiment", overwrite=args.overwrite,
+                        legacy=lambda p: (p / "results.json").exists())
     device, _ = device_from(args)
     cfg = SaliencyExperiment(
         data=args.data, images=args.images, held_out=args.held_out, store=args.store, model=args.model,
@@ -117,20 +119,9 @@ def run(args) -> int:
         normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise, map_blur=args.map_blur,
         paired=PairedRule(frac=args.frac, draws=args.draws, seed=args.seed), perceptual_images=args.perceptual_images,
         features=args.features)
-    bars = {}
+    progress = _stage_bars()
 
-    def progress(stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, dynamic_ncols=True)
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    results = run_experiments(cfg, which, out=args.out, progress=progress)
+    results = _staged(out_dir, lambda tmp: run_experiments(cfg, which, out=tmp, progress=progress))
     print(tables_markdown(results))
     print(f"# report: {args.out}/report.html (figures.json, results.json, tables.md, maps.png)", flush=True)
     return 0
@@ -165,11 +156,28 @@ def _run_information(args) -> int:
                                 steps=args.steps, estimator=est, max_train=args.max_train, n_boot=args.boot,
                                 seed=args.seed, split=args.readout_split, min_train=args.min_train, grid=grid,
                                 low_train=args.low_train)
+    progress = _stage_bars()
+
+    from ..outputs import OutputDir
+
+    out_dir = OutputDir(args.out, "experiment", overwrite=args.overwrite,
+                        legacy=lambda p: (p / "results.json").exists())
+    res = run_information(cfg, progress=progress)
+    _staged(out_dir, lambda tmp: write_information_report(res, tmp))
+    report = Path(args.out) / "report.html"
+    print(information_markdown(res))
+    print(f"# report: {report} (results.json, tables.md, bits_vs_t.png, feature_ranking.png, per_image_scatter.png)",
+          flush=True)
+    return 0
+
+
+def _stage_bars():
+    """A `progress(stage, done, total)` callback drawing one tqdm bar per stage on stderr."""
+    from tqdm import tqdm
+
     bars = {}
 
     def progress(stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
         bar = bars.get(stage)
         if bar is None:
             bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, dynamic_ncols=True)
@@ -178,12 +186,18 @@ def _run_information(args) -> int:
         if done >= total:
             bar.close()
 
-    from ..outputs import OutputDir
+    return progress
 
-    OutputDir(args.out, "experiment", overwrite=args.overwrite, legacy=lambda p: (p / "results.json").exists())
-    res = run_information(cfg, progress=progress)
-    report = write_information_report(res, args.out)
-    print(information_markdown(res))
-    print(f"# report: {report} (results.json, tables.md, bits_vs_t.png, feature_ranking.png, per_image_scatter.png)",
-          flush=True)
-    return 0
+
+def _staged(out_dir, produce):
+    """Run `produce(folder)` on a fresh temporary folder of ours, then stage every file it wrote into
+    `out_dir` and rename them all into place at once (a failure leaves the output folder as it was)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="workbench-experiment-") as tmp:
+        result = produce(Path(tmp))
+        with out_dir.staging() as st:
+            for f in sorted(Path(tmp).rglob("*")):
+                if f.is_file():
+                    st.write_bytes(f.relative_to(tmp).as_posix(), f.read_bytes())
+    return result
