@@ -259,7 +259,7 @@ def test_flow_matching_generation_matches_diffusers_euler_and_inversion_runs_it_
 # --- end to end: load -> invert -> curve -> cube -> edit ------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
-def test_family_end_to_end(family_dirs, family):
+def test_family_end_to_end(family_dirs, family, tmp_path):
     from cache.build import compute_cube
     from cache.params import CubeParams
     from workbench.curves import pixel_curves
@@ -276,11 +276,29 @@ def test_family_end_to_end(family_dirs, family):
     cube = compute_cube(ad, img, CubeParams(K=4, steps=4))
     assert cube["rate"].shape == (4, *ad.model_shape[1:]) and np.isfinite(cube["rate"].values).all()
     assert cube.attrs["prompt"] == ad.prompt and len(cube.attrs["prompt_fingerprint"]) == 16
+    _open_in_explore(cube, tmp_path)
     mask = np.zeros((H, W), bool)
     mask[4:10, 4:10] = True
     res = run_edit(ad, img, mask, EditConfig(task="removal", n_iter=2, steps=4, t_b=100, blend_t=500,
                                              curve_pixels=2, refresh_every=4), baselines=False)
     assert res.iterations_done == 2 and res.edited.size == (W, H)
+
+
+def _open_in_explore(cube, tmp_path):
+    """The family's cube in a store, opened in the Explore dashboard: a click shows that pixel's curve
+    and the metadata names the prompt."""
+    from cache.store import CubeStore
+    from dashboards.context import AppContext
+    from dashboards.explore import ExploreView
+
+    store = CubeStore(tmp_path / "store")
+    key = store.put(cube)
+    view = ExploreView(AppContext.from_paths(store.path, device="cpu"), normalise=False)
+    view.cube = key
+    view.click(1, 2)
+    np.testing.assert_allclose(view.curve_pane.object.data[0].y, store.open(key)["rate"].values[:, 1, 2],
+                               rtol=1e-6)
+    assert cube.attrs["prompt"] in view.meta.object
 
 
 # --- 5. half precision ----------------------------------------------------------------------------------
