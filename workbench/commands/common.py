@@ -11,7 +11,7 @@ from .. import validate
 from ..errors import WorkbenchError
 from ..rates import RATE_DEFINITIONS, RateSpec
 
-__all__ = ["add_model_args", "add_rate_args", "add_overwrite_arg", "rate_spec_from", "parse_xy", "progress_bar",
+__all__ = ["model_from", "add_model_args", "add_rate_args", "add_overwrite_arg", "rate_spec_from", "parse_xy", "progress_bar",
            "device_from", "per_image_bar", "check_against_model"]
 
 
@@ -39,6 +39,17 @@ def _memory_size(text: str) -> str:
     except WorkbenchError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def model_from(args, device: str, dtype):
+    """The model the command's arguments name (--model, the prompt arguments), loaded offline, with the
+    memory budget of --max-memory (or the automatic one) applied."""
+    from ..adapters import load_model
+
+    adapter = load_model(args.model, device=device, dtype=dtype, prompt=args.prompt,
+                         negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
+    apply_memory_budget(args, adapter)
+    return adapter
 
 
 def apply_memory_budget(args, adapter) -> None:

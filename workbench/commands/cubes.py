@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..estimators import DEFAULT_K, ESTIMATORS
-from .common import add_model_args, per_image_bar, progress_bar
+from .common import model_from, add_model_args, per_image_bar, progress_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,12 +56,11 @@ def run(args) -> int:
     from cache.sources import find_images
     from cache.store import CubeStore
 
-    from ..adapters import load_model
     from ..errors import WorkbenchError
     from ..images import check_image_file
     from ..outputs import check_writable
     from .common import check_against_model
-    from .common import device_from, apply_memory_budget
+    from .common import device_from
 
     if args.local_cluster is not None and args.local_cluster < 1:
         raise WorkbenchError(f"--local-cluster must be at least 1 worker, got {args.local_cluster}")
@@ -78,9 +77,7 @@ def run(args) -> int:
     check_writable(Path(args.store).expanduser(), "--store")
     if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
         CubeStore(args.store, create=False)
-    adapter = load_model(args.model, device=device, dtype=dtype, prompt=args.prompt,
-                         negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
-    apply_memory_budget(args, adapter)
+    adapter = model_from(args, device, dtype)
     check_against_model(adapter, steps=params.steps, channel=params.channel,
                         k=params.K if params.definition == "projected" else None)
     print(f"# {source.describe()}", file=sys.stderr)

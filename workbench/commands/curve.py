@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import (add_model_args, add_overwrite_arg, add_rate_args, apply_memory_budget, check_against_model,
+from .common import (model_from, add_model_args, add_overwrite_arg, add_rate_args, check_against_model,
                      device_from, parse_xy, progress_bar, rate_spec_from)
 
 #: First line of every plot `workbench curve` writes: how a rerun knows the file is its own.
@@ -26,7 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    from ..adapters import load_model
     from ..curves import pixel_curves
     from ..pipeline import prepare_image, source_to_model_pixel
     from ..images import read_image
@@ -41,11 +40,9 @@ def run(args) -> int:
     pil = read_image(args.image)
     plot = OutputFile(args.plot or f"curve-{Path(args.image).stem}-x{x}-y{y}.html", "curve", overwrite=args.overwrite,
                       ours=_is_our_plot, flag="--plot")
-    adapter = load_model(args.model, device=device, dtype=dtype, prompt=args.prompt,
-                         negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
+    adapter = model_from(args, device, dtype)
     check_against_model(adapter, steps=args.steps, channel=spec.channel,
                         k=spec.k if spec.definition == "projected" else None)
-    apply_memory_budget(args, adapter)
     my, mx = source_to_model_pixel(adapter, x, y, (pil.height, pil.width))
     inv_bar = progress_bar(args.steps, "invert")
     prep = prepare_image(adapter, pil, steps=args.steps, callback=lambda info: inv_bar(info["i"] + 1, args.steps))

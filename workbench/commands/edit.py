@@ -16,7 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .common import add_model_args, add_overwrite_arg, check_against_model, device_from, parse_xy, apply_memory_budget
+from .common import model_from, add_model_args, add_overwrite_arg, check_against_model, device_from, parse_xy
 
 TASK_HELP = {
     "transfer": "semantic transfer: the region takes the look of the --ref pixel",
@@ -97,7 +97,6 @@ def _out_dir(args):
 
 
 def run(args) -> int:
-    from ..adapters import load_model
     from ..editing import run_edit
     from ..editing.masks import read_mask
     from ..errors import WorkbenchError
@@ -111,10 +110,8 @@ def run(args) -> int:
     ref = parse_xy(args.ref, "--ref") if args.ref else None
     out = _out_dir(args)
     device, dtype = device_from(args)
-    adapter = load_model(args.model, device=device, dtype=dtype, prompt=args.prompt,
-                         negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
+    adapter = model_from(args, device, dtype)
     check_against_model(adapter, steps=cfg.steps, min_steps=2)
-    apply_memory_budget(args, adapter)
 
     stop = {"flag": False}
 

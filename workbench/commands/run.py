@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import add_model_args, add_overwrite_arg
+from .common import model_from, add_model_args, add_overwrite_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,14 +38,13 @@ def run(args) -> int:
 
     import numpy as np
 
-    from ..adapters import load_model
     from ..ddim import make_schedule
     from ..default_model import SAMPLES_DIR
     from ..images import check_image_file
     from ..outputs import OutputDir, check_writable
     from ..validate import check_t_b, check_window
     from .common import check_against_model
-    from .common import device_from, per_image_bar, progress_bar, apply_memory_budget
+    from .common import device_from, per_image_bar, progress_bar
 
     window = check_window(DEFAULT_WINDOW if args.window is None else args.window)
     t_b = check_t_b(DEFAULT_T_B if args.t_b is None else args.t_b)
@@ -60,9 +59,7 @@ def run(args) -> int:
     check_writable(Path(args.store).expanduser(), "--store")
     if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
         CubeStore(args.store, create=False)
-    adapter = load_model(args.model, device=device, dtype=dtype, prompt=args.prompt,
-                         negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
-    apply_memory_budget(args, adapter)
+    adapter = model_from(args, device, dtype)
     check_against_model(adapter, steps=params.steps)
     check_t_b(t_b, num_train_timesteps=adapter.num_train_timesteps)
     kept = int((make_schedule(adapter, params.steps).timesteps > t_b).sum())
