@@ -1,8 +1,15 @@
 """Explore: one cube's image, fluctuation map, rate map at a timestep and clicked pixels' curves.
 
 Everything a person does is a parameter or a method, so tests drive the view without a
-browser: set `cube`, `window`, `t_b`, `t_index`, `opacity`; call `click(y, x)` (what a
-click on any map does) or `upload(bytes, name)` then `poll()` until the cube is computed.
+browser: set `cube`, `window`, `t_b`, `t_index`, `opacity`, `significant_only`; call
+`click(y, x)` (what a click on any map does) or `upload(bytes, name)` then `poll()` until the
+cube is computed.
+
+Uncertainty: a cube with standard errors (schema >= 3, `rate_se`) draws every clicked curve with
+a +-2 SE band, and `significant_only` masks the fluctuation map to the pixels whose |z| > 2
+(`analysis.fluctuation.significance_arrays`). A dropped image's cube is shown after its first
+probe batch and refined live (`cache.anytime.cube_batches`): each poll shows the latest batch's
+cube, keeping the clicked pixels; only the final cube goes into the store.
 """
 from __future__ import annotations
 
@@ -10,7 +17,8 @@ import numpy as np
 import panel as pn
 import param
 
-from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map
+from analysis.fluctuation import (DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map,
+                                  significance_arrays)
 from workbench.errors import WorkbenchError
 from workbench.estimators import DEFAULT_K
 
@@ -20,10 +28,18 @@ from .context import AppContext
 from .widgets import checkbox
 from .jobs import Cancelled, Job, Poller, format_seconds, on_session_end
 
-__all__ = ["ExploreView", "MAX_PIXELS"]
+__all__ = ["ExploreView", "MAX_PIXELS", "BAND_SE", "Z_SIGNIFICANT", "NO_SE_TEXT", "UNKNOWN_SE_TEXT"]
 
 #: at most this many curves are compared on one plot (the oldest is dropped)
 MAX_PIXELS = 8
+#: the curves' bands are +- this many standard errors
+BAND_SE = 2.0
+#: the significance mask keeps pixels with |z| above this
+Z_SIGNIFICANT = 2.0
+#: what the curve plot and the mask say for a cube without standard errors (schema < 3) ...
+NO_SE_TEXT = "no standard errors in this cube (written before schema 3)"
+#: ... and for one whose standard errors are unknown (stored as NaN: an estimator without them)
+UNKNOWN_SE_TEXT = "no standard errors in this cube (unknown for its estimator)"
 
 _META = (("model_name", "model"), ("rate_definition", "rate definition"), ("estimator", "estimator"),
          ("K", "K (probes / rank)"), ("channel_rule", "channel rule"), ("steps", "DDIM steps"),
@@ -52,6 +68,8 @@ class ExploreView(pn.viewable.Viewer):
     new_K = param.Integer(default=DEFAULT_K, bounds=(1, 512), doc="Hutchinson probes of a new image's cube")
     fixed_range = param.Boolean(default=False, doc="one colour range for the rate map at every timestep "
                                                    "(robust range of the whole cube) instead of per timestep")
+    significant_only = param.Boolean(default=False, doc="mask the fluctuation map to pixels with |z| > 2 "
+                                                        "(needs the cube's rate_se)")
 
     def __init__(self, context: AppContext, **params):
         params.setdefault("max_side", context.max_side)
@@ -60,6 +78,10 @@ class ExploreView(pn.viewable.Viewer):
         self._ds = None
         self._fluct: np.ndarray | None = None
         self._fluct_error: str | None = None
+        self._z: np.ndarray | None = None  # significance z of the fluctuation (when masking)
+        self._live = False  # showing the in-memory batches of a dropped image's cube
+        self._live_K: int | None = None  # probes of the batch shown last
+        self._se_reason: str | None = NO_SE_TEXT  # why the shown cube has no usable rate_se (None: it has)
         self.job: Job | None = None
         self._poller = Poller(self.poll, 250, on_gone=self.dispose)
         on_session_end(self.dispose)
@@ -67,7 +89,8 @@ class ExploreView(pn.viewable.Viewer):
         def blank():  # no axes without data
             return figures.empty_figure("no cube to show yet")
         self.image_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
-        self.fluct_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
+        # linked: a click moves the markers with Plotly.restyle of that one trace (the heatmap is not redrawn)
+        self.fluct_pane = pn.pane.Plotly(blank(), link_figure=True, config=cfg, sizing_mode="stretch_width")
         self.rate_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.curve_pane = pn.pane.Plotly(blank(), link_figure=False, config={"displaylogo": False},
                                          sizing_mode="stretch_width")
@@ -84,6 +107,8 @@ class ExploreView(pn.viewable.Viewer):
         self.job_status = pn.pane.Markdown("", visible=False, margin=(0, 10))
         self.clear_button = pn.widgets.Button(label="Clear curves", button_type="default")
         self.clear_button.on_click(lambda _e: self.clear())
+        self.sig_box = checkbox(self.param.significant_only, "Only significant pixels (|z| > 2)")
+        self.sig_note = pn.pane.Markdown("", visible=False, margin=(0, 10), styles={"font-size": "12px"})
         self.empty = pn.pane.Markdown("The store holds no cubes yet: drop an image on the left (or compute some "
                                       "with `workbench cubes`).", visible=False)
         self.refresh_cubes()
@@ -106,17 +131,26 @@ class ExploreView(pn.viewable.Viewer):
     def _load(self) -> None:
         if self.cube is None:
             return
-        ds = self.context.catalog.open(self.cube)
+        keep = self._live and self._live_K is not None  # the final cube of the batches shown live
+        self._live = False  # picking another cube stops following a computation's batches
+        self._show(self.context.catalog.open(self.cube), keep_pixels=keep)
+
+    def _show(self, ds, *, keep_pixels: bool = False) -> None:
+        """Show cube `ds` (stored or an in-memory batch); keep the clicked pixels when asked and they fit."""
         n = ds.sizes["t"]
+        pixels = list(self.pixels)
         self._ds = None  # the watchers below see no cube until it is set up
         self.param.t_index.bounds = (0, n - 1)
         if self.t_index > n - 1:
             self.t_index = n - 1
-        self.pixels = []
+        H, W = int(ds.sizes["y"]), int(ds.sizes["x"])
+        self.pixels = [p for p in pixels if p[0] < H and p[1] < W] if keep_pixels else []
         self._ds = ds
+        self._se_reason = self._no_se_reason()
         self.empty.visible = False
         self._image = self._photo()
         self._cube_range = None
+        self._update_sig_controls()
         self._recompute_fluct()
         self.meta.object = self._meta_markdown()
         self._build_figures()
@@ -195,23 +229,69 @@ class ExploreView(pn.viewable.Viewer):
         """The rate map (H, W) at the selected timestep."""
         return np.asarray(self._ds["rate"].values[self.t_index])
 
+    def _norm_sum(self, c: np.ndarray) -> float:
+        """What `normalise` divides a raw curve by: its sum over t > t_b (1 when off or not positive)."""
+        if not self.normalise:
+            return 1.0
+        s = float(c[self.timesteps > self.t_b].sum())
+        return s if s > 0 else 1.0
+
     def curve(self, y: int, x: int) -> np.ndarray:
         """The generation curve (N,) of grid pixel (y, x), optionally normalised."""
         c = np.asarray(self._ds["rate"].values[:, y, x], dtype=np.float64)
-        if self.normalise:
-            keep = self.timesteps > self.t_b
-            s = c[keep].sum()
-            c = c / s if s > 0 else c
-        return c
+        return c / self._norm_sum(c)
+
+    @property
+    def has_se(self) -> bool:
+        """True when the shown cube has standard errors (`rate_se`, cube schema >= 3, not all unknown)."""
+        return self._se_reason is None
+
+    def _no_se_reason(self) -> str | None:
+        """Why the shown cube has no usable standard errors (NO_SE_TEXT / UNKNOWN_SE_TEXT), None when it has."""
+        if self._ds is None or "rate_se" not in self._ds:
+            return NO_SE_TEXT
+        if not np.isfinite(np.asarray(self._ds["rate_se"].values)).any():
+            return UNKNOWN_SE_TEXT
+        return None
+
+    def curve_se(self, y: int, x: int) -> np.ndarray | None:
+        """The standard error (N,) of `curve(y, x)` (divided by the same sum when normalised; the sum's
+        own error is ignored), or None when the cube has no rate_se."""
+        if not self.has_se:
+            return None
+        c = np.asarray(self._ds["rate"].values[:, y, x], dtype=np.float64)
+        return np.asarray(self._ds["rate_se"].values[:, y, x], dtype=np.float64) / self._norm_sum(c)
+
+    def significance(self) -> np.ndarray | None:
+        """The z map (H, W) of the fluctuation (|z| > 2: resolved) while `significant_only` is on, else None."""
+        return self._z
+
+    def significant_fraction(self) -> float | None:
+        """The fraction of pixels with |z| > Z_SIGNIFICANT (None when not masking)."""
+        if self._z is None:
+            return None
+        return float(np.mean(np.abs(self._z) > Z_SIGNIFICANT))
 
     def _recompute_fluct(self) -> None:
+        self._z = None
         try:
-            self._fluct = np.asarray(fluctuation_map(self._ds["rate"], window=self.window, t_b=self.t_b,
-                                                         normalise=self.normalise).values)
+            kw = dict(window=self.window, t_b=self.t_b, normalise=self.normalise)
+            if self.significant_only and self.has_se:
+                sig = significance_arrays(np.asarray(self._ds["rate"].values), np.asarray(self._ds["rate_se"].values),
+                                          self.timesteps, axis=0, **kw)
+                self._fluct, self._z = np.asarray(sig["fluctuation"]), np.asarray(sig["z"])
+            else:
+                self._fluct = np.asarray(fluctuation_map(self._ds["rate"], **kw).values)
             self._fluct_error = None
         except WorkbenchError as exc:
             self._fluct, self._fluct_error = None, str(exc)
         self._show_message(self._fluct_error)
+
+    def _update_sig_controls(self) -> None:
+        """Enable the significance mask only for cubes with standard errors; say why it is off otherwise."""
+        self.sig_box.disabled = not self.has_se
+        self.sig_note.object = f"*{self._se_reason}: the mask needs them*" if not self.has_se else ""
+        self.sig_note.visible = not self.has_se
 
     def _show_message(self, text: str | None, kind: str = "danger") -> None:
         self.message.object = text or ""
@@ -249,11 +329,24 @@ class ExploreView(pn.viewable.Viewer):
         return "F (variance of the normalised curve)" if self.normalise else "F (variance of the rate, rate²)"
 
     def _fluct_values(self) -> np.ndarray:
-        return self._fluct if self._fluct is not None else np.zeros(self.shape, np.float32)
+        """The map drawn: F, NaN (transparent: the image shows) where the mask hides a pixel."""
+        if self._fluct is None:
+            return np.zeros(self.shape, np.float32)
+        if self._z is None:
+            return self._fluct
+        return np.where(np.abs(self._z) > Z_SIGNIFICANT, self._fluct, np.nan)
 
     def _fluct_title(self) -> str:
         norm = ", normalised" if self.normalise else ""
-        return f"Fluctuation F (L={self.window}, t_b={self.t_b:g}{norm})" + ("" if self._fluct is not None else " — invalid")
+        title = f"Fluctuation F (L={self.window}, t_b={self.t_b:g}{norm})"
+        if self._fluct is None:
+            return title + " — invalid"
+        frac = self.significant_fraction()
+        if frac is not None:
+            title += f" — {100 * frac:.0f}% of pixels significant (|z| > 2)"
+        elif self.significant_only:
+            title += " — no SEs: not masked"
+        return title
 
     def _rate_title(self) -> str:
         return f"Rate map at t={self.timestep} (step {self.t_index + 1}/{len(self.timesteps)})"
@@ -298,7 +391,7 @@ class ExploreView(pn.viewable.Viewer):
         if self._ds is not None:
             self._set_heatmap(self.rate_pane, self.rate_map(), self._rate_title(), self.rate_range())
 
-    @param.depends("window", "t_b", "normalise", watch=True)
+    @param.depends("window", "t_b", "normalise", "significant_only", watch=True)
     def _on_fluct_params(self) -> None:
         if self._ds is None:
             return
@@ -314,22 +407,28 @@ class ExploreView(pn.viewable.Viewer):
         self._replace(self.fluct_pane, lambda fig: fig.data[self._heatmap_index(fig)].update(opacity=self.opacity))
 
     def _update_curves(self) -> None:
-        curves = []
+        curves, bands = [], []
         for (y, x) in self.pixels:
             sx, sy = self.source_xy(y, x)
             label = f"x={sx}, y={sy}"
             if self._fluct is not None:
                 label += f" (F={self._fluct[y, x]:.2e})"
             curves.append((label, self.curve(y, x)))
+            se = self.curve_se(y, x)
+            bands.append(None if se is None else BAND_SE * se)
         ytitle = "rate / sum over t > t_b" if self.normalise else "generation rate"
+        note = (f"band: ±{BAND_SE:g} SE of the estimate (K = {self._ds.attrs.get('K', '?')})" if self.has_se
+                else self._se_reason)
         self.curve_pane.object = figures.curves_figure(self.timesteps, curves, t_now=self.timestep, t_b=self.t_b,
-                                                       yaxis_title=ytitle)
+                                                       yaxis_title=ytitle, bands=bands, note=note)
 
     def _update_markers(self) -> None:
+        """Move the fluctuation map's markers (its last trace) to `pixels`: one Plotly.restyle of that
+        trace in the browser, so a click does not redraw the map under them."""
         new = figures.markers_trace(self.pixels, shape=self.shape, extent=self.extent)
-        # only the fluctuation map carries the markers: every marked map is redrawn in full on a click
-        for pane in (self.fluct_pane,):
-            self._replace(pane, lambda fig: fig.data[-1].update(x=new.x, y=new.y, text=new.text, marker=new.marker))
+        fig = self.fluct_pane.object
+        fig.plotly_restyle({"x": [list(new.x)], "y": [list(new.y)], "text": [list(new.text)],
+                            "marker.color": [list(new.marker.color)]}, trace_indexes=[len(fig.data) - 1])
 
     # -- interactions ------------------------------------------------------------------------
     def click(self, y: int, x: int) -> None:
@@ -340,8 +439,8 @@ class ExploreView(pn.viewable.Viewer):
         pix = [p for p in self.pixels if p != (y, x)] if self.compare else []
         pix.append((int(y), int(x)))
         self.pixels = pix[-MAX_PIXELS:]
+        self._update_curves()  # what the click asks for first; the markers follow
         self._update_markers()
-        self._update_curves()
 
     def clear(self) -> None:
         """Forget the clicked pixels."""
@@ -363,7 +462,8 @@ class ExploreView(pn.viewable.Viewer):
             self.upload(event.new, self.upload_widget.filename or "image.png")
 
     def upload(self, data: bytes, filename: str) -> Job | None:
-        """Save a dropped image into the store and compute its cube off the UI thread."""
+        """Save a dropped image into the store and compute its cube off the UI thread, in probe batches:
+        `poll` shows each batch's cube as it lands (the first after a few probes); the final one is stored."""
         if self.job is not None and not self.job.done:
             self._show_message("a cube is being computed already: wait for it to finish", "warning")
             return None
@@ -385,22 +485,43 @@ class ExploreView(pn.viewable.Viewer):
                     raise Cancelled()
                 report(done=d, total=t)
 
-            return ctx.catalog.add_image(adapter, path, params, progress=progress)
+            def on_batch(step):  # the worker only hands the in-memory cube over; poll shows it
+                report(batch=step, status=f"showing {self._batch_text(step)}; "
+                                          + ("storing" if step.final else "adding probes"))
 
+            return ctx.catalog.add_image(adapter, path, params, progress=progress, on_batch=on_batch)
+
+        self._live, self._live_K = True, None
         self.job = Job(compute, name="cube", queue=ctx.queue).start()
         self.progress.value, self.progress.visible = 0, True
         self.job_status.object, self.job_status.visible = f"computing the cube of **{filename}** ...", True
         self._poller.start()
         return self.job
 
+    @staticmethod
+    def _batch_text(step) -> str:
+        """'K = 8 / 32, split-half stability 0.93' for a `cache.anytime.CubeBatch`."""
+        stab = "" if not np.isfinite(step.stability) else f", split-half stability {step.stability:.2f}"
+        return f"K = {step.K} / {step.K_final}{stab}"
+
+    def _show_batch(self, step) -> None:
+        """Show a batch's in-memory cube (the clicked pixels stay once the image's first batch is shown)."""
+        first = self._live_K is None
+        self._live_K = step.K
+        self._show(step.ds, keep_pixels=not first)
+
     def poll(self) -> None:
-        """Copy the job's progress into the widgets; when it is done, show the new cube."""
+        """Copy the job's progress into the widgets; show each new probe batch's cube; when it is done,
+        show the stored cube."""
         job = self.job
         if job is None:
             return
         info = job.snapshot()
         if info.get("total"):
             self.progress.value = int(100 * info.get("done", 0) / max(1, info["total"]))
+        step = info.get("batch")
+        if step is not None and self._live and step.K != self._live_K:
+            self._show_batch(step)
         if not job.done:
             queued = job.queue_text()
             self.job_status.object = queued or f"{info.get('status', 'running')} ... {format_seconds(job.elapsed)}"
@@ -409,14 +530,22 @@ class ExploreView(pn.viewable.Viewer):
         self.progress.visible = False
         waited = f" (after {format_seconds(job.waited)} in the queue)" if job.waited >= 1 else ""
         if job.cancelled and job.result is None and not job.error:
+            self._live = False
             self.job_status.object = "cancelled."
         elif job.error:
+            self._live = False
             self.job_status.visible = False
             self._show_message(f"could not compute the cube: {job.error}")
         else:
-            self.job_status.object = (f"cube computed in {format_seconds(job.elapsed)}{waited} and cached in the "
-                                      "store")
-            self.refresh_cubes(select=job.result)
+            last = f" ({self._batch_text(step)})" if step is not None else ""
+            self.job_status.object = (f"cube computed in {format_seconds(job.elapsed)}{waited}{last} and cached "
+                                      "in the store")
+            if self._live:
+                self.refresh_cubes(select=job.result)
+                if self._live and self.cube == job.result:
+                    self._load()  # the key was selected already (no change to watch): show the stored cube
+            else:  # another cube was picked meanwhile: list the new one, keep showing the picked one
+                self.refresh_cubes()
         self.job = None
 
     def dispose(self) -> None:
@@ -441,6 +570,7 @@ class ExploreView(pn.viewable.Viewer):
             w.IntSlider.from_param(self.param.window, name="Window L", end=20, sizing_mode="stretch_width"),
             w.FloatSlider.from_param(self.param.t_b, name="t_b", end=900, sizing_mode="stretch_width"),
             checkbox(self.param.normalise, "Normalise curves (shape only)"),
+            self.sig_box, self.sig_note,
             w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
             pn.pane.Markdown("### Rate map", margin=(0, 10)), slider, self.t_label,
             checkbox(self.param.fixed_range, "Same colour range at every timestep"),
