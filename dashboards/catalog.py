@@ -129,8 +129,12 @@ class CubeCatalog:
         return path
 
     def add_image(self, adapter, image: str | Path, params=None, *,
-                  progress: Callable[[int, int], None] | None = None) -> str:
-        """Compute (or find cached) the cube of `image` with `params` (a CubeParams); returns its key."""
+                  progress: Callable[[int, int], None] | None = None,
+                  on_batch: Callable[[object], None] | None = None) -> str:
+        """Compute (or find cached) the cube of `image` with `params` (a CubeParams); returns its key.
+
+        on_batch: called with each `cache.anytime.CubeBatch` (the in-memory cube after each probe
+        batch, the last one complete) while the cube is refined batch by batch; only the last is stored."""
         if self._store is not None:
             from cache.build import compute_cube
             from cache.params import CubeParams
@@ -140,7 +144,14 @@ class CubeCatalog:
             with self._lock:
                 if key in self._store:
                     return key
-            ds = compute_cube(adapter, image, params, progress=progress)  # long: outside the lock
+            if on_batch is None:
+                ds = compute_cube(adapter, image, params, progress=progress)  # long: outside the lock
+            else:
+                from cache import anytime
+
+                for step in anytime.cube_batches(adapter, image, params, progress=progress):
+                    on_batch(step)
+                    ds = step.ds
             with self._lock:
                 return self._store.put(ds)
         from analysis.cubes import compute_cube, save_cube

@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 __all__ = ["COLOURS", "LIGHT", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
-           "markers_trace", "map_figure", "curves_figure", "click_to_pixel", "colour_lut", "overlay_rgb",
+           "markers_trace", "map_figure", "band_trace", "curves_figure", "click_to_pixel", "colour_lut", "overlay_rgb",
            "grid_to_source", "source_to_grid", "empty_figure", "finite_or_none", "pick_trace",
            "before_after_figure"]
 
@@ -196,16 +196,42 @@ def empty_figure(text: str, *, title: str = "", height: int = 430) -> go.Figure:
     return fig
 
 
+def band_trace(timesteps: np.ndarray, values: np.ndarray, half_width: np.ndarray, colour: str, *,
+                name: str = "band") -> go.Scatter:
+    """A filled translucent band values -/+ half_width (each (N,)) over `timesteps` in `colour` (a
+    '#rrggbb'): the upper edge, then the lower one reversed, closed (`fill="toself"`); no hover, no
+    legend entry. Non-finite half-widths are drawn as 0 (no band there)."""
+    ts = np.asarray(timesteps, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    h = np.nan_to_num(np.asarray(half_width, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return go.Scatter(x=np.concatenate([ts, ts[::-1]]), y=np.concatenate([v + h, (v - h)[::-1]]), mode="lines",
+                      fill="toself", fillcolor=f"rgba({r},{g},{b},0.2)", line=dict(width=0, color=colour),
+                      hoverinfo="skip", showlegend=False, name=name)
+
+
 def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *, t_now: float | None = None,
                   t_b: float | None = None, title: str = "Generation curves", height: int = 430,
-                  yaxis_title: str = "generation rate") -> go.Figure:
-    """Curves (label, values (N,)) over ascending timesteps; a line at `t_now`, the cut-off t <= t_b shaded."""
+                  yaxis_title: str = "generation rate", bands: list[np.ndarray | None] | None = None,
+                  note: str | None = None) -> go.Figure:
+    """Curves (label, values (N,)) over ascending timesteps; a line at `t_now`, the cut-off t <= t_b shaded.
+
+    bands: per curve (same order) a band half-width (N,) in the curve's units, or None (no band): each
+    band is a translucent `band_trace` in its curve's colour, drawn below all the curves (the curves are
+    the last len(curves) traces). note: a small line under the title (e.g. what the bands are)."""
     ts = np.asarray(timesteps)
     fig = go.Figure(layout=dict(template=LIGHT))
+    for i, (label, vals) in enumerate(curves):
+        half = None if bands is None or i >= len(bands) else bands[i]
+        if half is not None:
+            fig.add_trace(band_trace(ts, vals, half, COLOURS[i % len(COLOURS)], name=f"band {label}"))
     for i, (label, vals) in enumerate(curves):
         fig.add_trace(go.Scatter(x=ts, y=np.asarray(vals, dtype=np.float64), mode="lines+markers", name=label,
                                  line=dict(color=COLOURS[i % len(COLOURS)], width=2), marker=dict(size=4)))
     shapes, notes = [], []
+    if note and curves:
+        notes.append(dict(text=note, x=1, y=1.0, xref="paper", yref="paper", xanchor="right", yanchor="bottom",
+                          showarrow=False, font=dict(size=10, color="#555")))
     if t_b is not None and len(ts) and curves and t_b > ts.min():
         shapes.append(dict(type="rect", xref="x", yref="paper", x0=float(ts.min()), x1=float(t_b), y0=0, y1=1,
                            fillcolor="#999", opacity=0.15, line_width=0, layer="below"))

@@ -26,10 +26,12 @@ def synthetic_image(size: int = 64, seed: int = 0) -> np.ndarray:
 
 
 def synthetic_cube(H: int = 64, W: int = 64, N: int = 50, *, image: np.ndarray | None = None, name: str = "synthetic",
-                   seed: int = 0) -> xr.Dataset:
+                   seed: int = 0, relative_se: float | None = None) -> xr.Dataset:
     """A single-image cube (rate (N, H, W) float32, timesteps 1..981, image, alpha) in the cache schema.
 
     Its `key` hashes the arrays, so `CubeStore.put` stores distinct cubes for distinct seeds/images.
+    relative_se: also a `rate_se` (N, H, W) of relative_se x rate x a pixel factor in [0.2, 1.8)
+    (without it the store keeps the SEs unknown, NaN).
     """
     from cache.build import cube_from_arrays
 
@@ -49,4 +51,9 @@ def synthetic_cube(H: int = 64, W: int = 64, N: int = 50, *, image: np.ndarray |
              "estimator": "hutchinson", "K": 32, "k": 32, "seed": seed, "steps": N, "channel_rule": "mean",
              "scale": 1, "source_image": f"{name}.png", "source_size": [H, W], "package_version": "0",
              "schema_version": "1", "key": key[:32], "complete": 1}
-    return cube_from_arrays(rate, ts, alphas, img, attrs=attrs)
+    rate_se = None
+    if relative_se is not None:
+        rate_se = (relative_se * rate * (0.2 + 1.6 * rng.random((1, H, W)))).astype(np.float32)
+        key = hashlib.sha256(key.encode() + f"se{relative_se}".encode()).hexdigest()
+        attrs["key"] = key[:32]
+    return cube_from_arrays(rate, ts, alphas, img, attrs=attrs, rate_se=rate_se)

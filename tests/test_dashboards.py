@@ -183,6 +183,63 @@ def test_explore_drop_an_image_computes_and_caches_its_cube(tmp_path, tiny_pixel
     assert v.upload(b"not an image", "x.png") is None and "not a readable image" in v.message.object
 
 
+def test_explore_drop_an_image_shows_the_first_batch_then_refines_it_live(tmp_path, tiny_pixel_dir, monkeypatch):
+    """The first probe batch's cube is shown while the job runs, each later batch replaces it keeping the
+    clicked pixel, and the stored cube equals one computed in one go (exact merge)."""
+    import queue
+    import threading
+
+    from cache import anytime
+    from cache.build import compute_cube
+    from cache.params import CubeParams
+    from dashboards.explore import ExploreView
+    from workbench.adapters import load_model
+
+    real, landed, go = anytime.cube_batches, queue.Queue(), threading.Semaphore(0)
+
+    def gated(*a, **kw):  # hold the worker after each batch was handed over, until the test has polled
+        for step in real(*a, **kw):
+            yield step
+            landed.put(step.K)
+            assert go.acquire(timeout=60)
+
+    monkeypatch.setattr(anytime, "cube_batches", gated)
+    adapter = load_model(tiny_pixel_dir, device="cpu")
+    ctx = AppContext.from_paths(tmp_path / "s", adapter=adapter)
+    v = ExploreView(ctx, new_steps=4, new_K=16, normalise=False)
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(buf, format="PNG")
+    job = v.upload(buf.getvalue(), "noise.png")
+    seen = []
+    for K in (4, 8, 16):
+        assert landed.get(timeout=120) == K
+        v.poll()
+        ds = v.dataset
+        assert int(ds.attrs["K"]) == K and f"K = {K} / 16" in v.job_status.object
+        rate = np.asarray(ds["rate"].values, dtype=np.float64)
+        F = _fluct_loop(rate, ds["timestep"].values, v.window, v.t_b)
+        np.testing.assert_allclose(v.fluct_pane.object.data[1].z, F, rtol=1e-4)  # the map shown is this batch's
+        seen.append(F)
+        if K == 4:
+            assert not job.done and CubeStore(tmp_path / "s").keys() == []  # nothing stored before the end
+            v.click(2, 3)
+        assert v.pixels == [(2, 3)]
+        np.testing.assert_allclose(v.curve_pane.object.data[-1].y, rate[:, 2, 3], rtol=1e-6)
+        go.release()
+    assert job.wait(120)
+    v.poll()
+    assert job.error is None and not v.progress.visible and v.pixels == [(2, 3)]
+    assert not np.allclose(seen[0], seen[-1])  # the first map (4 probes) was a different, cruder one
+    store = CubeStore(tmp_path / "s")
+    assert store.keys() == [v.cube] and int(v.dataset.attrs["K"]) == 16
+    upload = next((tmp_path / "s" / "uploads").glob("*noise.png"))
+    once = compute_cube(adapter, upload, CubeParams(steps=4, K=16))
+    kept = store.open(v.cube)
+    assert once.attrs["key"] == v.cube
+    for name in ("rate", "rate_se", "probe_sum_s", "probe_sum_ss"):
+        np.testing.assert_allclose(kept[name].values, once[name].values, rtol=1e-6, err_msg=name)
+
+
 # ------------------------------------------------------------------------------------ saliency
 @pytest.fixture()
 def saliency_ctx(tmp_path):

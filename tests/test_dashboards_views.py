@@ -274,3 +274,124 @@ def test_metric_labels_do_not_break_the_markdown_table():
     assert not [v for v in METRIC_LABELS.values() if "|" in v]  # a "|" would split the table's row
     assert format_metric(float("nan")) == "n/a" and format_metric(float("inf")).startswith("inf")
     assert format_metric(2.2e-07) == "2.200e-07" and format_metric(24.123) == "24.12"
+
+
+# ------------------------------------------------------------------------- uncertainty: bands, mask
+def _fluct_ref(rate: np.ndarray, ts: np.ndarray, L: int, t_b: float, normalise: bool) -> np.ndarray:
+    """Windowed variance averaged over windows by explicit loops (independent of analysis.fluctuation)."""
+    c = rate[ts > t_b]
+    if normalise:
+        c = c / c.sum(0)
+    n = c.shape[0]
+    return sum(((c[w:w + L] - c[w:w + L].mean(0)) ** 2).mean(0) for w in range(n - L + 1)) / (n - L + 1)
+
+
+def _z_ref(rate, se, ts, L, t_b, normalise, h=1e-6):
+    """z = (F - median F) / se(F), se(F) by central differences of F along each sample (delta method)."""
+    F = _fluct_ref(rate, ts, L, t_b, normalise)
+    var = np.zeros_like(F)
+    for t in range(rate.shape[0]):
+        step = h * np.maximum(np.abs(rate[t]), 1e-12)
+        up, down = rate.copy(), rate.copy()
+        up[t] += step
+        down[t] -= step
+        g = (_fluct_ref(up, ts, L, t_b, normalise) - _fluct_ref(down, ts, L, t_b, normalise)) / (2 * step)
+        var += (g * se[t]) ** 2
+    return F, (F - np.median(F)) / np.sqrt(var)
+
+
+@pytest.fixture()
+def se_ctx(tmp_path):
+    """A store with one cube with standard errors (10% relative) and one without (NaN: unknown)."""
+    st = CubeStore(tmp_path / "store")
+    st.put(synthetic_cube(12, 14, 24, name="a-se", seed=5, relative_se=0.1))
+    st.put(synthetic_cube(12, 14, 24, name="b-nose", seed=6))
+    return AppContext.from_paths(st.path, device="cpu"), st
+
+
+def test_band_trace_is_a_closed_translucent_polygon_without_hover_or_legend():
+    ts, v, h = np.array([1, 5, 9]), np.array([1.0, 2.0, 4.0]), np.array([0.5, 0.1, np.nan])
+    tr = figures.band_trace(ts, v, h, "#0072B2")
+    np.testing.assert_allclose(tr.x, [1, 5, 9, 9, 5, 1])
+    np.testing.assert_allclose(tr.y, [1.5, 2.1, 4.0, 4.0, 1.9, 0.5])  # upper, then lower reversed; NaN -> no band
+    assert tr.fill == "toself" and tr.fillcolor == "rgba(0,114,178,0.2)"
+    assert tr.hoverinfo == "skip" and tr.showlegend is False
+    fig = figures.curves_figure(ts, [("a", v), ("b", 2 * v)], bands=[h, None], note="band: ±2 SE")
+    assert [t.fill for t in fig.data] == ["toself", None, None]  # bands below, the curves last
+    assert fig.data[1].line.color == fig.data[0].line.color
+    assert any(a.text == "band: ±2 SE" for a in fig.layout.annotations)
+
+
+def test_explore_draws_2se_bands_normalised_like_the_curve(se_ctx):
+    from dashboards.explore import ExploreView
+
+    ctx, st = se_ctx
+    key = next(e["key"] for e in st.index() if e["name"] == "a-se")
+    ds = st.open(key)
+    rate, se, ts = (np.asarray(ds[k].values, dtype=np.float64) for k in ("rate", "rate_se", "timestep"))
+    v = ExploreView(ctx, normalise=False)
+    v.cube = key
+    v.click(3, 4)
+    v.click(7, 10)
+    fig = v.curve_pane.object
+    bands = [t for t in fig.data if t.fill == "toself"]
+    lines = [t for t in fig.data if t.fill != "toself"]
+    assert len(bands) == 2 and len(lines) == 2
+    for band, line, (y, x) in zip(bands, lines, [(3, 4), (7, 10)]):
+        n = len(ts)
+        np.testing.assert_allclose(band.y[:n], rate[:, y, x] + 2 * se[:, y, x], rtol=1e-6)
+        np.testing.assert_allclose(band.y[n:][::-1], rate[:, y, x] - 2 * se[:, y, x], rtol=1e-6)
+        assert band.line.color == line.line.color and band.showlegend is False
+    assert any("±2 SE" in a.text for a in fig.layout.annotations)
+    v.t_b, v.normalise = 200, True
+    band = [t for t in v.curve_pane.object.data if t.fill == "toself"][0]
+    s = rate[ts > 200, 3, 4].sum()
+    np.testing.assert_allclose(band.y[:len(ts)], (rate[:, 3, 4] + 2 * se[:, 3, 4]) / s, rtol=1e-6)
+
+
+def test_explore_without_standard_errors_draws_no_band_and_says_so(se_ctx):
+    from dashboards.explore import NO_SE_TEXT, ExploreView
+
+    ctx, st = se_ctx
+    key = next(e["key"] for e in st.index() if e["name"] == "b-nose")
+    v = ExploreView(ctx)
+    v.cube = key
+    v.click(2, 2)
+    fig = v.curve_pane.object
+    assert [t.fill for t in fig.data] == [None]
+    assert any("no standard errors" in a.text for a in fig.layout.annotations)
+    assert v.sig_box.disabled and v.sig_note.visible
+    # a cube written before schema 3 (no rate_se variable at all)
+    old = st.open(key).drop_vars("rate_se").load()
+    ctx.catalog.open = lambda _k: old
+    v.cube = next(e["key"] for e in st.index() if e["name"] == "a-se")
+    v.click(1, 1)
+    assert [t.fill for t in v.curve_pane.object.data] == [None]
+    assert any(a.text == NO_SE_TEXT for a in v.curve_pane.object.layout.annotations)
+    v.significant_only = True  # no SEs: nothing is masked, and the title says why
+    assert np.isfinite(_heat(v.fluct_pane.object).z).all() and "not masked" in v.fluct_pane.object.layout.title.text
+
+
+def test_explore_masks_the_fluctuation_map_to_significant_pixels(se_ctx):
+    from dashboards.explore import ExploreView
+
+    ctx, st = se_ctx
+    key = next(e["key"] for e in st.index() if e["name"] == "a-se")
+    ds = st.open(key)
+    rate, se, ts = (np.asarray(ds[k].values, dtype=np.float64) for k in ("rate", "rate_se", "timestep"))
+    v = ExploreView(ctx, normalise=True, window=3, t_b=0)
+    v.cube = key
+    assert not v.sig_box.disabled and np.isfinite(_heat(v.fluct_pane.object).z).all()
+    v.significant_only = True
+    for window, t_b, normalise in ((3, 0, True), (5, 300, False)):  # the mask follows the view's F
+        v.window, v.t_b, v.normalise = window, t_b, normalise
+        F, z = _z_ref(rate, se, ts, window, t_b, normalise)
+        clear = np.abs(np.abs(z) - 2) > 1e-3  # leave out pixels on the threshold (finite-difference noise)
+        shown = _heat(v.fluct_pane.object).z
+        keep = np.abs(z) > 2
+        assert 0 < keep.sum() < keep.size  # the check can fail both ways
+        np.testing.assert_array_equal(np.isfinite(shown)[clear], keep[clear])
+        np.testing.assert_allclose(np.asarray(shown)[keep & clear], F[keep & clear], rtol=1e-5)
+        assert f"{100 * keep.mean():.0f}% of pixels significant" in v.fluct_pane.object.layout.title.text
+    v.significant_only = False
+    assert np.isfinite(_heat(v.fluct_pane.object).z).all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -196,3 +197,44 @@ def test_repo_id_resolves_from_the_local_hf_cache_only(tmp_path, tiny_pixel_dir,
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("abc123")
     assert isinstance(load_model("someone/tiny-pixel", device="cpu"), PixelAdapter)
+
+
+def test_cli_curve_is_exact_with_se_zero_and_projected_has_no_se(tmp_path, tiny_pixel_dir, capsys):
+    """`workbench curve` says its h curve is exact (se 0), and it is: central differences of the model's
+    h map along the pixel's unit tangents give the same column norms; `projected` gives no SE."""
+    import json
+
+    from PIL import Image
+
+    from workbench.cli import main
+    from workbench.pipeline import prepare_image
+
+    rng = np.random.default_rng(4)
+    img = tmp_path / "n.png"
+    Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(img)
+    base = [str(img), "--pixel", "5,7", "--model", str(tiny_pixel_dir), "--steps", "4"]
+    assert main(["curve", *base, "--json", "--plot", str(tmp_path / "c.html")]) == 0
+    out = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert out["exact"] is True and out["rate_se"] == [0.0] * 4 and "exact" in out["se_note"]
+    assert "(exact)" in (tmp_path / "c.html").read_text()
+    ad = load_model(tiny_pixel_dir, device="cpu")
+    prep = prepare_image(ad, Image.open(img), steps=4)
+    (my, mx), C = out["model_pixel"][::-1], ad.model_shape[0]
+    ref = []
+    for i, t in enumerate(prep.trajectory.schedule.timesteps.tolist()):
+        x = prep.trajectory.states[i].double()
+        norms = []
+        for c in range(C):
+            e = torch.zeros_like(x)
+            e[c, my, mx] = 1e-3
+            with torch.no_grad():
+                up, down = (ad.h((x + s * e).float()[None], t)[0].double() for s in (1, -1))
+            norms.append(float(((up - down) / 2e-3).norm()))
+        ref.append(np.mean(norms))
+    np.testing.assert_allclose(out["curve"], ref, rtol=2e-2)
+
+    assert main(["curve", *base, "--rate", "projected", "--k", "4", "--plot", str(tmp_path / "p.html")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(ln.startswith("# projected rate") and "no SE" in ln for ln in lines)
+    rows = [ln.split("\t") for ln in lines if ln and ln[0].isdigit()]
+    assert lines[2] == "timestep\trate\tse" and len(rows) == 4 and all(r[2] == "nan" for r in rows)

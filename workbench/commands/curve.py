@@ -1,4 +1,11 @@
-"""`workbench curve IMAGE --pixel X,Y`: one pixel's generation curve, printed and plotted."""
+"""`workbench curve IMAGE --pixel X,Y`: one pixel's generation curve, printed and plotted.
+
+The curve is computed, not estimated (`workbench.curves.pixel_curves`): for the rates h, eps and
+step, one JVP of a unit tangent per channel and timestep gives the pixel's Jacobian column norms
+exactly (no probes), so its standard error is 0. The projected rate is exact for its rank-k
+rSVD basis (fixed seed), which only approximates the k leading singular vectors; that error is
+not estimated, so it has no SE. The table and --json carry the SE (`se`, `rate_se`) and say which.
+"""
 from __future__ import annotations
 
 import argparse
@@ -49,19 +56,35 @@ def run(args) -> int:
     curve = pixel_curves(adapter, prep.trajectory, [(my, mx)], spec)[0]
     ts = prep.trajectory.schedule.timesteps.tolist()
     values = curve.tolist()
+    exact, note = curve_uncertainty(spec)
+    se = [0.0] * len(values) if exact else None
     if args.json:
         print(json.dumps({"image": args.image, "pixel": [x, y], "model_pixel": [mx, my], "rate": spec.definition,
-                          "channel": spec.channel, "timestep": ts, "curve": values}))
+                          "channel": spec.channel, "timestep": ts, "curve": values, "rate_se": se,
+                          "exact": exact, "se_note": note}))
     else:
         print(f"# {args.image} pixel x={x} y={y} -> model grid ({mx}, {my}); rate={spec.definition}; "
               f"channel={'mean' if spec.channel is None else spec.channel}")
-        print("timestep\trate")
-        for t, r in zip(ts, values):
-            print(f"{t}\t{r:.6g}")
-    html = _plot_html(ts, values, f"{Path(args.image).name} pixel ({x}, {y}), rate {spec.definition}")
+        print(f"# {note}")
+        print("timestep\trate\tse")
+        for i, (t, r) in enumerate(zip(ts, values)):
+            print(f"{t}\t{r:.6g}\t{'nan' if se is None else f'{se[i]:.6g}'}")
+    kind = "exact" if exact else f"projected on a rank-{spec.k} rSVD basis, no SE"
+    html = _plot_html(ts, values, f"{Path(args.image).name} pixel ({x}, {y}), rate {spec.definition} ({kind})")
     written = plot.write_bytes(html.encode("utf-8"))
     print(f"# plot: {args.plot or written.name}", flush=True)
     return 0
+
+
+def curve_uncertainty(spec) -> tuple[bool, str]:
+    """(exact, note) for a curve of `spec` (a workbench.rates.RateSpec) from `pixel_curves`: exact
+    (SE 0) for h, eps and step; for projected, exact only for its rSVD basis (no SE)."""
+    if spec.definition == "projected":
+        return False, (f"projected rate: exact for its rank-{spec.k} rSVD basis (seed 0, {spec.iters} power "
+                       "iterations), which approximates the k leading singular vectors; that error is not "
+                       "estimated, so there is no SE (se = nan)")
+    return True, ("exact: one JVP per channel and timestep (Jacobian column norms, no probes), no estimator "
+                  "error: se = 0")
 
 
 def _is_our_plot(path: Path) -> bool:
