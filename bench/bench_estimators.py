@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
                                  ratio_wall=round(dt_ref / dt_first, 3), ratio_cpu=round(dc_ref / max(dc_first, 1e-9), 3),
                                  load=load_average())
         if not a.no_compare:
-            row["equal_cost"] = _compare(ad, traj, exact, pixels, ts, a.compare_k, a.chunk, period)
+            row["equal_cost"] = _compare(ad, traj, exact, pixels, ts, a.compare_k, a.chunk, period,
+                                         a.model or DEFAULT_MODEL_DIR)
         res["images"].append(row)
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
@@ -237,8 +238,9 @@ def _halves_correlation(ad, traj, K0: int, chunk: int, exact, pixels, ts, final)
                 significant_fraction=round(float(np.mean(np.abs(sig["z"]) > 2)), 4))
 
 
-def _compare(ad, traj, exact, pixels, ts, K: int, chunk: int, period: int) -> list[dict]:
-    """Probe kinds, the shift-averaged rate and Diag++ at K VJPs per timestep: rate and fluctuation
+def _compare(ad, traj, exact, pixels, ts, K: int, chunk: int, period: int, model_dir) -> list[dict]:
+    """Probe kinds, the shift-averaged rate, Diag++ at K VJPs per timestep and bfloat16 at K and 2K
+    (the model of `model_dir` loaded in bfloat16): rate and fluctuation
     Spearman, median relative error at the pixels, grid power of the fluctuation map."""
     from analysis.fluctuation import fluctuation, grid_power
     from workbench.estimators import cube_rates_se, hutchinson_cube_stats, rate_cube
@@ -254,6 +256,11 @@ def _compare(ad, traj, exact, pixels, ts, K: int, chunk: int, period: int) -> li
     runs.append((f"diag++ rank={rank} iters=1 K={K - 4 * rank}", lambda: rate_cube(
         ad, traj, RateSpec(iters=1), estimator="rsvd+hutchinson", K=K - 4 * rank, rank=rank, seed=2,
         chunk=chunk).numpy()))
+    # the same estimator in bfloat16 (the CPU's AVX512-BF16 where it has it): at the same K, and at 2K
+    half = _bfloat16_twin(model_dir)
+    for k2 in (K, 2 * K):
+        runs.append((f"hutchinson gaussian K={k2} bfloat16", lambda k2=k2: cube_rates_se(hutchinson_cube_stats(
+            half, traj, K=k2, seed=2, chunk=chunk)).rate.float().numpy()))
     for label, fn in runs:
         cube, dt, dc = _timed(fn)
         est = cube[:, ys, xs].T
@@ -267,6 +274,13 @@ def _compare(ad, traj, exact, pixels, ts, K: int, chunk: int, period: int) -> li
                         load=load_average()))
         _log(f"  {out[-1]}")
     return out
+
+
+def _bfloat16_twin(model_dir):
+    """The benchmarked model loaded again in bfloat16 (same folder, same weights)."""
+    from workbench.adapters import load_model
+
+    return load_model(model_dir, device="cpu", dtype=torch.bfloat16)
 
 
 def _print(res: dict) -> None:

@@ -372,6 +372,9 @@ def test_bench_estimators_quick_writes_the_fields(tiny_pixel_dir, tmp_path):
     assert -1 <= img["error_correlation"]["rho"] <= 1 and img["error_correlation"]["K"] == 8
     assert [c["label"].split()[1] for c in img["equal_cost"][:4]] == ["gaussian", "rademacher", "orthogonal", "gaussian"]
     assert "shift-averaged" in img["equal_cost"][3]["label"] and "grid_power_map" in img["equal_cost"][3]
+    assert [c["label"] for c in img["equal_cost"][5:]] == ["hutchinson gaussian K=8 bfloat16",
+                                                            "hutchinson gaussian K=16 bfloat16"]
+    assert all(0 < c["median_relative_error"] < 10 for c in img["equal_cost"][5:])
     assert res["load_before"] is not None
     cal = res["synthetic_calibration"]
     assert {(r["kind"], r["K"]) for r in cal} == {(k, K) for k in ("gaussian", "rademacher", "orthogonal") for K in (4, 8)}
