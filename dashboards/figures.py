@@ -196,18 +196,22 @@ def empty_figure(text: str, *, title: str = "", height: int = 430) -> go.Figure:
     return fig
 
 
-def band_trace(timesteps: np.ndarray, values: np.ndarray, half_width: np.ndarray, colour: str, *,
-                name: str = "band") -> go.Scatter:
-    """A filled translucent band values -/+ half_width (each (N,)) over `timesteps` in `colour` (a
-    '#rrggbb'): the upper edge, then the lower one reversed, closed (`fill="toself"`); no hover, no
-    legend entry. Non-finite half-widths are drawn as 0 (no band there)."""
+def _band_dict(timesteps: np.ndarray, values: np.ndarray, half_width: np.ndarray, colour: str, name: str) -> dict:
     ts = np.asarray(timesteps, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     h = np.nan_to_num(np.asarray(half_width, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
-    return go.Scatter(x=np.concatenate([ts, ts[::-1]]), y=np.concatenate([v + h, (v - h)[::-1]]), mode="lines",
-                      fill="toself", fillcolor=f"rgba({r},{g},{b},0.2)", line=dict(width=0, color=colour),
-                      hoverinfo="skip", showlegend=False, name=name)
+    return dict(type="scatter", x=np.concatenate([ts, ts[::-1]]), y=np.concatenate([v + h, (v - h)[::-1]]),
+                mode="lines", fill="toself", fillcolor=f"rgba({r},{g},{b},0.2)", line=dict(width=0, color=colour),
+                hoverinfo="skip", showlegend=False, name=name)
+
+
+def band_trace(timesteps: np.ndarray, values: np.ndarray, half_width: np.ndarray, colour: str, *,
+               name: str = "band") -> go.Scatter:
+    """A filled translucent band values -/+ half_width (each (N,)) over `timesteps` in `colour` (a
+    '#rrggbb'): the upper edge, then the lower one reversed, closed (`fill="toself"`); no hover, no
+    legend entry. Non-finite half-widths are drawn as 0 (no band there)."""
+    return go.Scatter(_band_dict(timesteps, values, half_width, colour, name))
 
 
 def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *, t_now: float | None = None,
@@ -218,40 +222,41 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
 
     bands: per curve (same order) a band half-width (N,) in the curve's units, or None (no band): each
     band is a translucent `band_trace` in its curve's colour, drawn below all the curves (the curves are
-    the last len(curves) traces). note: a small line under the title (e.g. what the bands are)."""
+    the last len(curves) traces). note: a small line under the title (e.g. what the bands are).
+    Built from plain dicts without plotly's per-property validation (it cost ~30 ms per click)."""
     ts = np.asarray(timesteps)
-    fig = go.Figure(layout=dict(template=LIGHT))
+    data = []
     for i, (label, vals) in enumerate(curves):
         half = None if bands is None or i >= len(bands) else bands[i]
         if half is not None:
-            fig.add_trace(band_trace(ts, vals, half, COLOURS[i % len(COLOURS)], name=f"band {label}"))
+            data.append(_band_dict(ts, vals, half, COLOURS[i % len(COLOURS)], f"band {label}"))
     for i, (label, vals) in enumerate(curves):
-        fig.add_trace(go.Scatter(x=ts, y=np.asarray(vals, dtype=np.float64), mode="lines+markers", name=label,
-                                 line=dict(color=COLOURS[i % len(COLOURS)], width=2), marker=dict(size=4)))
+        data.append(dict(type="scatter", x=ts, y=np.asarray(vals, dtype=np.float64), mode="lines+markers",
+                         name=label, line=dict(color=COLOURS[i % len(COLOURS)], width=2), marker=dict(size=4)))
     shapes, notes = [], []
     if note and curves:
         notes.append(dict(text=note, x=1, y=1.0, xref="paper", yref="paper", xanchor="right", yanchor="bottom",
                           showarrow=False, font=dict(size=10, color="#555")))
     if t_b is not None and len(ts) and curves and t_b > ts.min():
         shapes.append(dict(type="rect", xref="x", yref="paper", x0=float(ts.min()), x1=float(t_b), y0=0, y1=1,
-                           fillcolor="#999", opacity=0.15, line_width=0, layer="below"))
+                           fillcolor="#999", opacity=0.15, line=dict(width=0), layer="below"))
         notes.append(dict(text="t ≤ t_b (not in F)", x=float(ts.min()), y=1, xref="x", yref="paper",
                           xanchor="left", yanchor="top", showarrow=False, font=dict(size=10, color="#555")))
     if t_now is not None and curves:
         shapes.append(dict(type="line", xref="x", yref="paper", x0=float(t_now), x1=float(t_now), y0=0, y1=1,
                            line=dict(color="#d62728", dash="dash", width=1.5)))
-    fig.update_layout(shapes=shapes, annotations=notes)
-    fig.update_layout(title=dict(text=title, x=0.02, y=0.98, font=dict(size=14)), height=height,
-                      margin=dict(l=55, r=10, t=34, b=40), template=LIGHT, hovermode="x unified",
-                      legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.75)",
-                                  font=dict(size=11)),
-                      xaxis_title="timestep t", yaxis_title=yaxis_title, uirevision="keep")
-    fig.update_yaxes(exponentformat="e")
+    layout = dict(template=LIGHT, shapes=shapes, annotations=notes,
+                  title=dict(text=title, x=0.02, y=0.98, font=dict(size=14)), height=height,
+                  margin=dict(l=55, r=10, t=34, b=40), hovermode="x unified",
+                  legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.75)",
+                              font=dict(size=11)),
+                  xaxis=dict(title=dict(text="timestep t")),
+                  yaxis=dict(title=dict(text=yaxis_title), exponentformat="e"), uirevision="keep")
     if not curves:  # no axes without data: a message instead
-        fig.update_layout(xaxis=dict(visible=False), yaxis=dict(visible=False), shapes=[], annotations=[])
-        fig.add_annotation(text="click a pixel on a map to see its curve", showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper", font=dict(size=14, color="#777"))
-    return fig
+        layout.update(xaxis=dict(visible=False), yaxis=dict(visible=False), shapes=[],
+                      annotations=[dict(text="click a pixel on a map to see its curve", showarrow=False, x=0.5, y=0.5,
+                                        xref="paper", yref="paper", font=dict(size=14, color="#777"))])
+    return go.Figure(data=data, layout=layout, _validate=False)
 
 
 def click_to_pixel(event: dict | None, shape: tuple[int, int],
