@@ -68,7 +68,8 @@ def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = 
 
     params: a Hutchinson cube's parameters (not the projected rate); other estimators yield one
     batch, the cube computed at once (`compute_cube`). window/t_b: the fluctuation map whose
-    split-half stability is reported. progress(done, total): timesteps of the running half-block."""
+    split-half stability is reported. progress(done, total): probe x timestep pairs of the whole cube
+    (total = K x N), after each timestep batch."""
     import torch
 
     from workbench.estimators import cube_chunk, cube_rates_se, hutchinson_cube_stats
@@ -97,14 +98,20 @@ def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = 
     sizes = batch_sizes(params.K, first)
     chunk = cube_chunk(adapter, sched, traj.states[0], spec, "hutchinson", sizes[0])
     total, halves, done = None, [None, None], 0
+    N = len(sched)
     for n in sizes:
         add = n - done
         parts = [(done, (add + 1) // 2), (done + (add + 1) // 2, add // 2)]
         for h, (start, count) in enumerate(parts):
             if count == 0:
                 continue
+
+            def overall(d: int, _t: int, start=start, count=count) -> None:  # probe-timesteps of the whole cube
+                if progress:
+                    progress(start * N + d * count, params.K * N)
+
             st = hutchinson_cube_stats(adapter, traj, spec, K=count, seed=params.seed, first=start, chunk=chunk,
-                                       progress=progress)
+                                       progress=overall)
             total = st if total is None else merge_stats(total, st)
             old = halves[h]
             halves[h] = st if old is None else ProbeStats(K=old.K + st.K, first=old.first,

@@ -104,7 +104,7 @@ class ExploreView(pn.viewable.Viewer):
         self.upload_widget.param.watch(self._on_upload, "value")
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
                                                bar_color="primary")
-        self.job_status = pn.pane.Markdown("", visible=False, margin=(0, 10))
+        self.job_status = pn.pane.Markdown("", visible=False, margin=(0, 10), css_classes=["explore-job-status"])
         self.clear_button = pn.widgets.Button(label="Clear curves", button_type="default")
         self.clear_button.on_click(lambda _e: self.clear())
         self.sig_box = checkbox(self.param.significant_only, "Only significant pixels (|z| > 2)")
@@ -251,7 +251,9 @@ class ExploreView(pn.viewable.Viewer):
         if self._ds is None or "rate_se" not in self._ds:
             return NO_SE_TEXT
         if not np.isfinite(np.asarray(self._ds["rate_se"].values)).any():
-            return UNKNOWN_SE_TEXT
+            a = self._ds.attrs  # Hutchinson with K >= 2 always has SEs: all NaN is an older cube stored again
+            hutchinson = a.get("estimator") == "hutchinson" and int(a.get("K", 0)) >= 2
+            return NO_SE_TEXT if hutchinson else UNKNOWN_SE_TEXT
         return None
 
     def curve_se(self, y: int, x: int) -> np.ndarray | None:
@@ -302,6 +304,9 @@ class ExploreView(pn.viewable.Viewer):
         a = self._ds.attrs
         rows = [f"- **{label}**: `{a[k]}`" for k, label in _META if k in a and a[k] not in ("", None)]
         (H, W), (H0, W0) = self.shape, self.extent
+        if int(a.get("complete", 1)) == 0:
+            rows.append(f"- **not stored yet**: a preview of the first {a.get('K')} probes, refined live; the store "
+                        "gets the final cube")
         rows.append(f"- **cube**: {self._ds.sizes['t']} timesteps × {H} × {W} model cells")
         rows.append(f"- **one model cell**: {W0 / W:.3g} × {H0 / H:.3g} image px (width × height; the whole image "
                     f"was resized to the model's {W}×{H}); axes are in image px")

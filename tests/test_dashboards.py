@@ -216,6 +216,8 @@ def test_explore_drop_an_image_shows_the_first_batch_then_refines_it_live(tmp_pa
         v.poll()
         ds = v.dataset
         assert int(ds.attrs["K"]) == K and f"K = {K} / 16" in v.job_status.object
+        assert v.progress.value == round(100 * K / 16)  # probes x timesteps of the whole cube done
+        assert ("not stored yet" in v.meta.object) == (K < 16)
         rate = np.asarray(ds["rate"].values, dtype=np.float64)
         F = _fluct_loop(rate, ds["timestep"].values, v.window, v.t_b)
         np.testing.assert_allclose(v.fluct_pane.object.data[1].z, F, rtol=1e-4)  # the map shown is this batch's
