@@ -3,7 +3,7 @@
 Modules: `schema` (names and versions), `params` (CubeParams), `keys` (content keys), `build`
 (compute one cube), `slots` (the on-disk multi-image groups), `store` (CubeStore), `batch`
 (resumable batch precompute, local or dask.distributed), `sources` (image folders and data set
-layouts), `accessor` (`ds.curves`). Importing `cache` registers the accessor.
+layouts), `anytime` (a cube refined batch by batch, each batch's cube shown), `accessor` (`ds.curves`). Importing `cache` registers the accessor.
 """
 from __future__ import annotations
 

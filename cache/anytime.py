@@ -96,7 +96,7 @@ def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = 
     pixels = to_uint8(prep.pixels)
     spec = RateSpec(params.definition, k=params.K, channel=params.channel)
     sizes = batch_sizes(params.K, first)
-    chunk = cube_chunk(adapter, sched, traj.states[0], spec, "hutchinson", sizes[0])
+    chunk = cube_chunk(adapter, sched, traj.states[0], spec, "hutchinson", params.K)  # as compute_cube
     total, halves, done = None, [None, None], 0
     N = len(sched)
     for n in sizes:
