@@ -62,14 +62,17 @@ def batch_sizes(K: int, first: int = DEFAULT_FIRST) -> list[int]:
 
 
 def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = CubeParams(), *,
-                 first: int = DEFAULT_FIRST, window: int = 3, t_b: float = 0.0,
+                 first: int = DEFAULT_FIRST, window: int = 3, t_b: float = 0.0, until_stable: float | None = None,
                  progress: Callable[[int, int], None] | None = None) -> Iterator[CubeBatch]:
     """Yield the cube of `image` after each probe batch (see the module doc); the last one is complete.
 
     params: a Hutchinson cube's parameters (not the projected rate); other estimators yield one
     batch, the cube computed at once (`compute_cube`). window/t_b: the fluctuation map whose
-    split-half stability is reported. progress(done, total): probe x timestep pairs of the whole cube
-    (total = K x N), after each timestep batch."""
+    split-half stability is reported (NaN when they leave too few timesteps). until_stable: stop at the first batch whose stability reaches
+    it (params.K is then the cap); the last cube is that of the probes so far (its key that of
+    params with that K, attributes `until_stable` and `stability` as `cache.stable` writes them).
+    progress(done, total): probe x timestep pairs of the whole cube (total = K x N), after each
+    timestep batch."""
     import torch
 
     from workbench.estimators import cube_chunk, cube_rates_se, hutchinson_cube_stats
@@ -119,13 +122,19 @@ def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = 
         done = n
         stability = float("nan")
         if all(hh is not None for hh in halves):
-            maps = [fluctuation(cube_rates_se(hh, spec.channel).rate.to(torch.float64).numpy(), ts, window=window,
-                                t_b=t_b, axis=0) for hh in halves]
-            stability = split_half_stability(*maps)
-        final = n == params.K
-        now = params if final else dataclasses.replace(params, K=int(n))
-        attrs = cube_attrs(adapter, image, raw, prep.source_size, params)
+            try:
+                maps = [fluctuation(cube_rates_se(hh, spec.channel).rate.to(torch.float64).numpy(), ts,
+                                    window=window, t_b=t_b, axis=0) for hh in halves]
+                stability = split_half_stability(*maps)
+            except WorkbenchError:  # window/t_b leave too few timesteps: no stability, the cube goes on
+                stability = float("nan")
+        stable = until_stable is not None and np.isfinite(stability) and stability >= until_stable
+        final = n == params.K or stable
+        now = dataclasses.replace(params, K=int(n))
+        attrs = cube_attrs(adapter, image, raw, prep.source_size, now if stable else params)
         attrs.update(now.as_attrs())
+        if until_stable is not None:
+            attrs.update(until_stable=float(until_stable), stability=float(stability))
         if not final:
             attrs["complete"] = 0  # an in-memory preview: `put` refuses it
         r = cube_rates_se(total, spec.channel)
@@ -134,3 +143,5 @@ def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = 
         ds = cube_from_arrays(r.rate.float().numpy(), ts, alphas, pixels, attrs=attrs,
                               rate_se=r.rate_se.float().numpy(), stats=total if final else None)
         yield CubeBatch(ds, int(n), int(params.K), stability, final)
+        if final:
+            return

@@ -130,11 +130,12 @@ class CubeCatalog:
 
     def add_image(self, adapter, image: str | Path, params=None, *,
                   progress: Callable[[int, int], None] | None = None,
-                  on_batch: Callable[[object], None] | None = None) -> str:
+                  on_batch: Callable[[object], None] | None = None, **batch_options) -> str:
         """Compute (or find cached) the cube of `image` with `params` (a CubeParams); returns its key.
 
         on_batch: called with each `cache.anytime.CubeBatch` (the in-memory cube after each probe
-        batch, the last one complete) while the cube is refined batch by batch; only the last is stored."""
+        batch, the last one complete) while the cube is refined batch by batch; only the last is stored.
+        batch_options: `cache.anytime.cube_batches` options (until_stable, window, t_b)."""
         if self._store is not None:
             from cache.build import compute_cube
             from cache.params import CubeParams
@@ -149,7 +150,7 @@ class CubeCatalog:
             else:
                 from cache import anytime
 
-                for step in anytime.cube_batches(adapter, image, params, progress=progress):
+                for step in anytime.cube_batches(adapter, image, params, progress=progress, **batch_options):
                     on_batch(step)
                     ds = step.ds
             with self._lock:

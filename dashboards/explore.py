@@ -66,6 +66,9 @@ class ExploreView(pn.viewable.Viewer):
     max_side = param.Integer(default=256, bounds=(16, 2048), doc="display resolution cap of the maps")
     new_steps = param.Integer(default=50, bounds=(2, 1000), doc="DDIM steps of a new image's cube")
     new_K = param.Integer(default=DEFAULT_K, bounds=(1, 512), doc="Hutchinson probes of a new image's cube")
+    new_until_stable = param.Number(default=0.0, bounds=(0.0, 0.999), step=0.01,
+                                    doc="stop adding probes to a new image's cube once the split-half stability "
+                                        "of its fluctuation map reaches this (0: all K probes; K is the cap)")
     fixed_range = param.Boolean(default=False, doc="one colour range for the rate map at every timestep "
                                                    "(robust range of the whole cube) instead of per timestep")
     significant_only = param.Boolean(default=False, doc="mask the fluctuation map to pixels with |z| > 2 "
@@ -480,6 +483,7 @@ class ExploreView(pn.viewable.Viewer):
         from cache.params import CubeParams
 
         ctx, params = self.context, CubeParams(steps=self.new_steps, K=self.new_K)
+        options = dict(until_stable=self.new_until_stable or None, window=self.window, t_b=self.t_b)
 
         def compute(report, _should_stop):
             report(done=0, total=1, status="loading the model")
@@ -494,7 +498,7 @@ class ExploreView(pn.viewable.Viewer):
                 report(batch=step, status=f"showing {self._batch_text(step)}; "
                                           + ("storing" if step.final else "adding probes"))
 
-            return ctx.catalog.add_image(adapter, path, params, progress=progress, on_batch=on_batch)
+            return ctx.catalog.add_image(adapter, path, params, progress=progress, on_batch=on_batch, **options)
 
         self._live, self._live_K = True, None
         self.job = Job(compute, name="cube", queue=ctx.queue).start()
@@ -507,7 +511,8 @@ class ExploreView(pn.viewable.Viewer):
     def _batch_text(step) -> str:
         """'K = 8 / 32, split-half stability 0.93' for a `cache.anytime.CubeBatch`."""
         stab = "" if not np.isfinite(step.stability) else f", split-half stability {step.stability:.2f}"
-        return f"K = {step.K} / {step.K_final}{stab}"
+        early = " (stable: no more probes needed)" if step.final and step.K < step.K_final else ""
+        return f"K = {step.K} / {step.K_final}{stab}{early}"
 
     def _show_batch(self, step) -> None:
         """Show a batch's in-memory cube (the clicked pixels stay once the image's first batch is shown)."""
@@ -568,8 +573,9 @@ class ExploreView(pn.viewable.Viewer):
                                         sizing_mode="stretch_width", css_classes=["explore-t-slider"])
         return pn.Column(
             cube, self.upload_widget,
-            pn.Row(w.IntInput.from_param(self.param.new_steps, name="steps", width=90),
-                   w.IntInput.from_param(self.param.new_K, name="K", width=90)),
+            pn.Row(w.IntInput.from_param(self.param.new_steps, name="steps", width=80),
+                   w.IntInput.from_param(self.param.new_K, name="K", width=80),
+                   w.FloatInput.from_param(self.param.new_until_stable, name="stop at stability", width=120)),
             self.progress, self.job_status,
             pn.pane.Markdown("### Fluctuation", margin=(0, 10)),
             w.IntSlider.from_param(self.param.window, name="Window L", end=20, sizing_mode="stretch_width"),

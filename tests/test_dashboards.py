@@ -195,9 +195,10 @@ def test_explore_drop_an_image_shows_the_first_batch_then_refines_it_live(tmp_pa
     from dashboards.explore import ExploreView
     from workbench.adapters import load_model
 
-    real, landed, go = anytime.cube_batches, queue.Queue(), threading.Semaphore(0)
+    real, landed, go, options = anytime.cube_batches, queue.Queue(), threading.Semaphore(0), []
 
     def gated(*a, **kw):  # hold the worker after each batch was handed over, until the test has polled
+        options.append(kw)
         for step in real(*a, **kw):
             yield step
             landed.put(step.K)
@@ -206,7 +207,7 @@ def test_explore_drop_an_image_shows_the_first_batch_then_refines_it_live(tmp_pa
     monkeypatch.setattr(anytime, "cube_batches", gated)
     adapter = load_model(tiny_pixel_dir, device="cpu")
     ctx = AppContext.from_paths(tmp_path / "s", adapter=adapter)
-    v = ExploreView(ctx, new_steps=4, new_K=16, normalise=False)
+    v = ExploreView(ctx, new_steps=4, new_K=16, normalise=False, window=2, t_b=100)
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(buf, format="PNG")
     job = v.upload(buf.getvalue(), "noise.png")
@@ -219,7 +220,7 @@ def test_explore_drop_an_image_shows_the_first_batch_then_refines_it_live(tmp_pa
         assert v.progress.value == round(100 * K / 16)  # probes x timesteps of the whole cube done
         assert ("not stored yet" in v.meta.object) == (K < 16)
         rate = np.asarray(ds["rate"].values, dtype=np.float64)
-        F = _fluct_loop(rate, ds["timestep"].values, v.window, v.t_b)
+        F = _fluct_loop(rate, ds["timestep"].values, 2, 100)
         np.testing.assert_allclose(v.fluct_pane.object.data[1].z, F, rtol=1e-4)  # the map shown is this batch's
         seen.append(F)
         if K == 4:
@@ -230,6 +231,7 @@ def test_explore_drop_an_image_shows_the_first_batch_then_refines_it_live(tmp_pa
         go.release()
     assert job.wait(120)
     v.poll()
+    assert options[0]["until_stable"] is None and (options[0]["window"], options[0]["t_b"]) == (2, 100)
     assert job.error is None and not v.progress.visible and v.pixels == [(2, 3)]
     assert not np.allclose(seen[0], seen[-1])  # the first map (4 probes) was a different, cruder one
     store = CubeStore(tmp_path / "s")
@@ -240,6 +242,28 @@ def test_explore_drop_an_image_shows_the_first_batch_then_refines_it_live(tmp_pa
     assert once.attrs["key"] == v.cube
     for name in ("rate", "rate_se", "probe_sum_s", "probe_sum_ss"):
         np.testing.assert_allclose(kept[name].values, once[name].values, rtol=1e-6, err_msg=name)
+
+
+def test_explore_stops_adding_probes_once_stable_and_says_so(tmp_path, tiny_pixel_dir):
+    """With `new_until_stable` R the stored cube has the K of the first batch whose stability reached R."""
+    from cache.anytime import cube_batches
+    from cache.params import CubeParams
+    from dashboards.explore import ExploreView
+    from workbench.adapters import load_model
+
+    adapter = load_model(tiny_pixel_dir, device="cpu")
+    ctx = AppContext.from_paths(tmp_path / "s", adapter=adapter)
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(buf, format="PNG")
+    path = ctx.catalog.save_upload(buf.getvalue(), "noise.png")
+    stab = [b.stability for b in cube_batches(adapter, path, CubeParams(steps=4, K=16), window=3, t_b=0)]
+    assert stab[1] > stab[0]  # (seeded) so that R below is first reached after 8 probes
+    v = ExploreView(ctx, new_steps=4, new_K=16, new_until_stable=stab[1] - 1e-9, window=3, t_b=0)
+    job = v.upload(buf.getvalue(), "noise.png")
+    assert job.wait(120)
+    v.poll()
+    assert job.error is None and int(v.dataset.attrs["K"]) == 8 and CubeStore(tmp_path / "s").keys() == [v.cube]
+    assert "K = 8 / 16" in v.job_status.object and "stable: no more probes needed" in v.job_status.object
 
 
 # ------------------------------------------------------------------------------------ saliency
