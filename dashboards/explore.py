@@ -46,7 +46,8 @@ _META = (("model_name", "model"), ("rate_definition", "rate definition"), ("esti
          ("seed", "probe seed"), ("source_image", "source image"), ("source_size", "source size (H, W)"),
          ("model_fingerprint", "model fingerprint"), ("key", "cube key"), ("prompt", "prompt"),
          ("negative_prompt", "negative prompt"), ("guidance_scale", "guidance scale"),
-         ("prompt_fingerprint", "prompt fingerprint"))
+         ("prompt_fingerprint", "prompt fingerprint"), ("until_stable", "stop at stability"),
+         ("stability", "split-half stability"))
 #: longest side of the photo drawn under the maps (display only)
 _PHOTO_MAX = 640
 
@@ -305,7 +306,10 @@ class ExploreView(pn.viewable.Viewer):
 
     def _meta_markdown(self) -> str:
         a = self._ds.attrs
-        rows = [f"- **{label}**: `{a[k]}`" for k, label in _META if k in a and a[k] not in ("", None)]
+        def show(v):  # floats (stability, guidance) to 4 significant digits
+            return f"{v:.4g}" if isinstance(v, (float, np.floating)) else v
+
+        rows = [f"- **{label}**: `{show(a[k])}`" for k, label in _META if k in a and a[k] not in ("", None)]
         (H, W), (H0, W0) = self.shape, self.extent
         if int(a.get("complete", 1)) == 0:
             rows.append(f"- **not stored yet**: a preview of the first {a.get('K')} probes, refined live; the store "
@@ -511,7 +515,7 @@ class ExploreView(pn.viewable.Viewer):
     def _batch_text(step) -> str:
         """'K = 8 / 32, split-half stability 0.93' for a `cache.anytime.CubeBatch`."""
         stab = "" if not np.isfinite(step.stability) else f", split-half stability {step.stability:.2f}"
-        early = " (stable: no more probes needed)" if step.final and step.K < step.K_final else ""
+        early = "; stable: no more probes needed" if step.final and step.K < step.K_final else ""
         return f"K = {step.K} / {step.K_final}{stab}{early}"
 
     def _show_batch(self, step) -> None:
@@ -573,9 +577,9 @@ class ExploreView(pn.viewable.Viewer):
                                         sizing_mode="stretch_width", css_classes=["explore-t-slider"])
         return pn.Column(
             cube, self.upload_widget,
-            pn.Row(w.IntInput.from_param(self.param.new_steps, name="steps", width=80),
-                   w.IntInput.from_param(self.param.new_K, name="K", width=80),
-                   w.FloatInput.from_param(self.param.new_until_stable, name="stop at stability", width=120)),
+            pn.Row(w.IntInput.from_param(self.param.new_steps, name="steps", width=70),
+                   w.IntInput.from_param(self.param.new_K, name="K", width=70),
+                   w.FloatInput.from_param(self.param.new_until_stable, name="stop at stability", width=110)),
             self.progress, self.job_status,
             pn.pane.Markdown("### Fluctuation", margin=(0, 10)),
             w.IntSlider.from_param(self.param.window, name="Window L", end=20, sizing_mode="stretch_width"),

@@ -264,6 +264,7 @@ def test_explore_stops_adding_probes_once_stable_and_says_so(tmp_path, tiny_pixe
     v.poll()
     assert job.error is None and int(v.dataset.attrs["K"]) == 8 and CubeStore(tmp_path / "s").keys() == [v.cube]
     assert "K = 8 / 16" in v.job_status.object and "stable: no more probes needed" in v.job_status.object
+    assert f"**split-half stability**: `{stab[1]:.4g}`" in v.meta.object
 
 
 # ------------------------------------------------------------------------------------ saliency
