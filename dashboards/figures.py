@@ -222,7 +222,7 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
 
     bands: per curve (same order) a band half-width (N,) in the curve's units, or None (no band): each
     band is a translucent `band_trace` in its curve's colour, drawn below all the curves (the curves are
-    the last len(curves) traces). note: a small line under the title (e.g. what the bands are).
+    the last len(curves) traces). note: a small line at the plot's top right (e.g. what the bands are).
     Built from plain dicts without plotly's per-property validation (it cost ~30 ms per click)."""
     ts = np.asarray(timesteps)
     data = []
