@@ -412,3 +412,16 @@ def test_shift_averaged_stats_match_dense_jacobians_at_the_shifted_states(small_
     part = hutchinson_cube_stats(ad, traj, K=5, seed=seed, shift_period=period)
     torch.testing.assert_close(refine_cube_stats(ad, traj, part, K, seed=seed, shift_period=period).sum_s,
                                st.sum_s, rtol=1e-6, atol=0)
+
+
+def test_bench_cube_time_runs_both_dtypes(tiny_pixel_dir, tmp_path):
+    """The per-cube timing benchmark: one row per (dtype, K, repeat), a positive time, the JSON written."""
+    from bench.bench_cube_time import main
+
+    out = tmp_path / "t.json"
+    res = main(["--model", str(tiny_pixel_dir), "--ks", "2,4", "--steps", "3", "--repeats", "1", "--threads", "1",
+                "--json", str(out)])
+    assert [(r["dtype"], r["K"]) for r in res["runs"]] == [("float32", 2), ("bfloat16", 2), ("float32", 4),
+                                                          ("bfloat16", 4)]
+    assert all(r["total_s"] > 0 and r["load"] is not None for r in res["runs"])
+    assert json.loads(out.read_text())["threads"] == 1
