@@ -296,7 +296,8 @@ def _open_in_explore(cube, tmp_path):
     view = ExploreView(AppContext.from_paths(store.path, device="cpu"), normalise=False)
     view.cube = key
     view.click(1, 2)
-    np.testing.assert_allclose(view.curve_pane.object.data[0].y, store.open(key)["rate"].values[:, 1, 2],
+    # the curves are the plot's last traces (the ±2 SE bands are drawn below them)
+    np.testing.assert_allclose(view.curve_pane.object.data[-1].y, store.open(key)["rate"].values[:, 1, 2],
                                rtol=1e-6)
     assert cube.attrs["prompt"] in view.meta.object
 
