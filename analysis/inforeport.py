@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .figures import line_plot
+from .report import _atomic, _json_default, _md_table_html, html_head
 
 __all__ = ["write_information_report", "information_markdown", "bits_vs_t_png", "ranking_png", "scatter_png"]
 
@@ -162,22 +163,6 @@ def _png_bytes(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
 def write_information_report(res: dict, out: str | Path) -> Path:
     """Write results.json, tables.md, the PNG figures and report.html under `out`; returns report.html."""
     out = Path(out)
@@ -190,14 +175,9 @@ def write_information_report(res: dict, out: str | Path) -> Path:
     _atomic(out / "results.json", json.dumps(res, indent=1, default=_json_default).encode())
     md = information_markdown(res)
     _atomic(out / "tables.md", md.encode())
-    from .report import _md_table_html
-
-    cfg = html.escape(json.dumps(res["config"], default=_json_default))
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>information gain of generation curves</title>",
-             "<style>body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse}"
-             " td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}</style></head><body>",
-             "<h1>Where people look: information gain over the centre bias</h1>",
-             f"<p><code>{cfg}</code></p>", _md_table_html(md)]
+    parts = [*html_head("information gain of generation curves",
+                        "Where people look: information gain over the centre bias", res["config"], 1200),
+             _md_table_html(md)]
     for k, b in pngs.items():
         parts.append(f"<h2>{html.escape(k)}</h2><img alt='{html.escape(k)}' "
                      f"src='data:image/png;base64,{base64.b64encode(b).decode()}'/>")

@@ -256,11 +256,7 @@ def write_report(results: dict, prep, out) -> Path:
     _atomic(out / "results.json", json.dumps(results, indent=1, default=_json_default).encode())
     md = tables_markdown(results)
     _atomic(out / "tables.md", md.encode())
-    cfg = html.escape(json.dumps(results["config"], default=_json_default))
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>saliency experiments</title>",
-             "<style>body{font-family:sans-serif;margin:2em;max-width:1400px} table{border-collapse:collapse}"
-             " td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}</style></head><body>",
-             "<h1>Fluctuation and saliency: experiments</h1>", f"<p><code>{cfg}</code></p>",
+    parts = [*html_head("saliency experiments", "Fluctuation and saliency: experiments", results["config"], 1400),
              _md_table_html(md),
              f"<img alt='maps' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'/>"]
     for i, (k, f) in enumerate(figs.items()):
@@ -269,6 +265,16 @@ def write_report(results: dict, prep, out) -> Path:
     parts.append("</body></html>")
     _atomic(out / "report.html", "\n".join(parts).encode())
     return out / "report.html"
+
+
+def html_head(title: str, heading: str, config: dict, max_width: int) -> list[str]:
+    """The opening of a report page: head, table style, the heading and the configuration as code."""
+    cfg = html.escape(json.dumps(config, default=_json_default))
+    return [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+            f"<style>body{{font-family:sans-serif;margin:2em;max-width:{int(max_width)}px}} "
+            "table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}"
+            "</style></head><body>",
+            f"<h1>{html.escape(heading)}</h1>", f"<p><code>{cfg}</code></p>"]
 
 
 def _atomic(path: Path, data: bytes) -> None:
