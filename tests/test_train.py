@@ -87,6 +87,31 @@ def test_small_crops_keep_the_full_size_pixel_scale():
     assert crops.std() > 0.9  # unresampled stripes: values +-1
 
 
+def test_photo_aspect_crop_of_the_whole_photo_is_the_workbench_resize():
+    """At fraction 1 and full size a photo-aspect crop is the whole 4:3 photo squeezed to a square,
+    as the workbench feeds a photo to the model; a square crop would cut its sides off."""
+    g = torch.Generator().manual_seed(0)
+    img = torch.randint(0, 256, (3, 60, 80), generator=g, dtype=torch.uint8)
+    whole = torch.nn.functional.interpolate(img.float()[None] / 127.5 - 1, size=(16, 16), mode="bilinear",
+                                            antialias=True, align_corners=False)[0].clamp(-1, 1)
+    crops = random_crops([img], 6, 16, 1.0, g, full_resolution=16, photo_aspect=True)
+    for c in crops:
+        assert torch.allclose(c, whole, atol=1e-5) or torch.allclose(c, whole.flip(-1), atol=1e-5)
+    square = random_crops([img], 6, 16, 1.0, g, full_resolution=16)
+    assert not any(torch.allclose(c, whole, atol=1e-2) or torch.allclose(c, whole.flip(-1), atol=1e-2)
+                   for c in square)
+
+
+def test_small_photo_aspect_crops_are_windows_of_the_full_size_rendering():
+    img = torch.zeros(3, 60, 80, dtype=torch.uint8)
+    img[:, ::2, :] = 255  # rows alternate: a window at 1:1 keeps them, a squeezed whole photo blurs them
+    g = torch.Generator().manual_seed(0)
+    crops = random_crops([img], 4, 15, 1.0, g, full_resolution=60, photo_aspect=True)  # 15 of 60 rows -> 1:1
+    assert crops.std() > 0.9
+    whole = random_crops([img], 4, 15, 1.0, g, full_resolution=15, photo_aspect=True)  # 60 rows -> 15: averaged
+    assert whole.std() < 0.5
+
+
 @pytest.mark.parametrize("signum,rc", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
 def test_signal_stops_cleanly_with_a_checkpoint(photos, tmp_path, signum, rc):
     ckpt = tmp_path / "ck"

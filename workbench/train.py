@@ -62,7 +62,8 @@ class TrainConfig:
     max_steps: int = 1_000_000
     max_minutes: float = float("inf")
     checkpoint_minutes: float = 5.0
-    min_crop_fraction: float = 0.25
+    min_crop_fraction: float = 0.5
+    photo_aspect: bool = True
     bank_short_side: int = 300
     seed: int = 0
     device: str = "cpu"
@@ -134,22 +135,29 @@ def load_photo_bank(files: list[Path], short_side: int) -> list[torch.Tensor]:
 
 
 def random_crops(bank: list[torch.Tensor], n: int, resolution: int, min_fraction: float,
-                 generator: torch.Generator, full_resolution: int | None = None) -> torch.Tensor:
-    """n random square crops, flipped at random; float (n, 3, R, R) in [-1, 1], R = `resolution`.
+                 generator: torch.Generator, full_resolution: int | None = None,
+                 photo_aspect: bool = False) -> torch.Tensor:
+    """n random crops, flipped at random; float (n, 3, R, R) in [-1, 1], R = `resolution`.
 
-    A crop covers a fraction uniform in [min_fraction, 1] of the photo's short side, scaled by
-    resolution / full_resolution, so crops below the full size keep the full size's pixel scale."""
+    Square crops (default) cover a fraction uniform in [min_fraction, 1] of the photo's short side.
+    With `photo_aspect` a crop covers that fraction of the photo's width and of its height and is
+    squeezed to a square, the way the workbench resizes a whole photo to the model's input: at
+    fraction 1 and `resolution == full_resolution` it is the whole photo resized. Both are scaled
+    by resolution / full_resolution, so crops below the full size keep the full size's pixel scale
+    (a 32x32 crop is a window of the 64x64 rendering)."""
     full = full_resolution or resolution
     out = torch.empty(n, 3, resolution, resolution)
     for k in range(n):
         img = bank[int(torch.randint(len(bank), (1,), generator=generator))]
         _, h, w = img.shape
-        short = min(h, w)
         frac = min_fraction + (1 - min_fraction) * float(torch.rand((), generator=generator))
-        side = min(short, max(resolution, int(round(frac * short * resolution / full))))
-        y = int(torch.randint(h - side + 1, (1,), generator=generator))
-        x = int(torch.randint(w - side + 1, (1,), generator=generator))
-        crop = img[:, y:y + side, x:x + side].float()[None] / 127.5 - 1
+        if photo_aspect:
+            ch, cw = (min(size, max(1, int(round(frac * size * resolution / full)))) for size in (h, w))
+        else:
+            ch = cw = min(h, w, max(resolution, int(round(frac * min(h, w) * resolution / full))))
+        y = int(torch.randint(h - ch + 1, (1,), generator=generator))
+        x = int(torch.randint(w - cw + 1, (1,), generator=generator))
+        crop = img[:, y:y + ch, x:x + cw].float()[None] / 127.5 - 1
         crop = F.interpolate(crop, size=(resolution, resolution), mode="bilinear", antialias=True,
                              align_corners=False)[0]
         if float(torch.rand((), generator=generator)) < 0.5:
@@ -411,7 +419,8 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
     def make_batch() -> tuple[torch.Tensor, ...]:
-        x0 = random_crops(bank, cfg.batch_size, cfg.resolution, cfg.min_crop_fraction, gen, cfg.full_resolution)
+        x0 = random_crops(bank, cfg.batch_size, cfg.resolution, cfg.min_crop_fraction, gen, cfg.full_resolution,
+                          cfg.photo_aspect)
         t = torch.randint(0, len(abar), (cfg.batch_size,), generator=gen)
         return x0, t, torch.randn(x0.shape, generator=gen)
 

@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=1_000_000, help="stop at this total step count")
     p.add_argument("--resolution", type=int, default=32,
                    help="crop side in pixels (crops keep the 64x64 pixel scale; 64 for the full-size finetune)")
+    p.add_argument("--crops", choices=("photo", "square"), default="photo",
+                   help="photo (default): crops keep the photo's aspect and are squeezed to a square, the way the "
+                        "workbench resizes a whole photo for the model; square: square crops of the short side")
+    p.add_argument("--min-crop-fraction", type=float, default=0.5,
+                   help="a crop covers a random fraction in [this, 1] of the photo (default 0.5)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--holdout", type=int, default=50)
@@ -58,7 +63,8 @@ def run(args) -> int:
                       holdout=args.holdout, batch_size=args.batch_size, max_steps=args.steps, lr=args.lr,
                       max_minutes=args.minutes, checkpoint_minutes=args.checkpoint_minutes, device=args.device,
                       init=None if args.init == "scratch" else args.init, bf16=not args.no_bf16,
-                      channels_last=args.channels_last, prefetch=args.prefetch)
+                      channels_last=args.channels_last, prefetch=args.prefetch,
+                      photo_aspect=args.crops == "photo", min_crop_fraction=args.min_crop_fraction)
     if args.init not in ("shipped", "scratch") and not Path(args.init).is_dir():
         raise WorkbenchError(f"--init {args.init} is not a model folder: pass 'shipped', 'scratch' or a folder "
                              "written by workbench train --export")
