@@ -70,6 +70,8 @@ def test_should_stop_finishes_the_step_and_checkpoints(photos, tmp_path):
 def test_init_from_an_exported_model_carries_weights_and_steps(photos, tmp_path):
     latest = train(_cfg(photos, tmp_path / "a", max_steps=2))
     export_model(latest, tmp_path / "model")
+    card = json.loads((tmp_path / "model" / "model_card.json").read_text())
+    assert card["steps"] == 2 and card["cpu_s"] > 0 and card["origin"]["init_step"] == 0
     from safetensors.torch import load_file
 
     exported = load_file(tmp_path / "model" / "unet" / "diffusion_pytorch_model.safetensors")

@@ -470,6 +470,7 @@ def export_model(checkpoint: str | Path, out_dir: str | Path, extra_card: dict |
     card = {"architecture": "diffusers UNet2DModel (pixel space, DDPM epsilon prediction)",
             "parameters": sum(p.numel() for p in unet.parameters()),
             "resolution": res, "weights": weights, "steps": state["step"], "training_time_s": state["elapsed_s"],
+            "cpu_s": state.get("cpu_s"), "origin": state.get("origin"),
             "hardware": state.get("hardware"), "train_config": state["config"],
             "final_train_loss_mean_last_200": float(np.mean(state["recent_losses"] or [float("nan")]))}
     card.update(extra_card or {})
