@@ -158,7 +158,10 @@ def test_symlink_loop_in_the_data_folder(photos, tmp_path, capsys):
 @pytest.mark.parametrize("flag,value,expect", [("--batch-size", "0", "--batch-size"),
                                                ("--resolution", "0", "--resolution"),
                                                ("--resolution", "12", "multiple of 8"),
-                                               ("--steps", "0", "--steps")])
+                                               ("--steps", "0", "--steps"),
+                                               ("--min-crop-fraction", "0", "--min-crop-fraction"),
+                                               ("--min-crop-fraction", "1.5", "--min-crop-fraction"),
+                                               ("--min-crop-fraction", "nan", "--min-crop-fraction")])
 def test_bad_numbers(photos, tmp_path, capsys, flag, value, expect):
     args = ["train", str(photos), "--checkpoints", str(tmp_path / "ck"), *FAST, flag, value]
     _one_error_line(capsys, main(args), expect)

@@ -88,7 +88,7 @@ class TrainConfig:
         need(self.max_minutes > 0, f"--minutes must be positive (got {self.max_minutes})")
         need(self.checkpoint_minutes > 0, f"--checkpoint-minutes must be positive (got {self.checkpoint_minutes})")
         need(self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number (got {self.lr})")
-        need(0 < self.min_crop_fraction <= 1, f"min_crop_fraction must be in (0, 1] (got {self.min_crop_fraction})")
+        need(0 < self.min_crop_fraction <= 1, f"--min-crop-fraction must be in (0, 1] (got {self.min_crop_fraction})")
 
 
 # --- data -------------------------------------------------------------------------------------
