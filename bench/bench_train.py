@@ -82,6 +82,14 @@ class _Timeout(Exception):
     pass
 
 
+def select_variants(only: str | None) -> list[str]:
+    """The variants whose names begin with one of the comma-separated `only` (all when None), in
+    table order; names themselves hold commas, so whole names cannot be listed."""
+    if not only:
+        return list(VARIANTS)
+    return [n for n in VARIANTS if any(n.startswith(tok.strip()) for tok in only.split(",") if tok.strip())]
+
+
 def _compiled_runner(cfg, bank, abar, cap_s: float) -> tuple[_Runner | None, float]:
     """A torch.compile runner and its compile time (first two steps), or None past `cap_s`."""
     def alarm(*_):
@@ -111,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--compile-cap", type=float, default=0.0, help="give up on torch.compile after this (0: skip)")
-    ap.add_argument("--only", default=None, help="comma-separated variant names (default: all)")
+    ap.add_argument("--only", default=None, help="comma-separated beginnings of variant names, e.g. 'current,bf16 autocast' (default: all)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "train.json"))
     args = ap.parse_args(argv)
     if not DATA.is_dir():
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     bank = load_photo_bank(files[:120], 300)
     abar = DDPMScheduler(**{k: v for k, v in default_scheduler_config().items()
                             if k != "set_alpha_to_one"}).alphas_cumprod
-    names = list(VARIANTS) if not args.only else [n for n in VARIANTS if n in args.only.split(",")]
+    names = select_variants(args.only)
     cfg0 = TrainConfig(data_dir=str(DATA), checkpoint_dir="unused", init=None, **BASE)
     runners = {n: _Runner(replace(cfg0, **VARIANTS[n]), bank, abar) for n in names}
     for r in runners.values():

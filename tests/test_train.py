@@ -207,3 +207,12 @@ def test_warm_up_restarts_with_the_optimiser_of_a_started_model(photos, tmp_path
     finally:
         train_mod.train_step = real
     assert seen == pytest.approx([3e-4 * 1 / 10, 3e-4 * 2 / 10])
+
+
+def test_bench_train_selects_variants_by_the_beginning_of_their_names():
+    from bench.bench_train import VARIANTS, select_variants
+
+    assert select_variants(None) == list(VARIANTS)
+    assert select_variants("current") == ["current (64px, b32, fp32)"]  # the name holds commas
+    assert select_variants("current,bf16 autocast") == ["current (64px, b32, fp32)", "bf16 autocast"]
+    assert select_variants("32px crops") == ["32px crops, b32", "32px crops, b32, bf16"]
