@@ -7,7 +7,8 @@ MODEL is a diffusers folder (unet/ + scheduler/) or "default". Figures: held-out
 t = 50, 250, 500, 750, 950 on the 50 held-out OSIE photos (last 50 by sorted name, whole-image
 resizes, one fixed noise draw per t shared by all models); DDIM-50 invert-then-generate PSNR;
 16 DDIM-50 samples (seed 0) as a picture; the 8-pixel grid power fraction of the fluctuation maps
-of 8 of those samples (DDIM-20, Hutchinson K=8); the held-out MSE again with the weights rounded
+of 8 of those samples (DDIM-20, Hutchinson K=8) and, paired across models, of every 6th held-out
+photo (`grid-photos`, 8 of them); the held-out MSE again with the weights rounded
 to float16 (is an fp16 file lossless?). The machine's load average is recorded beside each model.
 """
 from __future__ import annotations
@@ -22,13 +23,13 @@ import torch
 
 from bench.measure import load_average
 from workbench.adapters import load_model
-from workbench.model_eval import (EVAL_TIMESTEPS, fluctuation_maps, generate_samples,
+from workbench.model_eval import (EVAL_TIMESTEPS, fluctuation_maps, generate_samples, photo_batch,
                                   heldout_losses, reconstruction_psnrs, tile_grid)
 from workbench.fluctuation import grid_power
 from workbench.train import list_images, split_holdout
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "osie" / "data" / "stimuli"
-FIGURES = ("mse", "psnr", "samples", "grid", "fp16")
+FIGURES = ("mse", "psnr", "samples", "grid", "grid-photos", "fp16")
 
 
 def heldout_files(data: Path = DATA, holdout: int = 50) -> list[Path]:
@@ -81,6 +82,14 @@ def evaluate(model: str, figures=FIGURES, *, psnr_images: int = 50, samples_png:
                 "white_noise_level": (64 - 1) / (h * w - 1),
                 "settings": f"{grid_samples} samples (seed 0), DDIM-20 inversion, Hutchinson K=8, h rate, "
                             "window 3, t_b 0, normalised"}
+    if "grid-photos" in figures:  # paired across models: the same photos, unlike the samples
+        photos = files[::6][:grid_samples]
+        maps = fluctuation_maps(adapter, photo_batch(adapter, photos), steps=20, K=8)
+        fr = [grid_power(m, log=False) for m in maps]
+        out["photos_fluctuation_grid8_power"] = {
+            "mean": float(np.mean(fr)), "per_image": [round(f, 4) for f in fr], "images": [p.name for p in photos],
+            "settings": "every 6th evaluation photo, DDIM-20 inversion, Hutchinson K=8, h rate, window 3, t_b 0, "
+                        "normalised"}
     out["eval_s"] = round(time.time() - t0, 1)
     out["load_end"] = load_average()
     return out

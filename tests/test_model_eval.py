@@ -47,3 +47,21 @@ def test_fluctuation_maps_of_samples_on_the_tiny_model(tiny_pixel_dir):
     maps = fluctuation_maps(adapter, samples, steps=6, K=2)
     assert maps.shape == (2, *adapter.model_shape[1:]) and np.isfinite(maps).all() and (maps >= 0).all()
     assert 0 <= grid_power_fraction(maps[0], period=4) <= 1
+
+
+def test_eval_model_grid_on_photos_is_paired_on_the_same_photos(tiny_pixel_dir, tmp_path):
+    """`grid-photos` scores every 6th evaluation photo (the same ones for every model), unlike the
+    samples, which differ between models."""
+    from PIL import Image
+
+    from bench.eval_model import evaluate
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(7):
+        f = tmp_path / f"p{i}.png"
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(f)
+        files.append(f)
+    got = evaluate(str(tiny_pixel_dir), ("grid-photos",), files=files)["photos_fluctuation_grid8_power"]
+    assert got["images"] == ["p0.png", "p6.png"] and len(got["per_image"]) == 2
+    assert 0 <= got["mean"] <= 1 and got["mean"] == pytest.approx(np.mean(got["per_image"]), abs=1e-4)

@@ -11,19 +11,20 @@ from .adapters import ModelAdapter
 from .ddim import ddim_loop, make_schedule, reconstruction_psnr
 from .images import read_image, to_tensor, to_uint8
 
-__all__ = ["heldout_losses", "reconstruction_psnrs", "sample_grid", "generate_samples", "tile_grid",
+__all__ = ["photo_batch", "heldout_losses", "reconstruction_psnrs", "sample_grid", "generate_samples", "tile_grid",
            "fluctuation_maps", "EVAL_TIMESTEPS"]
 
 EVAL_TIMESTEPS = (50, 250, 500, 750, 950)
 
 
-def _batch(adapter: ModelAdapter, files) -> torch.Tensor:
+def photo_batch(adapter: ModelAdapter, files) -> torch.Tensor:
+    """Whole-photo resizes of `files` to the model grid: (n, 3, H, W) in [-1, 1] on the adapter's device."""
     return torch.stack([to_tensor(read_image(f), adapter.image_size) for f in files]).to(adapter.device)
 
 
 def heldout_losses(adapter: ModelAdapter, files, ts=(50, 250, 500, 750, 950), seed: int = 0) -> dict[int, float]:
     """Mean squared epsilon-prediction error per timestep on whole-image resizes of `files`."""
-    x0 = _batch(adapter, files)
+    x0 = photo_batch(adapter, files)
     g = torch.Generator().manual_seed(seed)
     out = {}
     with torch.no_grad():
@@ -37,7 +38,7 @@ def heldout_losses(adapter: ModelAdapter, files, ts=(50, 250, 500, 750, 950), se
 
 def reconstruction_psnrs(adapter: ModelAdapter, files, steps: int = 50) -> np.ndarray:
     """PSNR (dB) of DDIM-`steps` inversion followed by generation, one per image."""
-    x0 = _batch(adapter, files)
+    x0 = photo_batch(adapter, files)
     sched = make_schedule(adapter, steps)
     xT = ddim_loop(adapter, x0, sched, direction="invert")
     rec = ddim_loop(adapter, xT, sched, direction="generate")
