@@ -216,3 +216,58 @@ def test_bench_train_selects_variants_by_the_beginning_of_their_names():
     assert select_variants("current") == ["current (64px, b32, fp32)"]  # the name holds commas
     assert select_variants("current,bf16 autocast") == ["current (64px, b32, fp32)", "bf16 autocast"]
     assert select_variants("32px crops") == ["32px crops, b32", "32px crops, b32, bf16"]
+
+
+def test_v_target_is_the_definition_and_inverts_to_eps_and_x0():
+    from workbench.adapters import to_epsilon
+    from workbench.train import noised, train_target
+
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.rand(3, 3, 4, 4, generator=g) * 2 - 1, torch.randn(3, 3, 4, 4, generator=g)
+    abar = torch.linspace(0.999, 0.001, 10, dtype=torch.float64).float()
+    t = torch.tensor([0, 5, 9])
+    v = train_target(x0, t, noise, abar, "v")
+    a = np.array([0.999, 0.999 - 5 * 0.998 / 9, 0.001])[:, None, None, None]
+    expect = np.sqrt(a) * noise.numpy() - np.sqrt(1 - a) * x0.numpy()
+    np.testing.assert_allclose(v.numpy(), expect, rtol=1e-5, atol=1e-6)
+    xt = noised(x0, t, noise, abar)
+    s, n = (torch.from_numpy(np.sqrt(v_)).float() for v_ in (a, 1 - a))
+    torch.testing.assert_close(to_epsilon(v, xt, s, n, "v_prediction"), noise, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s * xt - n * v, x0, atol=1e-5, rtol=1e-5)
+    assert torch.equal(train_target(x0, t, noise, abar, "epsilon"), noise)
+
+
+def test_min_snr_weights_by_hand():
+    from workbench.train import snr_weights
+
+    abar = torch.tensor([0.5, 0.9, 0.01], dtype=torch.float64)  # SNR 1, 9, 1/99
+    t = torch.tensor([0, 1, 2])
+    np.testing.assert_allclose(snr_weights(t, abar, "epsilon", 5.0).numpy(), [1.0, 5 / 9, 1.0], rtol=1e-12)
+    np.testing.assert_allclose(snr_weights(t, abar, "v", 5.0).numpy(), [0.5, 0.5, (1 / 99) / (1 / 99 + 1)],
+                               rtol=1e-12)
+    np.testing.assert_allclose(snr_weights(t, abar, "v", None).numpy(), [1, 1, 1])
+
+
+def test_finetune_from_epsilon_into_v_exports_a_v_prediction_scheduler(photos, tmp_path, capsys):
+    from workbench.adapters import load_model
+
+    latest = train(_cfg(photos, tmp_path / "a", max_steps=1))
+    export_model(latest, tmp_path / "eps")
+    latest_v = train(_cfg(photos, tmp_path / "b", max_steps=2, init=str(tmp_path / "eps"), prediction="v",
+                          snr_gamma=5.0))
+    export_model(latest_v, tmp_path / "v")
+    sched = json.loads((tmp_path / "v" / "scheduler" / "scheduler_config.json").read_text())
+    assert sched["prediction_type"] == "v_prediction"
+    assert json.loads((tmp_path / "eps" / "scheduler" / "scheduler_config.json").read_text())[
+        "prediction_type"] == "epsilon"
+    assert load_model(str(tmp_path / "v"), device="cpu").prediction_type == "v_prediction"
+    before = _tree_hash(tmp_path / "b")
+    rc = main(["train", str(photos), "--checkpoints", str(tmp_path / "b"), "--steps", "5", *FAST])
+    _one_error_line(capsys, rc, "--prediction v")
+    assert _tree_hash(tmp_path / "b") == before
+
+
+@pytest.mark.parametrize("flag,value", [("--snr-gamma", "0"), ("--snr-gamma", "nan"), ("--ema-decay", "1")])
+def test_bad_objective_numbers(photos, tmp_path, capsys, flag, value):
+    rc = main(["train", str(photos), "--checkpoints", str(tmp_path / "ck"), *FAST, flag, value])
+    _one_error_line(capsys, rc, flag)

@@ -1,7 +1,11 @@
 """`workbench train`: train the shipped pixel-space DDPM on a folder of photographs.
 
-DDPM epsilon-prediction loss (Ho et al. 2020, Eq. 14) on random square crops with horizontal
-flips, AdamW, an EMA of the weights. Crops smaller than the model's native size
+DDPM epsilon-prediction loss (Ho et al. 2020, Eq. 14), or the v-prediction loss (Salimans & Ho
+2022, v = sqrt(abar) eps - sqrt(1 - abar) x0), optionally min-SNR-gamma weighted (Hang et al.
+2023), on random crops with horizontal flips, AdamW, an EMA of the weights. v-prediction matters
+for generation: an epsilon model's x0 = (x_t - sqrt(1 - abar) eps_hat) / sqrt(abar) multiplies any
+eps error by 1 / sqrt(abar) (130x at t = 980), so its x0 from pure noise leaves the data range; a
+v model's x0 = sqrt(abar) x_t - sqrt(1 - abar) v_hat has no such factor. Crops smaller than the model's native size
 (`full_resolution`) keep its pixel scale: a 32x32 crop is a 32x32 window of an image seen at the
 64x64 scale, so the convolutional U-Net learns the same local statistics for a quarter of the
 compute, and a short finetune at 64x64 restores the global context.
@@ -33,10 +37,12 @@ from .default_model import DEFAULT_MODEL_DIR, default_scheduler_config, default_
 from .errors import WorkbenchError
 
 __all__ = ["TrainConfig", "train", "list_images", "split_holdout", "load_photo_bank", "random_crops",
-           "noised", "train_step", "BatchPrefetcher", "build_models", "export_model", "CHECKPOINT_MARKER"]
+           "noised", "train_target", "snr_weights", "train_step", "PREDICTIONS", "SCHEDULER_PREDICTION_TYPE", "BatchPrefetcher", "build_models", "export_model", "CHECKPOINT_MARKER"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CHECKPOINT_MARKER = ".workbench-train"
+PREDICTIONS = ("epsilon", "v")
+SCHEDULER_PREDICTION_TYPE = {"epsilon": "epsilon", "v": "v_prediction"}  # diffusers' names
 CHECKPOINT_FILES = frozenset({CHECKPOINT_MARKER, "model.safetensors", "ema.safetensors",
                               "optimizer.safetensors", "state.json"})
 
@@ -47,7 +53,9 @@ class TrainConfig:
 
     `resolution` is the crop side in pixels; `full_resolution` the model's native image size whose
     pixel scale the crops keep. `init` names the model folder to start from when the checkpoint
-    folder is empty ("shipped", a diffusers folder, or None for random weights).
+    folder is empty ("shipped", a diffusers folder, or None for random weights). `prediction` is the
+    network's target ("epsilon" or "v"; the starting model's may differ: a fine-tune may change it);
+    `snr_gamma` turns on min-SNR-gamma loss weights (None: every t weighs the same).
     """
 
     data_dir: str
@@ -71,6 +79,8 @@ class TrainConfig:
     bf16: bool = True
     channels_last: bool = False
     prefetch: bool = False
+    prediction: str = "epsilon"
+    snr_gamma: float | None = None
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -89,6 +99,11 @@ class TrainConfig:
         need(self.checkpoint_minutes > 0, f"--checkpoint-minutes must be positive (got {self.checkpoint_minutes})")
         need(self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number (got {self.lr})")
         need(0 < self.min_crop_fraction <= 1, f"--min-crop-fraction must be in (0, 1] (got {self.min_crop_fraction})")
+        need(self.prediction in PREDICTIONS,
+             f"--prediction must be one of {', '.join(PREDICTIONS)} (got {self.prediction!r})")
+        need(self.snr_gamma is None or (self.snr_gamma > 0 and math.isfinite(self.snr_gamma)),
+             f"--snr-gamma must be a positive number (got {self.snr_gamma})")
+        need(0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1) (got {self.ema_decay})")
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -207,16 +222,48 @@ def noised(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas_cumpro
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
+def train_target(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor,
+                 prediction: str) -> torch.Tensor:
+    """What the network learns to output for x_t = noised(x0, t, noise): the noise ("epsilon") or
+    v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 ("v", Salimans & Ho 2022, Sec. 4); (B, C, H, W)."""
+    if prediction == "epsilon":
+        return noise
+    if prediction == "v":
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        return a.sqrt() * noise - (1 - a).sqrt() * x0
+    raise ValueError(f"unknown prediction {prediction!r}: one of {', '.join(PREDICTIONS)}")
+
+
+def snr_weights(t: torch.Tensor, alphas_cumprod: torch.Tensor, prediction: str, gamma: float | None) -> torch.Tensor:
+    """Per-sample loss weights (B,) of min-SNR-gamma (Hang et al. 2023, Eq. 10 and Sec. 3.4):
+    the x0-MSE weight min(SNR, gamma), SNR = abar / (1 - abar), written for the target's MSE:
+    min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v. gamma None: all ones."""
+    if gamma is None:
+        return torch.ones(t.shape, dtype=alphas_cumprod.dtype, device=t.device)
+    a = alphas_cumprod[t]
+    snr = a / (1 - a)
+    clipped = snr.clamp(max=gamma)
+    if prediction == "epsilon":
+        return clipped / snr
+    if prediction == "v":
+        return clipped / (snr + 1)
+    raise ValueError(f"unknown prediction {prediction!r}: one of {', '.join(PREDICTIONS)}")
+
+
 def train_step(model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, x0: torch.Tensor,
                t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, *, lr: float,
-               ema_decay: float, bf16: bool = False) -> float:
-    """One AdamW step on the epsilon MSE (Ho et al. 2020, Eq. 14) and an EMA update; returns the loss.
+               ema_decay: float, bf16: bool = False, prediction: str = "epsilon",
+               snr_gamma: float | None = None) -> float:
+    """One AdamW step on the MSE to `train_target` (epsilon: Ho et al. 2020, Eq. 14), weighted per
+    sample by `snr_weights`, and an EMA update; returns the loss.
 
     With `bf16` the forward and backward run under bfloat16 autocast (weights stay float32)."""
     xt = noised(x0, t, noise, alphas_cumprod)
+    target = train_target(x0, t, noise, alphas_cumprod, prediction)
     with torch.autocast(device_type=x0.device.type, dtype=torch.bfloat16, enabled=bf16):
         pred = model(xt, t).sample
-    loss = F.mse_loss(pred.float(), noise)
+    per_sample = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
+    loss = (snr_weights(t, alphas_cumprod, prediction, snr_gamma).to(per_sample) * per_sample).mean()
     for g in opt.param_groups:
         g["lr"] = lr
     opt.zero_grad(set_to_none=True)
@@ -396,7 +443,10 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
     files, _ = split_holdout(list_images(cfg.data_dir), cfg.holdout)
     resume = (ckpt / "state.json").is_file()
     if resume:
-        _read_state(ckpt)  # a damaged checkpoint fails before the photos load
+        was = _read_state(ckpt)["config"].get("prediction", "epsilon")  # a damaged checkpoint fails before the photos load
+        if was != cfg.prediction:
+            raise WorkbenchError(f"the checkpoint in {ckpt} was trained with --prediction {was}: resume it with "
+                                 f"--prediction {was}, or pass another --checkpoints folder to start a {cfg.prediction} run")
     weights, step, elapsed = (None, 0, 0.0) if resume else _init_state(cfg.init)
     origin = {"init": cfg.init, "init_step": step, "init_elapsed_s": elapsed, "cpu_counted_from_step": step}
     cpu_before = 0.0  # process CPU seconds of earlier runs (not known for the starting model)
@@ -431,9 +481,13 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
         while step < cfg.max_steps:
             x0, t, noise = (b.to(cfg.device) for b in next(batches))
             x0, noise = x0.contiguous(memory_format=fmt), noise.contiguous(memory_format=fmt)
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            lr = _lr_at(step - int(origin.get("init_step", 0)), cfg)  # warm-up restarts with the optimiser
-            loss = train_step(model, ema, opt, x0, t, noise, abar, lr=lr, ema_decay=decay, bf16=cfg.bf16)
+            since_start = step - int(origin.get("init_step", 0))
+            # Both warm-ups restart with the optimiser: a fine-tune into another target (epsilon -> v)
+            # must not keep the starting weights in its EMA for thousands of steps.
+            decay = min(cfg.ema_decay, (1 + since_start) / (10 + since_start))
+            lr = _lr_at(since_start, cfg)
+            loss = train_step(model, ema, opt, x0, t, noise, abar, lr=lr, ema_decay=decay, bf16=cfg.bf16,
+                              prediction=cfg.prediction, snr_gamma=cfg.snr_gamma)
             step += 1
             losses.append(loss)
             now = time.time()
@@ -466,8 +520,11 @@ def export_model(checkpoint: str | Path, out_dir: str | Path, extra_card: dict |
     unet = UNet2DModel(**default_unet_config(res))
     unet.load_state_dict(load_file(checkpoint / ("ema.safetensors" if weights == "ema" else "model.safetensors")))
     unet.to(dtype).save_pretrained(out_dir / "unet", safe_serialization=True)
-    DDIMScheduler(**default_scheduler_config()).save_pretrained(out_dir / "scheduler")
-    card = {"architecture": "diffusers UNet2DModel (pixel space, DDPM epsilon prediction)",
+    prediction = state["config"].get("prediction", "epsilon")
+    DDIMScheduler(**{**default_scheduler_config(), "prediction_type": SCHEDULER_PREDICTION_TYPE[prediction]}
+                  ).save_pretrained(out_dir / "scheduler")
+    card = {"architecture": f"diffusers UNet2DModel (pixel space, DDPM {SCHEDULER_PREDICTION_TYPE[prediction]} "
+                            "prediction)",
             "parameters": sum(p.numel() for p in unet.parameters()),
             "resolution": res, "weights": weights, "steps": state["step"], "training_time_s": state["elapsed_s"],
             "cpu_s": state.get("cpu_s"), "origin": state.get("origin"),

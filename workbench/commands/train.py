@@ -37,6 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--holdout", type=int, default=50)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="write a checkpoint this often")
+    p.add_argument("--prediction", choices=("epsilon", "v"), default="epsilon",
+                   help="what the network predicts: epsilon (the noise, default) or v = sqrt(abar) eps - "
+                        "sqrt(1 - abar) x0 (its x0 from pure noise stays in the data range); a fine-tune may change it "
+                        "(the exported scheduler says which)")
+    p.add_argument("--snr-gamma", type=float, default=None,
+                   help="weight the loss by min-SNR-gamma (Hang et al. 2023; 5 in the paper; default: off)")
+    p.add_argument("--ema-decay", type=float, default=0.999,
+                   help="EMA decay (default 0.999; warms up from 0.9 with each new optimiser)")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 (bf16 autocast is the default)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--prefetch", action="store_true", help="build batches on a background thread")
@@ -64,7 +72,8 @@ def run(args) -> int:
                       max_minutes=args.minutes, checkpoint_minutes=args.checkpoint_minutes, device=args.device,
                       init=None if args.init == "scratch" else args.init, bf16=not args.no_bf16,
                       channels_last=args.channels_last, prefetch=args.prefetch,
-                      photo_aspect=args.crops == "photo", min_crop_fraction=args.min_crop_fraction)
+                      photo_aspect=args.crops == "photo", min_crop_fraction=args.min_crop_fraction,
+                      prediction=args.prediction, snr_gamma=args.snr_gamma, ema_decay=args.ema_decay)
     if args.init not in ("shipped", "scratch") and not Path(args.init).is_dir():
         raise WorkbenchError(f"--init {args.init} is not a model folder: pass 'shipped', 'scratch' or a folder "
                              "written by workbench train --export")
