@@ -18,12 +18,13 @@ import panel as pn
 import param
 
 from workbench.editing import TASKS, EditConfig
+from workbench.editing.loop import EditCancelled
 from workbench.errors import WorkbenchError
 
 from . import figures, selection
 from .context import AppContext
 from .widgets import checkbox
-from .jobs import Job, Poller, format_seconds, on_session_end
+from .jobs import Cancelled, Job, Poller, format_seconds, on_session_end
 
 __all__ = ["EditView", "REFERENCE_TASKS", "sample_images", "check_knobs", "METRIC_LABELS", "MIN_EDIT_STEPS",
            "format_metric", "ema"]
@@ -312,8 +313,11 @@ class EditView(pn.viewable.Viewer):
             report(status="loading the model")
             adapter = ctx.adapter()
             report(status="inverting the image")
-            return run_edit(adapter, image, mask, cfg, ref_xy=ref, callback=lambda info: report(**info),
-                            should_stop=should_stop, baselines=False)  # the classical baselines: `workbench edit`
+            try:
+                return run_edit(adapter, image, mask, cfg, ref_xy=ref, callback=lambda info: report(**info),
+                                should_stop=should_stop, baselines=False)  # the classical baselines: `workbench edit`
+            except EditCancelled:  # stopped before the optimisation: nothing to show
+                raise Cancelled() from None
 
         self._losses = []
         self.result = None

@@ -6,9 +6,17 @@ the source region and a timestep t ~ c_s (restricted to t > t_b), generate diffe
 down to t (blended with the original outside the mask at t >= blend_t), rate by a JVP, loss, Adam
 step on x_T (second-order AD) -> every k iterations blend x_T and refresh the curves -> generate and
 decode the best x_T. Progress goes to `callback`; `should_stop()` cancels and keeps the best so far.
+
+Cancellation reaches every phase: a watch on the denoiser's modules (`_Watch`) runs between network
+evaluations, at most every `HEARTBEAT_S` seconds of work. Before the optimisation it raises
+`EditCancelled` when `should_stop()` (there is nothing to keep yet); during the optimisation it ends
+the current iteration early and the best x_T so far is evaluated; during the evaluation it reports a
+heartbeat through `callback` (stage "evaluate"), so a caller whose callback raises (the dashboard's
+job when its tab closed) abandons the evaluation within one network evaluation.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,7 +31,7 @@ from ..adapters import ModelAdapter
 from ..errors import WorkbenchError
 from ..images import read_image, to_rgb, to_uint8
 from ..memory import MemoryBudget, autodiff_chunk
-from ..pipeline import prepare_image, source_to_model_pixel
+from ..pipeline import PreparedImage, prepare_image, source_to_model_pixel
 from ..rates import rate_function, unit_tangents
 from .baselines import BASELINES
 from .composite import composite_change
@@ -34,7 +42,55 @@ from .masks import band, check_mask, mask_to_image_size, model_mask, region_pixe
 from .tasks import feature_alignment, needs_reference, task_loss, uses_features
 from .trajectory import blend_states, channel_curves, generate_states, generate_to
 
-__all__ = ["EditResult", "run_edit", "sampled_rates", "timestep_distribution"]
+__all__ = ["EditResult", "EditCancelled", "HEARTBEAT_S", "run_edit", "sampled_rates", "timestep_distribution"]
+
+#: the longest stretch of network work between two cancellation checks / evaluation heartbeats
+HEARTBEAT_S = 0.1
+
+
+class EditCancelled(WorkbenchError):
+    """`should_stop()` before the optimisation began: there is no result to keep."""
+
+    def __init__(self, message: str = "the edit was cancelled before its optimisation began: nothing to keep"):
+        super().__init__(message)
+
+
+class _StopNow(Exception):
+    """Internal: `should_stop()` in the middle of an optimisation iteration."""
+
+
+class _Watch:
+    """Checks for cancellation between the denoiser's module calls (a forward pre-hook on each of its
+    top-level modules, so eps, h and features are all covered), at most every HEARTBEAT_S seconds.
+    `phase` picks what a check does: "prepare" raises EditCancelled on should_stop(), "optimise"
+    raises _StopNow, "evaluate" calls `heartbeat()` (which may raise to abandon the evaluation)."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None, heartbeat: Callable[[], None]):
+        self.should_stop, self.heartbeat = should_stop, heartbeat
+        self.phase = "prepare"
+        self._last = time.perf_counter()
+
+    def check(self, *_args) -> None:
+        """The hook: nothing until HEARTBEAT_S seconds have passed since the last check."""
+        now = time.perf_counter()
+        if now - self._last < HEARTBEAT_S:
+            return
+        self._last = now
+        if self.phase == "evaluate":
+            self.heartbeat()
+        elif self.should_stop is not None and self.should_stop():
+            raise EditCancelled() if self.phase == "prepare" else _StopNow()
+
+    @contextlib.contextmanager
+    def attached(self, adapter: ModelAdapter):
+        """Hook `check` onto the denoiser's top-level modules for the duration; always removed."""
+        modules = list(adapter.unet.children()) or [adapter.unet]
+        handles = [m.register_forward_pre_hook(self.check) for m in modules]
+        try:
+            yield self
+        finally:
+            for h in handles:
+                h.remove()
 
 
 @dataclass
@@ -125,14 +181,38 @@ def _check_ref(config: EditConfig, ref_xy, size, mask: np.ndarray) -> None:
         raise WorkbenchError(f"reference pixel (x={x}, y={y}) lies inside the object to remove: pick a background pixel")
 
 
+@dataclass
+class _Optimised:
+    """What the optimisation hands to the evaluation (`_finish`): the inverted image, the best x_T,
+    the masks and region, the pixels the curves are taken at, and the run's bookkeeping."""
+
+    prep: PreparedImage
+    best_x: torch.Tensor
+    mask_img: np.ndarray
+    M: torch.Tensor
+    region: torch.Tensor
+    pixels: torch.Tensor
+    blend: dict
+    ref_px: tuple[int, int] | None
+    losses: list[float]
+    done: int
+    cancelled: bool
+    gen: torch.Generator
+    started: float
+
+
 def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.ndarray, config: EditConfig, *,
              ref_xy: tuple[int, int] | None = None, callback: Callable[[dict], None] | None = None,
              should_stop: Callable[[], bool] | None = None, baselines: bool = True,
              budget: MemoryBudget | None = None) -> EditResult:
     """Run one edit. mask: bool (H0, W0) in source-image pixels (the source region; the object for
     removal; the foreground for blending). ref_xy: (x, y) in source-image pixels.
-    callback(dict(iteration, n_iter, loss, best_loss, stage)) every iteration. x_T is optimised in
-    float32 whatever the model's dtype; a non-finite loss or gradient raises a one-line WorkbenchError.
+    callback(dict(iteration, n_iter, loss, best_loss, stage)) every iteration, and during the
+    evaluation every HEARTBEAT_S seconds (stage "evaluate", with `evaluate_seconds`); an exception
+    raised by the callback abandons the edit. should_stop(): checked every HEARTBEAT_S seconds of
+    network work; before the optimisation it raises EditCancelled, afterwards the best result so far
+    is evaluated and returned (`cancelled`). x_T is optimised in float32 whatever the model's dtype;
+    a non-finite loss or gradient raises a one-line WorkbenchError.
     budget: memory budget of the curves' JVP chunks and of the chain's checkpointing (default: the
     adapter's, else automatic; `workbench.memory`)."""
     started = time.perf_counter()
@@ -140,9 +220,33 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
     size = (pil.height, pil.width)
     mask = check_mask(mask, size)
     _check_ref(config, ref_xy, size, mask)
-    cfg = config
-    gen = torch.Generator().manual_seed(cfg.seed)
     report = callback or (lambda info: None)
+    evaluating: dict = {}
+
+    def heartbeat() -> None:
+        report({**evaluating, "evaluate_seconds": time.perf_counter() - evaluating["since"]})
+
+    watch = _Watch(should_stop, heartbeat)
+    with watch.attached(adapter):
+        run = _optimise(adapter, pil, mask, config, ref_xy, report, watch, budget)
+        run.started = started
+        evaluating.update({"stage": "evaluate", "iteration": run.done, "n_iter": config.n_iter,
+                           "loss": run.losses[-1] if run.losses else float("nan"), "best_loss": float("nan"),
+                           "since": time.perf_counter()})
+        report({k: v for k, v in evaluating.items() if k != "since"})
+        watch.phase = "evaluate"
+        result = _finish(adapter, config, run, baselines)
+    result.edited_source = Image.fromarray(composite_change(pil, result.original, result.edited,
+                                                           mask if config.blend else None))
+    return result
+
+
+def _optimise(adapter: ModelAdapter, pil: Image.Image, mask: np.ndarray, cfg: EditConfig, ref_xy, report,
+              watch: _Watch, budget: MemoryBudget | None) -> _Optimised:
+    """Invert, take the curves, optimise x_T (Algorithm 1's loop); `watch` switches to "optimise"."""
+    size = (pil.height, pil.width)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    should_stop = watch.should_stop
 
     report({"stage": "invert", "iteration": 0, "n_iter": cfg.n_iter, "loss": float("nan"), "best_loss": float("nan")})
     prep = prepare_image(adapter, pil, steps=cfg.steps)
@@ -183,97 +287,100 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
     ema, best_ema, best_x = None, float("inf"), x_T_orig.clone()
     cancelled, done = False, 0
     N = len(schedule)
+    watch.phase = "optimise"
     for it in range(cfg.n_iter):
         if should_stop is not None and should_stop():
             cancelled = True
             break
-        i = int(torch.multinomial(p_t.float(), 1, generator=gen))
-        t = int(schedule.timesteps[i])
-        pick = torch.randint(len(pixels), (cfg.pixels_per_iter,), generator=gen)
-        chans = torch.randint(C, (cfg.pixels_per_iter,), generator=gen)
-        ys, xs = pixels[pick, 0], pixels[pick, 1]
-        flat = chans * H * W + ys * W + xs
-        tangents = unit_tangents((C, H, W), flat, device=adapter.device, dtype=adapter.dtype)
-        opt.zero_grad(set_to_none=True)
-        with adapter.autodiff():
-            x_t, rates = sampled_rates(adapter, x, schedule, i, tangents, cfg.rate, checkpoint=checkpoint, **blend)
-            ref = ref_curves[chans, i] if match else None
-            loss = loss_fn(rates, ref)
-            if features:
-                if i not in orig_feats:
-                    with torch.no_grad():
-                        orig_feats[i] = [f0.detach() for f0 in adapter.eps_and_features(orig_states[i][None], t)[1]]
-                feats = adapter.eps_and_features(x_t, t)[1]
-                loss = loss + cfg.feature_weight * feature_alignment(feats, orig_feats[i])
-            loss.backward()
-        value = float(loss.detach())
-        _check_step(value, x.grad, adapter)
-        opt.step()
-        losses.append(value)
-        done = it + 1
-        ema = value if ema is None else 0.9 * ema + 0.1 * value
-        if (it + 1) % cfg.refresh_every == 0:
-            with torch.no_grad():
-                if cfg.blend and int(schedule.timesteps[N - 1]) >= cfg.blend_t:
-                    x.copy_(blend_states(x, x_T_orig, M))
-                states, _ = generate_states(adapter, x.detach()[0], schedule, **blend)
-            src_curve = channel_curves(adapter, schedule, states, [rep], cfg.rate)[0].mean(0)
-            p_t = timestep_distribution(src_curve, schedule.timesteps, cfg.t_b)
-            if ref_in_region:
-                ref_curves = channel_curves(adapter, schedule, states, [ref_px], cfg.rate)[0]
+        try:
+            i = int(torch.multinomial(p_t.float(), 1, generator=gen))
+            t = int(schedule.timesteps[i])
+            pick = torch.randint(len(pixels), (cfg.pixels_per_iter,), generator=gen)
+            chans = torch.randint(C, (cfg.pixels_per_iter,), generator=gen)
+            ys, xs = pixels[pick, 0], pixels[pick, 1]
+            flat = chans * H * W + ys * W + xs
+            tangents = unit_tangents((C, H, W), flat, device=adapter.device, dtype=adapter.dtype)
+            opt.zero_grad(set_to_none=True)
+            with adapter.autodiff():
+                x_t, rates = sampled_rates(adapter, x, schedule, i, tangents, cfg.rate, checkpoint=checkpoint,
+                                           **blend)
+                ref = ref_curves[chans, i] if match else None
+                loss = loss_fn(rates, ref)
+                if features:
+                    if i not in orig_feats:
+                        with torch.no_grad():
+                            orig_feats[i] = [f0.detach()
+                                             for f0 in adapter.eps_and_features(orig_states[i][None], t)[1]]
+                    feats = adapter.eps_and_features(x_t, t)[1]
+                    loss = loss + cfg.feature_weight * feature_alignment(feats, orig_feats[i])
+                loss.backward()
+            value = float(loss.detach())
+            _check_step(value, x.grad, adapter)
+            opt.step()
+            losses.append(value)
+            done = it + 1
+            ema = value if ema is None else 0.9 * ema + 0.1 * value
+            if (it + 1) % cfg.refresh_every == 0:
+                with torch.no_grad():
+                    if cfg.blend and int(schedule.timesteps[N - 1]) >= cfg.blend_t:
+                        x.copy_(blend_states(x, x_T_orig, M))
+                    states, _ = generate_states(adapter, x.detach()[0], schedule, **blend)
+                src_curve = channel_curves(adapter, schedule, states, [rep], cfg.rate)[0].mean(0)
+                p_t = timestep_distribution(src_curve, schedule.timesteps, cfg.t_b)
+                if ref_in_region:
+                    ref_curves = channel_curves(adapter, schedule, states, [ref_px], cfg.rate)[0]
+        except _StopNow:  # cancelled mid-iteration: this iteration's step is not taken
+            cancelled = True
+            break
         if it + 1 >= min(cfg.refresh_every, cfg.n_iter) and ema < best_ema:
             best_ema, best_x = ema, x.detach().clone()
             if cfg.blend and int(schedule.timesteps[N - 1]) >= cfg.blend_t:
                 best_x = blend_states(best_x, x_T_orig, M)
         report({"stage": "optimise", "iteration": it + 1, "n_iter": cfg.n_iter, "loss": value,
                 "best_loss": best_ema, "t": t})
-
-    report({"stage": "evaluate", "iteration": done, "n_iter": cfg.n_iter, "loss": losses[-1] if losses else float("nan"),
-            "best_loss": best_ema})
-    result = _finish(adapter, cfg, prep, best_x, mask_img, M, region, pixels, blend, ref_px if match else None,
-                     losses, done, cancelled, gen, baselines, started)
-    result.edited_source = Image.fromarray(composite_change(pil, result.original, result.edited,
-                                                           mask if cfg.blend else None))
-    return result
+    return _Optimised(prep=prep, best_x=best_x, mask_img=mask_img, M=M, region=region, pixels=pixels, blend=blend,
+                      ref_px=ref_px if match else None, losses=losses, done=done, cancelled=cancelled, gen=gen,
+                      started=0.0)
 
 
-def _finish(adapter, cfg, prep, best_x, mask_img, M, region, pixels, blend, ref_px, losses, done, cancelled, gen,
-            baselines, started) -> EditResult:
-    traj = prep.trajectory
+def _finish(adapter: ModelAdapter, cfg: EditConfig, run: _Optimised, baselines: bool) -> EditResult:
+    """Generate and decode the best x_T, take the region's curves before and after (the edited image
+    re-inverted), score it (and the task's classical baselines when `baselines`)."""
+    traj = run.prep.trajectory
     schedule = traj.schedule
-    _, x0_edit = generate_states(adapter, best_x[0], schedule, **blend)
+    _, x0_edit = generate_states(adapter, run.best_x[0], schedule, **run.blend)
     with torch.no_grad():
         edited = to_uint8(adapter.decode(x0_edit[None])[0])
         _, x0_rec = generate_states(adapter, traj.x_T, schedule)
         recon = to_uint8(adapter.decode(x0_rec[None])[0])
-    original = to_uint8(prep.pixels)
+    original = to_uint8(run.prep.pixels)
     ts = schedule.timesteps.numpy()
-    pick = torch.randperm(len(pixels), generator=gen)[:cfg.curve_pixels]
-    curve_px = [tuple(p) for p in pixels[pick].tolist()]
+    pick = torch.randperm(len(run.pixels), generator=run.gen)[:cfg.curve_pixels]
+    curve_px = [tuple(p) for p in run.pixels[pick].tolist()]
     before = channel_curves(adapter, schedule, traj.states, curve_px, cfg.rate).mean((0, 1)).double().numpy()
-    reference = (channel_curves(adapter, schedule, traj.states, [ref_px], cfg.rate)[0].mean(0).double().numpy()
-                 if ref_px is not None else None)
-    region_img = _region_image(region, adapter, mask_img)
+    reference = (channel_curves(adapter, schedule, traj.states, [run.ref_px], cfg.rate)[0].mean(0).double().numpy()
+                 if run.ref_px is not None else None)
+    region_img = _region_image(run.region, adapter, run.mask_img)
     after = image_region_curve(adapter, edited, curve_px, cfg)
-    metrics = score_image(original, edited, mask_img, before, after, ts, cfg, reference)
-    metrics["psnr_outside_reconstruction"] = float(psnr_outside(original, recon, mask_img))
-    metrics["iterations"] = done
+    metrics = score_image(original, edited, run.mask_img, before, after, ts, cfg, reference)
+    metrics["psnr_outside_reconstruction"] = float(psnr_outside(original, recon, run.mask_img))
+    metrics["iterations"] = run.done
     base: dict = {}
     if baselines:
         for name, fn in BASELINES.get(cfg.task, {}).items():
-            out = fn(original, mask_img)
+            out = fn(original, run.mask_img)
             b_after = image_region_curve(adapter, out, curve_px, cfg)
             base[name] = {"image": Image.fromarray(out),
-                          "metrics": score_image(original, out, mask_img, before, b_after, ts, cfg, reference),
+                          "metrics": score_image(original, out, run.mask_img, before, b_after, ts, cfg, reference),
                           "curve_after": b_after}
-    metrics["seconds"] = time.perf_counter() - started
+    metrics["seconds"] = time.perf_counter() - run.started
     return EditResult(original=Image.fromarray(original), edited=Image.fromarray(edited),
-                      mask_model=M.float().cpu().numpy(), timesteps=ts, curve_before=before, curve_after=after,
-                      reference_curve=reference, metrics=metrics, losses=losses, iterations_done=done,
-                      cancelled=cancelled, region_model=region.float().cpu().numpy(), baselines=base,
+                      mask_model=run.M.float().cpu().numpy(), timesteps=ts, curve_before=before, curve_after=after,
+                      reference_curve=reference, metrics=metrics, losses=run.losses, iterations_done=run.done,
+                      cancelled=run.cancelled, region_model=run.region.float().cpu().numpy(), baselines=base,
                       config=cfg.as_dict() | {"region_image_fraction": float(region_img.mean()),
                                               "curve_pixels_yx": [list(p) for p in curve_px]},
-                      seconds=metrics["seconds"], x_T=best_x[0].cpu(), x_T_original=traj.x_T.cpu())
+                      seconds=metrics["seconds"], x_T=run.best_x[0].cpu(), x_T_original=traj.x_T.cpu())
 
 
 def _region_image(region: torch.Tensor, adapter: ModelAdapter, mask_img: np.ndarray) -> np.ndarray:
