@@ -1,7 +1,8 @@
 """Model-card figures of one or more pixel models, paired (same held-out images, same noise seed).
 
-    python -m bench.eval_model MODEL [MODEL ...] [--figures mse,psnr,samples,grid,fp16]
-                               [--psnr-images 50] [--samples-png PATH] [--out results.json]
+    python -m bench.eval_model MODEL [MODEL ...] [--figures mse,psnr,samples,grid,fp16,x0noise,samplestats]
+                               [--psnr-images 50] [--samples-png PATH] [--beside-photos-png PATH]
+                               [--out results.json]
 
 MODEL is a diffusers folder (unet/ + scheduler/) or "default". Figures: held-out epsilon MSE at
 t = 50, 250, 500, 750, 950 on the 50 held-out OSIE photos (last 50 by sorted name, whole-image
@@ -9,7 +10,13 @@ resizes, one fixed noise draw per t shared by all models); DDIM-50 invert-then-g
 16 DDIM-50 samples (seed 0) as a picture; the 8-pixel grid power fraction of the fluctuation maps
 of 8 of those samples (DDIM-20, Hutchinson K=8) and, paired across models, of every 6th held-out
 photo (`grid-photos`, 8 of them); the held-out MSE again with the weights rounded
-to float16 (is an fp16 file lossless?). The machine's load average is recorded beside each model.
+to float16 (is an fp16 file lossless?). Generation (`x0noise`, `samplestats`): the model's x0
+from pure noise (8 seeded noise images) at t = 980, 900, 700, 500 (mean |channel mean|, spatial
+std), and 32 DDIM-50 samples (seed 0) against the first 32 held-out photos resized as the workbench
+resizes them (spatial std, energy distance of the per-image mean colours, power-spectrum slope);
+`--beside-photos-png` writes the first 16 samples of the LAST model beside 16 of those photos.
+The held-out MSE is also given for v = sqrt(abar) eps - sqrt(1 - abar) x0 (`heldout_v_mse`), the
+target of v-prediction models. The machine's load average is recorded beside each model.
 """
 from __future__ import annotations
 
@@ -23,13 +30,15 @@ import torch
 
 from bench.measure import load_average
 from workbench.adapters import load_model
-from workbench.model_eval import (EVAL_TIMESTEPS, fluctuation_maps, generate_samples, photo_batch,
-                                  heldout_losses, reconstruction_psnrs, tile_grid)
+from workbench.model_eval import (EVAL_TIMESTEPS, fluctuation_maps, generate_samples, heldout_losses, heldout_mses,
+                                  photo_batch, reconstruction_psnrs, sample_vs_photo_stats, side_by_side, tile_grid,
+                                  x0_from_noise)
 from workbench.fluctuation import grid_power
 from workbench.train import list_images, split_holdout
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "osie" / "data" / "stimuli"
-FIGURES = ("mse", "psnr", "samples", "grid", "grid-photos", "fp16")
+FIGURES = ("mse", "psnr", "samples", "grid", "grid-photos", "fp16", "x0noise", "samplestats")
+GENERATION_SAMPLES = 32
 
 
 def heldout_files(data: Path = DATA, holdout: int = 50) -> list[Path]:
@@ -37,8 +46,18 @@ def heldout_files(data: Path = DATA, holdout: int = 50) -> list[Path]:
     return split_holdout(list_images(data), holdout)[1]
 
 
+def _save_png(image, path: str | Path, scale: int = 2) -> str:
+    """Write `image` enlarged `scale` times (nearest) to `path` through a temporary name."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(path).with_suffix(".partial.png")
+    image.resize((scale * image.width, scale * image.height), resample=0).save(tmp)
+    tmp.replace(path)
+    return str(path)
+
+
 def evaluate(model: str, figures=FIGURES, *, psnr_images: int = 50, samples_png: str | None = None,
-             grid_samples: int = 8, files: list[Path] | None = None, device: str = "cpu") -> dict:
+             grid_samples: int = 8, files: list[Path] | None = None, device: str = "cpu",
+             beside_photos_png: str | None = None) -> dict:
     """The model-card figures of one model folder (see the module docstring); `files` default to
     the 50 held-out OSIE photos."""
     adapter = load_model(str(model), device=device)
@@ -46,9 +65,11 @@ def evaluate(model: str, figures=FIGURES, *, psnr_images: int = 50, samples_png:
     out: dict = {"model": str(model), "load_start": load_average()}
     t0 = time.time()
     if "mse" in figures:
-        mse = heldout_losses(adapter, files, EVAL_TIMESTEPS, seed=0)
+        both = heldout_mses(adapter, files, EVAL_TIMESTEPS, seed=0)
+        mse = both["eps"]
         out["heldout_eps_mse"] = {str(t): v for t, v in mse.items()}
         out["heldout_eps_mse_mean"] = float(np.mean(list(mse.values())))
+        out["heldout_v_mse"] = {str(t): v for t, v in both["v"].items()}
     if "fp16" in figures:
         unet = getattr(adapter, "denoiser", None) or getattr(adapter, "unet", None)
         if unet is not None:
@@ -64,15 +85,22 @@ def evaluate(model: str, figures=FIGURES, *, psnr_images: int = 50, samples_png:
         psnr = reconstruction_psnrs(adapter, files[:psnr_images], steps=50)
         out["heldout_ddim50_reconstruction_psnr_db"] = {"mean": float(psnr.mean()), "median": float(np.median(psnr)),
                                                          "min": float(psnr.min()), "images": int(len(psnr))}
+    if "x0noise" in figures:
+        out["x0_from_pure_noise"] = {str(t): v for t, v in x0_from_noise(adapter, n=8, seed=0).items()}
+    generated = None
+    if "samplestats" in figures:
+        generated = generate_samples(adapter, GENERATION_SAMPLES, steps=50, seed=0)
+        photos = photo_batch(adapter, files[:GENERATION_SAMPLES])
+        out["samples_vs_photos"] = {**sample_vs_photo_stats(generated, photos),
+                                    "settings": f"{GENERATION_SAMPLES} DDIM-50 samples (seed 0, eta 0) vs the first "
+                                                f"{len(photos)} evaluation photos (whole-image resizes); 0-1 scale"}
+        if beside_photos_png:
+            out["beside_photos_png"] = _save_png(side_by_side(generated[:16], photos[:16]), beside_photos_png)
     if "samples" in figures or "grid" in figures:
-        samples = generate_samples(adapter, 16, steps=50, seed=0)
+        # the first 16 of the 32 generation samples are these 16 (same seed, drawn in order)
+        samples = generated[:16] if generated is not None else generate_samples(adapter, 16, steps=50, seed=0)
         if samples_png:
-            Path(samples_png).parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(samples_png).with_suffix(".partial.png")
-            grid = tile_grid(samples)
-            grid.resize((2 * grid.width, 2 * grid.height), resample=0).save(tmp)  # nearest, 2x
-            tmp.replace(samples_png)
-            out["samples_png"] = str(samples_png)
+            out["samples_png"] = _save_png(tile_grid(samples), samples_png)
         if "grid" in figures:
             maps = fluctuation_maps(adapter, samples[:grid_samples], steps=20, K=8)
             fr = [grid_power(m, log=False) for m in maps]
@@ -112,13 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--figures", default=",".join(FIGURES))
     ap.add_argument("--psnr-images", type=int, default=50)
     ap.add_argument("--samples-png", default=None, help="write the 16-sample grid of the LAST model here")
+    ap.add_argument("--beside-photos-png", default=None,
+                    help="write 16 samples of the LAST model beside 16 held-out photos here (needs samplestats)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     figures = tuple(args.figures.split(","))
     results = []
     for i, m in enumerate(args.models):
-        png = args.samples_png if i == len(args.models) - 1 else None
-        r = evaluate(m, figures, psnr_images=args.psnr_images, samples_png=png)
+        last = i == len(args.models) - 1
+        r = evaluate(m, figures, psnr_images=args.psnr_images, samples_png=args.samples_png if last else None,
+                     beside_photos_png=args.beside_photos_png if last else None)
         print(json.dumps(r), flush=True)
         results.append(r)
     if len(results) > 1 and all("heldout_eps_mse_mean" in r for r in results):

@@ -62,7 +62,10 @@ def array_info(group: Path, var: str) -> dict | None:
         return None
     names = [c.get("name") for c in meta.get("codecs", []) if isinstance(c, dict)]
     chunks = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", [])
-    itemsize = np.dtype(meta.get("data_type", "uint8") if isinstance(meta.get("data_type"), str) else "uint8").itemsize
+    try:
+        itemsize = np.dtype(meta.get("data_type") if isinstance(meta.get("data_type"), str) else "uint8").itemsize
+    except TypeError:  # a variable-length type (the "string" labels): no fixed chunk size to check
+        itemsize = 1
     dims = meta.get("dimension_names") or []
     sep = meta.get("chunk_key_encoding", {}).get("configuration", {}).get("separator", "/")
     return {"crc": "crc32c" in names, "blosc": "blosc" in names, "shape": list(meta.get("shape", [])),

@@ -32,7 +32,8 @@ from . import integrity, schema
 
 __all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "create_group", "write_slot",
            "read_done", "clear_done", "read_attrs", "slot_extras",
-           "open_group", "slot_dataset", "sweep_partials", "group_lock", "PARTIAL_MARK"]
+           "open_group", "slot_dataset", "sweep_partials", "group_lock", "PARTIAL_MARK", "consolidate",
+           "is_consolidated"]
 
 #: rate chunk (t, y, x) before clipping to the cube's shape; chosen by bench/bench_store.py (docs/cubes.md,
 #: "Chunks, by measurement")
@@ -104,9 +105,11 @@ def create_group(path: Path, spec: GroupSpec) -> Path:
                             da.zeros((n, iy, ix, 3), dtype=np.uint8, chunks=(1, iy, ix, 3))),
          schema.VAR_DONE: ((D["image"],), da.zeros((n,), dtype=np.uint8, chunks=1)),
          schema.VAR_ALPHA: ((D["t"],), np.asarray(spec.alphas, dtype=np.float64))},
-        coords={schema.COORD_T: ((D["t"],), np.asarray(spec.timesteps, dtype=np.int64))},
-        attrs={**spec.attrs, "format": schema.STORE_FORMAT, "schema_version": schema.SCHEMA_VERSION,
-               "slots": list(spec.slots)})
+        coords={schema.COORD_T: ((D["t"],), np.asarray(spec.timesteps, dtype=np.int64)),
+                **schema.label_coords(list(spec.slots), n_t=N, shape=(H, W), image_shape=(iy, ix),
+                                      scale=int(spec.attrs.get("scale", 1) or 1))},
+        attrs={**schema.GROUP_ATTRS, **spec.attrs, "format": schema.STORE_FORMAT,
+               "schema_version": schema.SCHEMA_VERSION, "slots": list(spec.slots)})
     C = int(spec.stat_channels)
     rate_like = ((D["image"], D["t"], D["y"], D["x"]), da.zeros((n, N, H, W), dtype=np.float32,
                                                                 chunks=(1, tc, yc, xc)))
@@ -123,10 +126,19 @@ def create_group(path: Path, spec: GroupSpec) -> Path:
                 schema.VAR_DONE: {"chunks": (1,), "compressors": _checksummed()},
                 schema.VAR_ALPHA: {"compressors": _checksummed()},
                 schema.COORD_T: {"compressors": _checksummed()}}
+    template = template.set_coords(schema.VAR_DONE)  # a label that changes as slots complete: read it with the data
+    for name in template.coords:  # the labels: small, written once with the metadata, checksummed
+        if name not in encoding:
+            encoding[name] = {"compressors": _checksummed()}
+    for name, attrs in schema.VAR_ATTRS.items():
+        if name in template.variables:
+            template[name].attrs.update({k: v for k, v in attrs.items()
+                                         if k != "ancillary_variables" or v in template.variables})
     tmp = path.with_name(f"{path.name}{PARTIAL_MARK}-{socket.gethostname()}-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     template.to_zarr(tmp, compute=False, encoding=encoding, zarr_format=3, consolidated=False, mode="w")
+    consolidate(tmp)  # inside the folder that is renamed into place: the group appears consolidated or not at all
     try:
         tmp.rename(path)
     except OSError:  # another writer created it first: keep theirs
@@ -134,6 +146,56 @@ def create_group(path: Path, spec: GroupSpec) -> Path:
         if not path.exists():
             raise
     return path
+
+
+def consolidate(path: Path) -> None:
+    """(Re)write the consolidated metadata of a group (every array's zarr.json inlined into the group's
+    zarr.json, the layout `zarr.consolidate_metadata` writes), atomically: a new zarr.json is written
+    beside the old one, fsynced and renamed over it, so a reader sees the old or the new file, never a
+    torn one. Call it after any change to a group's metadata (array or group attributes); chunk writes
+    (slots, done flags) change no metadata and need none. Plain `xarray.open_zarr` then opens the
+    group without a warning."""
+    path = Path(path)
+    root = json.loads((path / "zarr.json").read_text())
+    meta = {}
+    for child in sorted(path.iterdir()):
+        f = child / "zarr.json"
+        if child.is_dir() and f.is_file():
+            m = json.loads(f.read_text())
+            m.pop("consolidated_metadata", None)
+            meta[child.name] = m
+    root["consolidated_metadata"] = {"kind": "inline", "must_understand": False, "metadata": meta}
+    tmp = path / f"zarr.json{PARTIAL_MARK}-{socket.gethostname()}-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(root, indent=2))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path / "zarr.json")
+    _fsync_tree_dir(path)
+
+
+def is_consolidated(path: Path) -> bool:
+    """True when the group's zarr.json holds consolidated metadata equal to its arrays' own metadata."""
+    path = Path(path)
+    try:
+        cm = json.loads((path / "zarr.json").read_text()).get("consolidated_metadata")
+    except (OSError, ValueError):
+        return False
+    if not isinstance(cm, dict):
+        return False
+    arrays = {c.name: json.loads((c / "zarr.json").read_text()) for c in sorted(path.iterdir())
+              if c.is_dir() and (c / "zarr.json").is_file()}
+    return cm.get("metadata") == arrays
+
+
+def _fsync_tree_dir(folder: Path) -> None:
+    """fsync one folder (its entries: a rename in it survives power loss); best effort."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra: np.ndarray) -> None:
@@ -228,13 +290,15 @@ def read_attrs(path: Path) -> dict:
 
 
 def open_group(path: Path) -> xr.Dataset:
-    """The group as a lazy multi-image Dataset (image_id, t, y, x), all slots incl. the `done` flags."""
+    """The group as a lazy multi-image Dataset (image_id, t, y, x), all slots incl. the `done` flags,
+    labelled (cache.schema.label_group: groups written before labels read like new ones)."""
     try:
-        return xr.open_dataset(integrity.CheckedStore(Path(path), read_only=True), engine="zarr", consolidated=False,
+        ds = xr.open_dataset(integrity.CheckedStore(Path(path), read_only=True), engine="zarr", consolidated=False,
                                chunks=None, zarr_format=3, cache=False)
     except Exception as exc:  # zarr/xarray raise many types for a damaged group
         raise WorkbenchError(f"{path} is not a readable cube group ({type(exc).__name__}): delete that folder; "
                              "`workbench cubes` recomputes its cubes") from None
+    return schema.label_group(ds)
 
 
 def slot_dataset(group: xr.Dataset, i: int) -> xr.Dataset:

@@ -65,3 +65,67 @@ def test_eval_model_grid_on_photos_is_paired_on_the_same_photos(tiny_pixel_dir, 
     got = evaluate(str(tiny_pixel_dir), ("grid-photos",), files=files)["photos_fluctuation_grid8_power"]
     assert got["images"] == ["p0.png", "p6.png"] and len(got["per_image"]) == 2
     assert 0 <= got["mean"] <= 1 and got["mean"] == pytest.approx(np.mean(got["per_image"]), abs=1e-4)
+
+
+@pytest.mark.parametrize("a", [1.0, 2.0, 3.0])
+def test_spectrum_slope_recovers_the_exponent_of_synthetic_power_law_noise(a):
+    from workbench.model_eval import spectrum_slope
+
+    rng = np.random.default_rng(0)
+    n = 64
+    ky, kx = np.meshgrid(np.fft.fftfreq(n) * n, np.fft.fftfreq(n) * n, indexing="ij")
+    k = np.hypot(ky, kx)
+    amp = np.where(k > 0, k, 1.0) ** (-a / 2)  # power ~ 1/k^a
+    slopes = []
+    for _ in range(20):
+        spec = amp * (rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n)))
+        slopes.append(spectrum_slope(np.fft.ifft2(spec).real))
+    assert np.mean(slopes) == pytest.approx(-a, abs=0.1)
+
+
+def test_energy_distance_matches_scipy_in_one_dimension_and_hand_values():
+    from scipy.stats import energy_distance as scipy_energy
+
+    from workbench.model_eval import energy_distance
+
+    rng = np.random.default_rng(0)
+    u, v = rng.normal(size=30), rng.normal(0.5, 2.0, size=20)
+    assert energy_distance(u, v) == pytest.approx(scipy_energy(u, v), rel=1e-9)
+    assert energy_distance(np.array([[0.0, 0, 0]]), np.array([[3.0, 4, 0]])) == pytest.approx(np.sqrt(2 * 5.0))
+    pts = rng.normal(size=(10, 3))
+    assert energy_distance(pts, pts) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_x0_from_noise_follows_the_prediction_type(tiny_pixel_dir):
+    """A network that outputs zeros: an epsilon model's x0 is x / alpha, a v model's alpha x."""
+    import torch
+
+    from workbench.adapters import load_model
+    from workbench.model_eval import x0_from_noise
+
+    adapter = load_model(tiny_pixel_dir, device="cpu")
+    adapter.predict = lambda x, t: torch.zeros_like(x)
+    x = torch.randn((4, *adapter.model_shape), generator=torch.Generator().manual_seed(0)).numpy()
+    for kind, factor in (("epsilon", lambda al: 1 / al), ("v_prediction", lambda al: al)):
+        adapter.prediction_type = kind
+        got = x0_from_noise(adapter, ts=(900, 500), n=4, seed=0)
+        for t in (900, 500):
+            al = float(adapter.alphas_cumprod[t]) ** 0.5
+            x0 = factor(al) * x.reshape(4, 3, -1)
+            assert got[t]["abs_channel_mean"] == pytest.approx(np.abs(x0.mean(-1)).mean(), rel=1e-4)
+            assert got[t]["spatial_std"] == pytest.approx(x0.std(-1).mean(), rel=1e-4)
+
+
+def test_sample_vs_photo_stats_on_flat_and_textured_images():
+    import torch
+
+    from workbench.model_eval import sample_vs_photo_stats
+
+    g = torch.Generator().manual_seed(0)
+    flat = torch.zeros(6, 3, 16, 16) + torch.linspace(-0.8, 0.8, 6).view(6, 1, 1, 1)
+    textured = torch.rand(5, 3, 16, 16, generator=g) * 2 - 1
+    got = sample_vs_photo_stats(flat, textured)
+    assert got["samples"]["spatial_std"]["median"] == pytest.approx(0.0, abs=1e-6)
+    assert got["photos"]["spatial_std"]["median"] == pytest.approx(1 / np.sqrt(12), rel=0.1)  # uniform on [0, 1]
+    assert got["mean_colour_energy_distance"] > 0.1 and (got["n_samples"], got["n_photos"]) == (6, 5)
+    assert sample_vs_photo_stats(textured, textured)["mean_colour_energy_distance"] == pytest.approx(0, abs=1e-6)
