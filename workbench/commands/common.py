@@ -9,6 +9,7 @@ import torch
 
 from .. import validate
 from ..errors import WorkbenchError
+from ..precision import DTYPE_CHOICES, resolve_model
 from ..rates import RATE_DEFINITIONS, RateSpec
 
 __all__ = ["model_from", "add_model_args", "add_rate_args", "add_overwrite_arg", "rate_spec_from", "parse_xy", "progress_bar",
@@ -18,7 +19,11 @@ __all__ = ["model_from", "add_model_args", "add_rate_args", "add_overwrite_arg",
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model folder or HF-cache repo id (default: the shipped model)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                   help="compute dtype (default auto: bfloat16 only where a one-off measurement of the rate "
+                        "function shows it faster for this model on this machine, else float32; cached per "
+                        "machine and model; see workbench doctor)")
+    p.add_argument("--verbose", "-v", action="store_true", help="say which dtype auto chose and why")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     p.add_argument("--prompt", default="", help="text prompt of text-conditioned models (SD, SDXL, PixArt, SD3; "
                    "a class index for DiT); default: the empty prompt, the paper's setting")
@@ -46,8 +51,16 @@ def model_from(args, device: str, dtype):
     memory budget of --max-memory (or the automatic one) applied."""
     from ..adapters import load_model
 
-    adapter = load_model(args.model, device=device, dtype=dtype, prompt=args.prompt,
-                         negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
+    def load(dt):
+        return load_model(args.model, device=device, dtype=dt, prompt=args.prompt,
+                          negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
+
+    requested = dtype if dtype == "auto" else str(dtype).removeprefix("torch.")
+    adapter, measured, note = resolve_model(load, requested, warn=lambda line: print(
+        f"workbench {getattr(args, 'command', '')}: warning: {line}", file=sys.stderr))
+    if getattr(args, "verbose", False):
+        print(f"# dtype {str(adapter.dtype).removeprefix('torch.')} ({note})"
+              + (f"; measured {measured.describe()}" if measured is not None else ""), file=sys.stderr)
     apply_memory_budget(args, adapter)
     return adapter
 
@@ -76,9 +89,11 @@ def rate_spec_from(args) -> RateSpec:
     return RateSpec(args.rate, k=args.k, channel=args.channel)
 
 
-def device_from(args) -> tuple[str, torch.dtype]:
-    """(device, dtype) of the arguments, checked by `workbench.validate` (one-line errors)."""
-    return validate.check_device(args.device), validate.check_dtype(getattr(args, "dtype", "float32"))
+def device_from(args) -> tuple[str, torch.dtype | str]:
+    """(device, dtype) of the arguments, checked by `workbench.validate` (one-line errors); the dtype
+    is "auto" (decided by `model_from`, workbench.precision) or a torch dtype."""
+    dtype = getattr(args, "dtype", "float32")
+    return validate.check_device(args.device), dtype if dtype == "auto" else validate.check_dtype(dtype)
 
 
 def check_against_model(adapter, *, steps: int | None = None, channel: int | None = None, k: int | None = None,
