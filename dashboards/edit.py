@@ -20,10 +20,11 @@ import param
 from workbench.editing import TASKS, EditConfig
 from workbench.editing.loop import EditCancelled
 from workbench.errors import WorkbenchError
+from workbench.validate import check_int, check_real
 
 from . import figures, selection
 from .context import AppContext
-from .widgets import checkbox
+from .widgets import checkbox, number_box
 from .jobs import Cancelled, Job, Poller, format_seconds, on_session_end
 
 __all__ = ["EditView", "REFERENCE_TASKS", "sample_images", "check_knobs", "METRIC_LABELS", "MIN_EDIT_STEPS",
@@ -79,20 +80,10 @@ def ema(values, weight: float = 0.9) -> np.ndarray:
 
 
 def check_knobs(n_iter, steps) -> None:
-    """Iterations >= 1 and DDIM steps >= MIN_EDIT_STEPS, through the shared validation when it is there."""
-    try:
-        from workbench.validate import check_int
-    except ImportError:  # pragma: no cover - the shared validation module is not installed
-        check_int = None
-    if check_int is not None:
-        check_int("iterations", n_iter, minimum=1, maximum=2000)
-        check_int("DDIM steps", steps, minimum=MIN_EDIT_STEPS, maximum=200,
-                  why="fewer steps invert the image too coarsely: the result is noise")
-        return
-    if not (isinstance(n_iter, int) and 1 <= n_iter <= 2000):
-        raise WorkbenchError(f"iterations must be a whole number from 1 to 2000, got {n_iter!r}")
-    if not (isinstance(steps, int) and MIN_EDIT_STEPS <= steps <= 200):
-        raise WorkbenchError(f"DDIM steps must be a whole number from {MIN_EDIT_STEPS} to 200, got {steps!r}")
+    """Iterations 1..2000 and DDIM steps MIN_EDIT_STEPS..200 (the shared validation, one-line WorkbenchError)."""
+    check_int("iterations", n_iter, minimum=1, maximum=2000)
+    check_int("DDIM steps", steps, minimum=MIN_EDIT_STEPS, maximum=200,
+              why="fewer steps invert the image too coarsely: the result is noise")
 
 
 def sample_images() -> list[Path]:
@@ -471,6 +462,21 @@ class EditView(pn.viewable.Viewer):
         return path
 
     # -- layout --------------------------------------------------------------------------------
+    def number_boxes(self) -> list:
+        """The validated number boxes: iterations, learning rate, DDIM steps (made once)."""
+        if not hasattr(self, "_boxes"):
+            self._boxes = [
+                number_box(self.param.n_iter, "Iterations", lambda v: check_int("iterations", v, minimum=1,
+                                                                                maximum=2000), width=150),
+                number_box(self.param.lr, "Learning rate",
+                           lambda v: check_real("learning rate", v, minimum=1e-4, maximum=10.0), integer=False,
+                           width=150),
+                number_box(self.param.steps, f"DDIM steps (>= {MIN_EDIT_STEPS})",
+                           lambda v: check_int("DDIM steps", v, minimum=MIN_EDIT_STEPS, maximum=200,
+                                               why="fewer steps invert the image too coarsely: the result is noise"),
+                           width=150)]
+        return self._boxes
+
     def __panel__(self):
         w = pn.widgets
         side = pn.Column(
@@ -478,12 +484,9 @@ class EditView(pn.viewable.Viewer):
                                 css_classes=["edit-image-select"]),
             pn.pane.Markdown("or drop an image:", margin=(0, 10)), self.upload_widget,
             w.RadioButtonGroup.from_param(self.param.task, name="Task", sizing_mode="stretch_width"),
-            w.IntInput.from_param(self.param.n_iter, name="Iterations", start=1, end=2000,
-                                  css_classes=["edit-n_iter"]),
-            w.FloatInput.from_param(self.param.lr, name="Learning rate", step=0.01),
+            *(b.column() for b in self.number_boxes()[:2]),
             w.Select.from_param(self.param.direction, name="Saliency direction"),
-            w.IntInput.from_param(self.param.steps, name=f"DDIM steps (>= {MIN_EDIT_STEPS})", start=MIN_EDIT_STEPS,
-                                  end=200, css_classes=["edit-steps"]),
+            self.number_boxes()[2].column(),
             checkbox(self.param.blend, "Blend outside the region"),
             self.clear_button, pn.Row(self.launch_button, self.cancel_button, sizing_mode="stretch_width"),
             self.progress, self.download, self.save_button, width=320)

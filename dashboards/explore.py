@@ -21,11 +21,12 @@ from analysis.fluctuation import (DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW
                                   significance_arrays)
 from workbench.errors import WorkbenchError
 from workbench.estimators import DEFAULT_K
+from workbench.validate import MAX_K, check_K, check_real, check_steps
 
 from . import figures
 from .catalog import cube_label
 from .context import AppContext
-from .widgets import checkbox
+from .widgets import checkbox, number_box
 from .jobs import Cancelled, Job, Poller, format_seconds, on_session_end
 
 __all__ = ["ExploreView", "MAX_PIXELS", "BAND_SE", "Z_SIGNIFICANT", "NO_SE_TEXT", "UNKNOWN_SE_TEXT"]
@@ -66,7 +67,7 @@ class ExploreView(pn.viewable.Viewer):
                               doc="divide each curve by its sum over t > t_b (shape only), for F and the plot")
     max_side = param.Integer(default=256, bounds=(16, 2048), doc="display resolution cap of the maps")
     new_steps = param.Integer(default=50, bounds=(2, 1000), doc="DDIM steps of a new image's cube")
-    new_K = param.Integer(default=DEFAULT_K, bounds=(1, 512), doc="Hutchinson probes of a new image's cube")
+    new_K = param.Integer(default=DEFAULT_K, bounds=(1, MAX_K), doc="Hutchinson probes of a new image's cube")
     new_until_stable = param.Number(default=0.0, bounds=(0.0, 0.999), step=0.01,
                                     doc="stop adding probes to a new image's cube once the split-half stability "
                                         "of its fluctuation map reaches this (0: all K probes; K is the cap)")
@@ -575,11 +576,10 @@ class ExploreView(pn.viewable.Viewer):
         cube = w.Select.from_param(self.param.cube, name="Cube", sizing_mode="stretch_width")
         slider = w.IntSlider.from_param(self.param.t_index, name="Timestep index (rate map)",
                                         sizing_mode="stretch_width", css_classes=["explore-t-slider"])
+        boxes = self.number_boxes()
         return pn.Column(
             cube, self.upload_widget,
-            pn.Row(w.IntInput.from_param(self.param.new_steps, name="steps", width=70),
-                   w.IntInput.from_param(self.param.new_K, name="K", width=70),
-                   w.FloatInput.from_param(self.param.new_until_stable, name="stop at stability", width=110)),
+            pn.Row(*(b.box for b in boxes)), *(b.note for b in boxes),
             self.progress, self.job_status,
             pn.pane.Markdown("### Fluctuation", margin=(0, 10)),
             w.IntSlider.from_param(self.param.window, name="Window L", end=20, sizing_mode="stretch_width"),
@@ -594,6 +594,18 @@ class ExploreView(pn.viewable.Viewer):
             self.clear_button,
             pn.pane.Markdown("### Cube metadata", margin=(0, 10)), self.meta,
             width=320, css_classes=["explore-controls"])
+
+    def number_boxes(self) -> list:
+        """The new cube's validated number boxes (steps, K, stop at stability), made once."""
+        if not hasattr(self, "_boxes"):
+            self._boxes = [
+                number_box(self.param.new_steps, "steps", lambda v: check_steps(v, num_train_timesteps=1000, minimum=2),
+                           width=70),
+                number_box(self.param.new_K, "K", check_K, width=70),
+                number_box(self.param.new_until_stable, "stop at stability",
+                           lambda v: check_real("stop at stability", v, minimum=0.0, maximum=0.999), integer=False,
+                           width=110)]
+        return self._boxes
 
     def __panel__(self):
         if self._ds is not None:

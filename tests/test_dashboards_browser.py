@@ -192,7 +192,7 @@ def test_edit_box_reference_launch_shows_the_edited_image(server, browser, tmp_p
     img = page.locator(".edit-image .js-plotly-plot")
     img.wait_for(state="visible", timeout=30_000)
     for name, value in (("n_iter", "1"), ("steps", "5")):
-        box = page.locator(f".edit-{name} input")
+        box = page.locator(f".nb-{name} input")
         box.fill(value)
         box.press("Enter")
     W, H = plot_extent(img)
@@ -264,7 +264,7 @@ def _edit_setup(page, n_iter: int, steps: int = 5):
     img = page.locator(".edit-image .js-plotly-plot")
     img.wait_for(state="visible", timeout=30_000)
     for name, value in (("n_iter", str(n_iter)), ("steps", str(steps))):
-        box = page.locator(f".edit-{name} input")
+        box = page.locator(f".nb-{name} input")
         box.fill(value)
         box.press("Enter")
     W, H = plot_extent(img)
@@ -437,3 +437,48 @@ def test_an_idle_server_with_one_tab_open_stays_quiet(tmp_path, browser):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+# ------------------------------------------------------------------------------ dashboards that never lie
+_BAD = {"new_steps": ("0", "-1", "99999999", "", "abc", "1"), "new_K": ("0", "-5", "99999999", "", "abc"),
+        "new_until_stable": ("-1", "1.5", "1e300", "", "abc"),
+        "n_iter": ("0", "-1", "99999999", "", "abc"), "lr": ("0", "-1", "1e300", "", "abc"),
+        "steps": ("0", "-1", "2", "99999999", "", "abc")}
+
+
+def _check_refused(page, name: str, value: str) -> None:
+    box = page.locator(f".nb-{name} input")
+    box.fill(value)
+    box.press("Enter")
+    note = page.locator(f".nb-{name}-note")
+    text = _wait_text(note, lambda t: bool(t.strip()), 10)
+    assert "must be" in text or "empty" in text, (name, value, text)  # one line that says what is allowed
+    assert box.input_value() == value, (name, value)  # what was typed stays, never silently replaced
+    colour = box.evaluate("el => getComputedStyle(el).borderTopColor")
+    assert colour == "rgb(211, 47, 47)", (name, value, colour)  # the red border
+
+
+def test_every_number_box_refuses_bad_values_visibly(server, browser):
+    url, _, _ = server
+    _SERVER_ERRORS.clear()
+    page, errors = _open(browser, url)
+    for tab, names in (("Explore", ("new_steps", "new_K", "new_until_stable")), ("Edit", ("n_iter", "lr", "steps"))):
+        page.locator(".bk-tab", has_text=tab).click()
+        for name in names:
+            box = page.locator(f".nb-{name} input")
+            box.wait_for(timeout=30_000)
+            good = box.input_value()
+            for value in _BAD[name]:
+                _check_refused(page, name, value)
+            box.fill(good)  # a valid value clears the message and the border
+            box.press("Enter")
+            note = page.locator(f".nb-{name}-note")
+            deadline = time.time() + 10
+            while time.time() < deadline and note.is_visible():
+                time.sleep(0.2)
+            assert not note.is_visible(), name
+            assert box.evaluate("el => getComputedStyle(el).borderTopColor") != "rgb(211, 47, 47)", name
+    page.wait_for_timeout(500)
+    assert not _SERVER_ERRORS, _SERVER_ERRORS  # no traceback for any value a person can type
+    assert not errors, errors
+    page.close()

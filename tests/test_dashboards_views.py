@@ -396,3 +396,20 @@ def test_explore_masks_the_fluctuation_map_to_significant_pixels(se_ctx):
         assert f"{100 * keep.mean():.0f}% of pixels significant" in v.fluct_pane.object.layout.title.text
     v.significant_only = False
     assert np.isfinite(_heat(v.fluct_pane.object).z).all()
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "99999999", "", "  ", "abc", "1.5"])
+def test_number_box_refuses_and_says_why_without_changing_the_parameter(tmp_path, text):
+    from dashboards.explore import ExploreView
+
+    v = ExploreView(AppContext.from_paths(tmp_path / "s"))
+    box = {b.box.label: b for b in v.number_boxes()}["K"]
+    before = v.new_K
+    box.box.value = text
+    assert v.new_K == before  # the old value is kept ...
+    assert box.error and ("K must be" in box.error or "empty" in box.error), box.error  # ... and it says why
+    assert "invalid" in box.box.css_classes and box.box.value == text
+    box.box.value = "7"
+    assert v.new_K == 7 and box.error is None and "invalid" not in box.box.css_classes
+    v.new_K = 9  # the parameter set elsewhere shows in the box
+    assert box.box.value == "9"
