@@ -147,3 +147,39 @@ def test_timers_run_on_a_tiny_model(tiny_pixel_dir):
     s = precision.measure_dtypes({"float32": precision.time_probe_step(ad, probes=2),
                                   "model": precision.time_model_step(ad)}, repeats=1)
     assert set(s) == {"float32", "model"} and all(v > 0 for v in s.values())
+
+
+def test_training_autocast_by_default_follows_the_measurement(no_forced, monkeypatch, tmp_path):
+    """TrainConfig(bf16=None), the default: train() asks train_autocast and records what ran."""
+    import numpy as np
+    from PIL import Image
+
+    from workbench import train as train_mod
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+    asked = []
+
+    def fake(model, shape, device, **kw):
+        asked.append(tuple(shape))
+        return True, Measurement(seconds={"float32": 1.0, "bfloat16": 0.5}, machine="m", model="x", what="train-step")
+
+    monkeypatch.setattr(train_mod, "train_autocast", fake)
+    cfg = train_mod.TrainConfig(data_dir=str(photos), checkpoint_dir=str(tmp_path / "ck"), resolution=8, batch_size=2,
+                                holdout=1, init=None, max_steps=1)
+    assert cfg.bf16 is None
+    latest = train_mod.train(cfg)
+    assert asked == [(2, 3, 8, 8)]
+    assert json.loads((latest / "state.json").read_text())["config"]["bf16"] is True
+
+
+def test_train_command_bf16_flags():
+    from workbench.cli import build_parser
+
+    p = build_parser()
+    base = ["train", "photos"]
+    assert p.parse_args(base).bf16 is None
+    assert p.parse_args(base + ["--bf16"]).bf16 is True and p.parse_args(base + ["--no-bf16"]).bf16 is False

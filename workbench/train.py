@@ -23,7 +23,7 @@ import platform
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from .default_model import DEFAULT_MODEL_DIR, default_scheduler_config, default_unet_config
 from .errors import WorkbenchError
+from .precision import train_autocast
 
 __all__ = ["TrainConfig", "train", "list_images", "split_holdout", "load_photo_bank", "random_crops",
            "noised", "train_target", "snr_weights", "train_step", "PREDICTIONS", "SCHEDULER_PREDICTION_TYPE", "BatchPrefetcher", "build_models", "export_model", "CHECKPOINT_MARKER"]
@@ -76,7 +77,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     init: str | None = "shipped"
-    bf16: bool = True
+    #: bfloat16 autocast: None (default) = where it measures faster on this machine (workbench.precision
+    #: .train_autocast: emulated bf16 on a CPU without AVX-512 BF16/AMX is several times slower)
+    bf16: bool | None = None
     channels_last: bool = False
     prefetch: bool = False
     prediction: str = "epsilon"
@@ -475,6 +478,10 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
         return x0, t, torch.randn(x0.shape, generator=gen)
 
     batches = BatchPrefetcher(make_batch) if cfg.prefetch else iter(make_batch, None)
+    bf16 = cfg.bf16
+    if bf16 is None:
+        bf16, _ = train_autocast(model, (cfg.batch_size, 3, cfg.resolution, cfg.resolution), cfg.device)
+        cfg = replace(cfg, bf16=bf16)  # checkpoints and the model card record what ran
     start = last_save = time.time()
     cpu0 = time.process_time()
     try:
@@ -486,7 +493,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
             # must not keep the starting weights in its EMA for thousands of steps.
             decay = min(cfg.ema_decay, (1 + since_start) / (10 + since_start))
             lr = _lr_at(since_start, cfg)
-            loss = train_step(model, ema, opt, x0, t, noise, abar, lr=lr, ema_decay=decay, bf16=cfg.bf16,
+            loss = train_step(model, ema, opt, x0, t, noise, abar, lr=lr, ema_decay=decay, bf16=bf16,
                               prediction=cfg.prediction, snr_gamma=cfg.snr_gamma)
             step += 1
             losses.append(loss)

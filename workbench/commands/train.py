@@ -45,7 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight the loss by min-SNR-gamma (Hang et al. 2023; 5 in the paper; default: off)")
     p.add_argument("--ema-decay", type=float, default=0.999,
                    help="EMA decay (default 0.999; warms up from 0.9 with each new optimiser)")
-    p.add_argument("--no-bf16", action="store_true", help="train in float32 (bf16 autocast is the default)")
+    amp = p.add_mutually_exclusive_group()
+    amp.add_argument("--bf16", dest="bf16", action="store_const", const=True, default=None,
+                     help="bfloat16 autocast (default: only where a one-off measurement shows it faster on this "
+                          "machine; CPUs without AVX-512 BF16/AMX emulate it, several times slower)")
+    amp.add_argument("--no-bf16", dest="bf16", action="store_const", const=False, help="train in float32")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--prefetch", action="store_true", help="build batches on a background thread")
     p.add_argument("--nice", type=int, default=19, help="raise the process's niceness by this much (0: keep)")
@@ -70,7 +74,7 @@ def run(args) -> int:
     cfg = TrainConfig(data_dir=args.data, checkpoint_dir=args.checkpoints, resolution=args.resolution,
                       holdout=args.holdout, batch_size=args.batch_size, max_steps=args.steps, lr=args.lr,
                       max_minutes=args.minutes, checkpoint_minutes=args.checkpoint_minutes, device=args.device,
-                      init=None if args.init == "scratch" else args.init, bf16=not args.no_bf16,
+                      init=None if args.init == "scratch" else args.init, bf16=args.bf16,
                       channels_last=args.channels_last, prefetch=args.prefetch,
                       photo_aspect=args.crops == "photo", min_crop_fraction=args.min_crop_fraction,
                       prediction=args.prediction, snr_gamma=args.snr_gamma, ema_decay=args.ema_decay)
