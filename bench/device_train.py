@@ -6,7 +6,9 @@
 Same architecture as the shipped model (4.3 M-parameter UNet2DModel, `default_unet_config`), so
 the result can replace the shipped weights; bf16 autocast, channels_last, batches built on a
 prefetch thread, starting from the shipped checkpoint (or the checkpoint in OUT/ckpt if one is
-there). Writes OUT/ckpt/latest (resumable with `workbench train --checkpoints OUT/ckpt`),
+there). The recipe is v-prediction (`--prediction v`, default): an epsilon model's x0 from pure
+noise leaves the data range, so its samples are flat saturated colours (docs/model.md,
+"Generation"). Writes OUT/ckpt/latest (resumable with `workbench train --checkpoints OUT/ckpt`),
 OUT/model-stepN-DATE (EMA weights, diffusers folder) and OUT/figures.json (the same figures as
 `python -m bench.eval_model`, shipped model first, for a paired comparison).
 """
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--prediction", choices=("epsilon", "v"), default="v",
+                    help="the network's target (v, default: see docs/model.md, Generation)")
+    ap.add_argument("--snr-gamma", type=float, default=None, help="min-SNR-gamma loss weights (default off)")
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--out", default="device_train_out")
     ap.add_argument("--device", default=None, help="default: cuda if available")
@@ -54,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.tiny:
         data = _tiny_photos(Path(tempfile.mkdtemp(prefix="device-train-")) / "photos")
         cfg = TrainConfig(data_dir=str(data), checkpoint_dir=str(out / "ckpt"), resolution=8, batch_size=2,
-                          holdout=1, max_steps=2, init=None, bf16=True, device=device)
+                          holdout=1, max_steps=2, init=None, bf16=True, device=device,
+                          prediction=args.prediction, snr_gamma=args.snr_gamma)
     else:
         if device == "cpu":
             print("no CUDA device: pass --tiny for the CPU smoke run, or use `workbench train` on a CPU")
@@ -65,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(args.data)
         cfg = TrainConfig(data_dir=str(data), checkpoint_dir=str(out / "ckpt"), resolution=args.resolution,
                           batch_size=args.batch_size, lr=args.lr, max_minutes=args.minutes, init="shipped",
-                          bf16=True, channels_last=True, prefetch=True, checkpoint_minutes=5.0, device=device)
+                          bf16=True, channels_last=True, prefetch=True, checkpoint_minutes=5.0, device=device,
+                          prediction=args.prediction, snr_gamma=args.snr_gamma)
     start = time.time()
     steps = []
     ckpt = train(cfg, progress=lambda info: steps.append(info["step"]))
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     step = json.loads((ckpt / "state.json").read_text())["step"]
     final = out / f"model-step{step}-{time.strftime('%Y%m%d-%H%M%S')}"
     export_model(ckpt, out / (final.name + ".partial")).rename(final)
-    figures = ("mse",) if args.tiny else ("mse", "psnr", "samples", "grid", "fp16")
+    figures = ("mse",) if args.tiny else ("mse", "psnr", "samples", "grid", "fp16", "x0noise", "samplestats")
     files = sorted(data.iterdir())[-1:] if args.tiny else None
     results = {"device": device, "train_s": round(train_s, 1), "steps_this_run": len(steps),
                "batch_size": cfg.batch_size, "resolution": cfg.resolution,

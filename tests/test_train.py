@@ -187,6 +187,8 @@ def test_device_train_tiny_runs_on_the_cpu(tmp_path):
     figures = json.loads((tmp_path / "out" / "figures.json").read_text())
     assert figures["steps_this_run"] == 2
     assert np.isfinite(figures["models"][0]["heldout_eps_mse_mean"])
+    exported = next((tmp_path / "out").glob("model-step*"))  # the recipe: v-prediction
+    assert json.loads((exported / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
 
 
 def test_warm_up_restarts_with_the_optimiser_of_a_started_model(photos, tmp_path):
