@@ -18,7 +18,7 @@ from .errors import WorkbenchError, os_error_line
 
 __all__ = ["main", "COMMAND_MODULES"]
 
-COMMAND_MODULES = ("run", "curve", "train", "cubes", "query", "export", "experiment", "edit", "dashboard", "check")
+COMMAND_MODULES = ("run", "curve", "train", "cubes", "query", "export", "experiment", "edit", "dashboard", "check", "doctor")
 
 
 def _quiet_libraries() -> None:

@@ -66,6 +66,7 @@ def run(args) -> int:
         raise WorkbenchError(f"--local-cluster must be at least 1 worker, got {args.local_cluster}")
     params = CubeParams(definition=args.rate, estimator=args.estimator, K=args.K, seed=args.seed, steps=args.steps,
                         channel=args.channel)
+    _check_flags(args, params)  # every flag that needs no model, before it loads and before anything is written
     if args.refine_to is not None:
         import dataclasses
 
@@ -75,8 +76,7 @@ def run(args) -> int:
     for image in source.images:  # headers only: an unreadable file or a decompression bomb stops us now
         check_image_file(image)
     check_writable(Path(args.store).expanduser(), "--store")
-    if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
-        CubeStore(args.store, create=False)
+    CubeStore.check_path(args.store)  # a file or a foreign folder: refused before any compute
     adapter = model_from(args, device, dtype)
     check_against_model(adapter, steps=params.steps, channel=params.channel,
                         k=params.K if params.definition == "projected" else None)
@@ -104,8 +104,62 @@ def run(args) -> int:
               file=sys.stderr)
         raise
     dt = time.perf_counter() - t0
+    if refined is not None:
+        print(refined)
     print(f"{len(keys)} cubes in {store.path} ({len(plan.todo)} computed in {dt:.1f} s, {plan.cached} already there)")
     return 0
+
+
+def _refine_plan(store, plan, adapter, params) -> str:
+    """What --refine-to K2 will do, in one line ("refined 2 cubes from K=8", "no cube to refine:
+    computed 2 new cubes"); refuses K2 below the probes an image's stored cube already has."""
+    import dataclasses
+
+    from cache.batch import refine_bases
+    from cache.keys import cube_key, model_identity
+
+    from ..errors import WorkbenchError
+
+    bases = refine_bases(store, plan, adapter, params)
+    rows = store.index()
+    k_of = {(str(store.group_path(r["group"])), r["slot"]): int(r["K"]) for r in rows if r.get("K") is not None}
+    above = sorted({int(r["K"]) for r in rows if r.get("K") is not None and int(r["K"]) > params.K})
+    ident = model_identity(adapter)
+    for i in plan.todo:
+        if i in bases:
+            continue
+        for k in above:
+            if cube_key(plan.blobs[i], ident, dataclasses.replace(params, K=k)) in store:
+                raise WorkbenchError(f"--refine-to {params.K} is below the K={k} probes the store already holds for "
+                                     f"{Path(str(plan.images[i])).name}: refinement only adds probes; pass a K2 above "
+                                     f"{k}, or --K {params.K} without --refine-to for new cubes with fewer probes")
+    fresh = len(plan.todo) - len(bases)
+    if not bases:
+        return f"no cube to refine: computed {fresh} new cubes" if plan.todo else \
+            f"no cube to refine: all {len(plan.keys)} images already have K={params.K} cubes"
+    ks = sorted({k_of.get(loc, 0) for loc in bases.values()})
+    line = f"refined {len(bases)} cubes from K={','.join(str(k) for k in ks)} to K={params.K}"
+    return line + (f"; computed {fresh} new cubes (no stored cube to refine)" if fresh else "")
+
+
+def _check_flags(args, params) -> None:
+    """The flags of `cubes` that need no model (workbench.validate): stability target, probe cap,
+    refinement target, scheduler address, memory budget."""
+    from .. import validate
+    from ..errors import WorkbenchError
+
+    if args.until_stable is not None:
+        validate.check_stability(args.until_stable)
+        validate.check_probe_cap(args.max_K, K=params.K)
+    elif args.max_K is not None:
+        raise WorkbenchError(f"--max-K {args.max_K} caps the probes of --until-stable: pass --until-stable R too, or "
+                             "drop --max-K")
+    if args.refine_to is not None:
+        if args.until_stable is not None:
+            raise WorkbenchError("--refine-to and --until-stable both choose the probe count: pass one of them")
+        validate.check_refine_to(args.refine_to, estimator=params.estimator, definition=params.definition)
+    validate.check_scheduler_address(args.scheduler)
+    validate.check_memory_size(getattr(args, "max_memory", None))
 
 
 def _until_stable(args, store, images, adapter, params) -> int:

@@ -33,7 +33,7 @@ def run(args) -> int:
     from cache.sources import find_images
     from cache.store import CubeStore
 
-    from analysis.export import export_maps, is_legacy_export
+    from analysis.export import export_maps
     from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
 
     import numpy as np
@@ -53,12 +53,11 @@ def run(args) -> int:
     images = [img for src in (args.images or [SAMPLES_DIR]) for img in find_images(src).images]
     for image in images:  # headers only: an unreadable file or a decompression bomb stops us now
         check_image_file(image)
-    out = OutputDir(args.out, "run", overwrite=args.overwrite, legacy=is_legacy_export)
+    out = OutputDir(args.out, "run", overwrite=args.overwrite)
     out.check_names(["manifest.json"] + [f"{Path(i).stem}-overview.png" for i in images]
                     + [f"fluctuation/{Path(i).stem}.{ext}" for i in images for ext in ("png", "npy")])
     check_writable(Path(args.store).expanduser(), "--store")
-    if Path(args.store).expanduser().exists():  # a file or a foreign folder: refused before any compute
-        CubeStore(args.store, create=False)
+    CubeStore.check_path(args.store)  # a file or a foreign folder: refused before any compute
     adapter = model_from(args, device, dtype)
     check_against_model(adapter, steps=params.steps)
     check_t_b(t_b, num_train_timesteps=adapter.num_train_timesteps)
