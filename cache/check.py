@@ -1,37 +1,55 @@
-"""Verify every done slot of a cube store and, on request, unset the done flags of the damaged ones.
+"""Verify a cube store's bytes and meaning and, on request, repair everything found.
 
-`check_store(store)` reads every chunk of every complete cube (cache.integrity.verify_slot) and
-returns a `StoreReport`: the damaged cubes (one `Damage` each), the groups whose own metadata is
-unreadable, and the groups without checksums (schema version 1: truncated, zeroed and missing
-chunks are still found, flipped bits inside a chunk are not). `repair(store, report)` clears the
-done flags of the damaged slots, so that the next `workbench cubes` over the same images
-recomputes exactly those cubes; a group whose metadata is unreadable is renamed aside
-(`<gid>.zarr.damaged`), never deleted, and its cubes are recomputed the same way.
+`check_store(store)` returns a `StoreReport` of `Damage`s, one per problem, of four kinds:
+
+- `group`: the group's own metadata (zarr.json) is unreadable;
+- `meta`: an array's metadata differs from the schema (names, dtypes, shapes, dimension names),
+  a shared array (`timestep`, `alpha`) is unreadable or differs from the schedule the group
+  recorded, a slot's attributes are not a key, a plain file name and a positive size
+  (cache.meaning);
+- `flag`: a done flag neither 0 nor 1;
+- `slot`: a chunk of a done slot is missing, fails its checksum, is not the content recorded for its
+  cube's key (copied from another cube, or changed after it was written), or holds values no cube
+  can hold (NaN/inf/negative rates, infinite standard errors) (cache.integrity.verify_slot).
+
+`repair(store, report)` heals each: `meta` damage is rewritten from the layout the group recorded
+(its schedule and shapes: a fresh group's metadata made by `slots.create_group` from that record;
+the shared arrays are values of the schedule, nothing else is lost); a group that records no
+layout, has damaged slot attributes or unreadable metadata is renamed aside
+(`<gid>.zarr.damaged`, never deleted) and rebuilt by the next `workbench cubes` from its images;
+damaged slots and garbage flags get their done flag cleared, so the next `workbench cubes` over the
+same images recomputes exactly those cubes.
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from workbench.errors import WorkbenchError
 
-from . import integrity, slots
+from . import integrity, meaning, schema, slots
 
-__all__ = ["Damage", "StoreReport", "check_store", "repair"]
+__all__ = ["Damage", "StoreReport", "check_store", "check_group", "repair", "DAMAGED_SUFFIX"]
 
 DAMAGED_SUFFIX = ".damaged"
+_NOT_LAYOUT = ("slots", "format", "schema_version", meaning.LAYOUT_ATTR, integrity.DIGEST_ATTR,
+               "consolidated_metadata")
 
 
 @dataclass(frozen=True)
 class Damage:
-    """One damaged cube (`slot` None: the whole group is unreadable)."""
+    """One problem: `kind` group | meta | flag | slot; `slot` None for the whole group."""
 
     group: str
     slot: int | None
     key: str
     name: str
     reason: str
+    kind: str = "slot"
 
     def line(self) -> str:
         where = f"{self.group}[{self.slot}]" if self.slot is not None else self.group
@@ -40,11 +58,13 @@ class Damage:
 
 @dataclass
 class StoreReport:
-    """What `check_store` found: `checked` cubes, `damaged` ones, `unprotected` group ids."""
+    """What `check_store` found: `checked` cubes, `damaged` ones, `unprotected` group ids (no
+    checksums), `unbound` ones (no content records), the number of `groups`."""
 
     checked: int = 0
     damaged: list[Damage] = field(default_factory=list)
     unprotected: list[str] = field(default_factory=list)
+    unbound: list[str] = field(default_factory=list)
     groups: int = 0
 
     @property
@@ -52,53 +72,139 @@ class StoreReport:
         return not self.damaged
 
 
+def _slot_ids(attrs: dict, i: int) -> tuple[str, str]:
+    slot = attrs["slots"][i] if isinstance(attrs["slots"][i], dict) else {}
+    return str(slot.get("key", "")), str(slot.get("name", ""))
+
+
+def check_group(path: Path, report: StoreReport) -> None:
+    """Check one group folder into `report` (see the module doc)."""
+    gid = path.name[: -len(".zarr")]
+    try:
+        attrs = slots.read_attrs(path)
+        done = slots.read_done(path)
+    except WorkbenchError as exc:
+        what = str(exc).split(":")[0].replace(str(path), "the group")
+        report.damaged.append(Damage(gid, None, "", "", f"{what} (all its cubes)", "group"))
+        return
+    problems = meaning.group_problems(path, attrs)
+    for p in problems:
+        report.damaged.append(Damage(gid, None, "", "", f"{p.line()} (all its cubes)", "meta"))
+    if not integrity.is_protected(path):
+        report.unprotected.append(gid)
+    if attrs.get(integrity.DIGEST_ATTR) != "sha256":
+        report.unbound.append(gid)
+    for i, reason in meaning.flag_problems(path, len(attrs["slots"])):
+        key, name = _slot_ids(attrs, i)
+        report.damaged.append(Damage(gid, i, key, name, reason, "flag"))
+    if problems:  # the slots are read once the group's own metadata is sound again (after --repair)
+        report.checked += int(done.sum())
+        return
+    for i in range(len(attrs["slots"])):
+        if not done[i]:
+            continue
+        report.checked += 1
+        try:
+            integrity.verify_slot(path, i)
+        except integrity.DamagedChunk as exc:
+            reason = str(exc).split(": run `workbench check")[0].split(": chunk ", 1)[-1]
+            key, name = _slot_ids(attrs, i)
+            report.damaged.append(Damage(gid, i, key, name, "chunk " + reason))
+
+
 def check_store(store, *, progress: Callable[[int, int], None] | None = None) -> StoreReport:
-    """Read and verify every chunk of every done slot of `store` (a CubeStore); see the module doc."""
+    """Read and verify every group of `store` (a CubeStore): metadata, shared arrays, flags and
+    every chunk of every done slot; see the module doc."""
     report = StoreReport()
     paths = sorted(p for p in store.groups_dir.glob("*.zarr") if p.is_dir())
     report.groups = len(paths)
     for n, path in enumerate(paths):
-        gid = path.name[: -len(".zarr")]
-        try:
-            attrs = slots.read_attrs(path)
-            done = slots.read_done(path)
-        except WorkbenchError as exc:
-            what = str(exc).split(":")[0].replace(str(path), "the group")
-            report.damaged.append(Damage(gid, None, "", "", f"{what} (all its cubes)"))
-            continue
-        if not integrity.is_protected(path):
-            report.unprotected.append(gid)
-        for i, slot in enumerate(attrs["slots"]):
-            if not done[i]:
-                continue
-            report.checked += 1
-            try:
-                integrity.verify_slot(path, i)
-            except integrity.DamagedChunk as exc:
-                reason = str(exc).split(": run `workbench check")[0].split(": chunk ", 1)[-1]
-                report.damaged.append(Damage(gid, i, str(slot.get("key", "")), str(slot.get("name", "")),
-                                             "chunk " + reason))
+        check_group(path, report)
         if progress:
             progress(n + 1, len(paths))
     return report
 
 
+def _set_aside(path: Path) -> None:
+    aside = path.with_name(path.name + DAMAGED_SUFFIX)
+    n = 1
+    while aside.exists():
+        aside, n = path.with_name(f"{path.name}{DAMAGED_SUFFIX}-{n}"), n + 1
+    path.rename(aside)
+
+
+def _rewrite_from_layout(path: Path, bad: set[str]) -> bool:
+    """Rewrite the metadata of the arrays `bad` (and the shared arrays' values) of a group from the
+    layout it recorded; False when it records none."""
+    attrs = slots.read_attrs(path)
+    lay = attrs.get(meaning.LAYOUT_ATTR)
+    if not isinstance(lay, dict):
+        return False
+    try:
+        spec = slots.GroupSpec(shape=tuple(lay["shape"]), image_shape=tuple(lay["image_shape"]),
+                               timesteps=lay["timesteps"], alphas=lay["alphas"],
+                               attrs={k: v for k, v in attrs.items() if k not in _NOT_LAYOUT},
+                               slots=list(attrs["slots"]), chunks=tuple(lay["chunks"]),
+                               stat_channels=int(lay["stat_channels"]))
+    except (KeyError, TypeError, ValueError):
+        return False
+    template = path.with_name(f"{path.name}.template-{os.getpid()}")
+    shutil.rmtree(template, ignore_errors=True)
+    try:
+        slots.create_group(template, spec)
+        for var in sorted(bad - {"zarr.json", "slots"}):
+            if not (template / var / "zarr.json").is_file():
+                continue
+            if var in (schema.COORD_T, schema.VAR_ALPHA):  # values of the schedule: rewritten whole
+                shutil.rmtree(path / var, ignore_errors=True)
+                shutil.copytree(template / var, path / var)
+            else:  # per-slot data stays; damaged slots are found by the check that follows
+                (path / var).mkdir(exist_ok=True)
+                tmp = path / var / f"zarr.json.partial-{os.getpid()}"
+                shutil.copyfile(template / var / "zarr.json", tmp)
+                os.replace(tmp, path / var / "zarr.json")
+        root = json.loads((path / "zarr.json").read_text())
+        if "consolidated_metadata" in root and hasattr(slots, "consolidate"):
+            slots.consolidate(path)
+    finally:
+        shutil.rmtree(template, ignore_errors=True)
+    return True
+
+
 def repair(store, report: StoreReport) -> list[Damage]:
-    """Clear the done flags of `report`'s damaged slots (and rename unreadable groups aside) under each
-    group's writer lock; returns what was repaired. The next batch over those images recomputes them."""
+    """Heal every damage of `report` (see the module doc) under each group's writer lock; returns
+    what was repaired. The next `workbench cubes` over the same images recomputes what was cleared."""
     fixed = []
+    by_group: dict[str, list[Damage]] = {}
     for d in report.damaged:
-        path = store.group_path(d.group)
-        if d.slot is None:
-            aside = path.with_name(path.name + DAMAGED_SUFFIX)
-            n = 1
-            while aside.exists():
-                aside, n = path.with_name(f"{path.name}{DAMAGED_SUFFIX}-{n}"), n + 1
-            path.rename(aside)
-        else:
-            with slots.group_lock(path):
-                slots.clear_done(path, d.slot)
-        fixed.append(d)
+        by_group.setdefault(d.group, []).append(d)
+    for gid, damages in by_group.items():
+        path = store.group_path(gid)
+        if not path.is_dir():
+            continue
+        kinds = {d.kind for d in damages}
+        with slots.group_lock(path):
+            if "group" in kinds:
+                aside = True
+            elif "meta" in kinds:
+                bad = {d.reason.split(":", 1)[0] for d in damages if d.kind == "meta"}
+                aside = "slots" in bad or not _rewrite_from_layout(path, bad)
+            else:
+                aside = False
+            if not aside:
+                for d in damages:
+                    if d.kind in ("flag", "slot"):
+                        slots.clear_done(path, d.slot)
+                if "meta" in kinds:  # the metadata is sound again: now its slots can be read
+                    again = StoreReport()
+                    check_group(path, again)
+                    for d in again.damaged:
+                        if d.kind in ("flag", "slot"):
+                            slots.clear_done(path, d.slot)
+                        else:
+                            aside = True
+        if aside:
+            _set_aside(path)
+        fixed += damages
     store.refresh()
     return fixed
-

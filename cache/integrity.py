@@ -12,14 +12,22 @@ a zarr `LocalStore` that verifies each chunk before zarr decodes it:
 - a chunk of a done slot that is absent is an error (zarr would serve the fill value); in
   unprotected groups only `rate` chunks are required (they skipped writing all-zero chunks).
 
+Groups with the attribute `content_digest` also bind every slot's content to its key: before the
+done flag, `write_digest` records a SHA-256 of (cube key, chunk name, chunk bytes) for every chunk
+of the slot in `done/digests/<slot>.json`. A chunk copied from another cube (its checksum valid)
+or rewritten through zarr (a NaN written into a rate chunk) no longer matches, and every read of it
+is refused like a damaged chunk.
+
 A damaged chunk raises `DamagedChunk` (a `WorkbenchError`) naming the chunk, its cube and the fix,
 `workbench check STORE --repair`. `verify_slot` reads every chunk of one slot (what `workbench check`
-does for every done slot).
+does for every done slot), checks the slot's content record and the values (cache.meaning).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +35,17 @@ from zarr.storage import LocalStore
 
 from workbench.errors import WorkbenchError
 
-from . import schema
+from . import meaning, schema
 
 __all__ = ["DamagedChunk", "CheckedStore", "array_info", "is_protected", "verify_slot", "crc32c",
-           "done_bytes", "SLOT_VARS"]
+           "done_bytes", "SLOT_VARS", "DIGEST_ATTR", "write_digest", "read_digest", "digest_path", "slot_chunks"]
 
 #: the per-slot arrays whose chunks a done slot needs
 SLOT_VARS = (schema.VAR_RATE, schema.VAR_IMAGE, *schema.EXTRA_VARS)
 _BLOSC_HEADER = 16
+#: group attribute: "sha256" when every slot's chunks are bound to its key (see the module doc)
+DIGEST_ATTR = "content_digest"
+DIGEST_DIR = "digests"
 
 
 class DamagedChunk(WorkbenchError):
@@ -144,8 +155,33 @@ class CheckedStore(LocalStore):
         info = self._info(parts[0])
         if info is None:
             return buf
-        check_chunk(Path(self.root), key, None if buf is None else buf.to_bytes(), info)
+        data = None if buf is None else buf.to_bytes()
+        check_chunk(Path(self.root), key, data, info)
+        if data is not None and parts[0] in SLOT_VARS and info["slotted"] and len(parts) > 2 and parts[2].isdigit() \
+                and self._bound():
+            self._check_bound(key, int(parts[2]), data)
         return buf
+
+    def _bound(self) -> bool:
+        if "_attrs" not in self.__dict__:
+            try:
+                self.__dict__["_attrs"] = json.loads((Path(self.root) / "zarr.json").read_text())["attributes"]
+            except Exception:  # the group's own metadata is checked elsewhere (cache.meaning)
+                self.__dict__["_attrs"] = {}
+        return self.__dict__["_attrs"].get(DIGEST_ATTR) == "sha256"
+
+    def _check_bound(self, key: str, i: int, data: bytes) -> None:
+        group = Path(self.root)
+        cache = self.__dict__.setdefault("_records", {})
+        try:
+            stamp = digest_path(group, i).stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        if cache.get(i, (None,))[0] != stamp or stamp is None:
+            cache[i] = (stamp, read_digest(group, i))
+        slots_ = self.__dict__["_attrs"].get("slots") or []
+        cube_key = slots_[i].get("key") if i < len(slots_) and isinstance(slots_[i], dict) else None
+        check_bound(group, key, data, cache[i][1], cube_key)
 
     async def get(self, key, prototype=None, byte_range=None):
         buf = await super().get(key, prototype, byte_range)
@@ -154,6 +190,63 @@ class CheckedStore(LocalStore):
     def get_sync(self, key, *, prototype=None, byte_range=None):
         buf = super().get_sync(key, prototype=prototype, byte_range=byte_range)
         return buf if byte_range is not None else self._verify(key, buf)
+
+
+def digest_path(group: Path, i: int) -> Path:
+    """Where slot `i`'s content record lies (next to its done flag)."""
+    return Path(group) / schema.VAR_DONE / DIGEST_DIR / f"{int(i)}.json"
+
+
+def _hash(cube_key: str, rel: str, data: bytes) -> str:
+    return hashlib.sha256(cube_key.encode() + b"\0" + rel.encode() + b"\0" + bytes(data)).hexdigest()
+
+
+def slot_chunks(group: Path, i: int) -> list[str]:
+    """Keys of every chunk of slot `i` of every per-slot array of a group (present or not)."""
+    keys = []
+    for var in SLOT_VARS:
+        info = array_info(group, var)
+        if info is not None and info["slotted"]:
+            keys += _chunk_keys(var, info, i)
+    return keys
+
+
+def write_digest(group: Path, i: int, cube_key: str) -> None:
+    """Record the SHA-256 of every chunk of slot `i` bound to `cube_key` (before its done flag is set)."""
+    group = Path(group)
+    chunks = {}
+    for rel in slot_chunks(group, i):
+        with open(group / rel, "rb") as fh:
+            chunks[rel] = _hash(cube_key, rel, fh.read())
+    target = digest_path(group, i)
+    target.parent.mkdir(exist_ok=True)
+    tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps({"key": cube_key, "sha256": chunks}))
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(target)
+
+
+def read_digest(group: Path, i: int) -> dict | None:
+    """Slot `i`'s content record ({"key", "sha256": {chunk: hex}}), None when absent or unreadable."""
+    try:
+        rec = json.loads(digest_path(group, i).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("sha256"), dict) else None
+
+
+def check_bound(group: Path, key: str, data: bytes, record: dict | None, cube_key: str | None) -> None:
+    """Raise DamagedChunk unless chunk `key` (raw bytes `data`) is the one recorded for its slot's cube."""
+    if record is None:
+        raise damaged(group, key, "unverifiable (its cube's content record is missing or unreadable)")
+    if not cube_key or record.get("key") != cube_key:
+        raise damaged(group, key, "another cube's (its content record names another key)")
+    want = record["sha256"].get(key)
+    if want is None or _hash(cube_key, key, data) != want:
+        raise damaged(group, key, "not this cube's content (its SHA-256 differs from the record written with "
+                                  "the cube: copied from another cube or changed after it was written)")
 
 
 def _chunk_keys(var: str, info: dict, i: int) -> list[str]:
@@ -171,6 +264,12 @@ def verify_slot(group: Path, i: int) -> None:
     import zarr
 
     group = Path(group)
+    try:
+        attrs = json.loads((group / "zarr.json").read_text())["attributes"]
+        cube_key = attrs["slots"][i]["key"]
+    except Exception:  # the group's own metadata is checked elsewhere (cache.meaning)
+        attrs, cube_key = {}, None
+    record = read_digest(group, i) if attrs.get(DIGEST_ATTR) == "sha256" else None
     for var in SLOT_VARS:
         info = array_info(group, var)
         if info is None or not info["slotted"]:
@@ -183,6 +282,8 @@ def verify_slot(group: Path, i: int) -> None:
             except OSError as exc:
                 raise damaged(group, key, f"unreadable ({exc.strerror or type(exc).__name__})") from None
             check_chunk(group, key, data, info)
+            if data is not None and attrs.get(DIGEST_ATTR) == "sha256":
+                check_bound(group, key, data, record, cube_key)
     g = zarr.open_group(CheckedStore(group, read_only=True), mode="r", zarr_format=3)
     for var in SLOT_VARS:
         if var not in g:
@@ -193,5 +294,6 @@ def verify_slot(group: Path, i: int) -> None:
             raise
         except Exception as exc:  # a decoder failure on an unprotected chunk whose header looked fine
             raise damaged(group, f"{var}/c/{i}", f"undecodable ({type(exc).__name__})") from None
-        if var in (schema.VAR_RATE, schema.VAR_SUM_S, schema.VAR_SUM_SS) and not np.isfinite(values).all():
-            raise damaged(group, f"{var}/c/{i}", "damaged (it holds NaN/inf values)")
+        problem = meaning.value_problem(var, values)
+        if problem:
+            raise damaged(group, f"{var}/c/{i}", f"damaged ({problem})")

@@ -28,7 +28,7 @@ import xarray as xr
 
 from workbench.errors import WorkbenchError
 
-from . import integrity, schema
+from . import integrity, meaning, schema
 
 __all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "create_group", "write_slot",
            "read_done", "clear_done", "read_attrs", "slot_extras",
@@ -109,6 +109,11 @@ def create_group(path: Path, spec: GroupSpec) -> Path:
                 **schema.label_coords(list(spec.slots), n_t=N, shape=(H, W), image_shape=(iy, ix),
                                       scale=int(spec.attrs.get("scale", 1) or 1))},
         attrs={**schema.GROUP_ATTRS, **spec.attrs, "format": schema.STORE_FORMAT,
+               # what the metadata and shared arrays must be (checked and rewritten from it by cache.check),
+               # and every slot's chunks bound to its key by a content record (cache.integrity)
+               meaning.LAYOUT_ATTR: meaning.layout_record(spec.shape, spec.image_shape, (tc, yc, xc),
+                                                          int(spec.stat_channels), spec.timesteps, spec.alphas),
+               integrity.DIGEST_ATTR: "sha256",
                "schema_version": schema.SCHEMA_VERSION, "slots": list(spec.slots)})
     C = int(spec.stat_channels)
     rate_like = ((D["image"], D["t"], D["y"], D["x"]), da.zeros((n, N, H, W), dtype=np.float32,
@@ -215,6 +220,9 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra:
                                  "with cache.build.compute_cube")
         arrays = {}
         for var, v in values.items():
+            problem = meaning.value_problem(var, v)
+            if problem:  # values no cube can hold are never stored (check and reads refuse them)
+                raise WorkbenchError(f"cube {var} for slot {i} of {path.name}: {problem}; it was not stored")
             if var not in g:
                 continue  # a group of an older schema without this variable
             arrays[var] = g[var]
@@ -225,6 +233,9 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra:
             arr[i] = values[var].astype(arr.dtype)
         for var in arrays:  # on disk before the flag, power loss included
             _fsync_tree(Path(path) / var / "c" / str(i))
+        attrs = dict(g.attrs)
+        if attrs.get(integrity.DIGEST_ATTR) == "sha256":  # the content record, with the flag, binds it to its key
+            integrity.write_digest(Path(path), i, str(attrs["slots"][i]["key"]))
         g[schema.VAR_DONE][i] = 1  # last: a 1-byte chunk file (+ checksum), written only once the slot is complete
     _fsync_tree(Path(path) / schema.VAR_DONE / "c")
 

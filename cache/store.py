@@ -20,11 +20,11 @@ from PIL import Image
 
 from workbench.errors import WorkbenchError
 
-from . import schema, slots
+from . import meaning, schema, slots
 from .keys import cube_key, image_bytes, model_identity
 from .params import CubeParams
 
-__all__ = ["CubeStore", "STORE_FILE"]
+__all__ = ["CubeStore", "STORE_FILE", "creation_interrupted"]
 
 STORE_FILE = "store.json"
 GROUPS = "groups"
@@ -52,10 +52,14 @@ class CubeStore:
             raise WorkbenchError(f"{self.path} is a file, not a cube store folder: pass a folder")
         elif marker.exists():
             self._check_marker(marker)
-        elif create and all(p.name.startswith(f"{STORE_FILE}.partial") for p in self.path.iterdir()):
-            for p in self.path.glob(f"{STORE_FILE}.partial*"):  # a creation killed before its marker landed
-                p.unlink(missing_ok=True)
+        elif create and not any(self.path.iterdir()):
             self._write_marker()
+        elif creation_interrupted(self.path):  # a creation stopped (killed, disk full) before its marker landed
+            if not create:
+                raise WorkbenchError(f"the creation of the cube store {self.path} was interrupted ({STORE_FILE} was "
+                                     f"never finished): run `workbench check {self.path} --repair` or the `workbench "
+                                     "cubes` command again to finish it")
+            self.finish_marker()
         else:
             raise WorkbenchError(f"{self.path} is not a cube store (no {STORE_FILE}): pass a store folder, or a new "
                                  "or empty folder to create one")
@@ -65,9 +69,24 @@ class CubeStore:
     def __repr__(self) -> str:
         return f"CubeStore({str(self.path)!r})"
 
+    @staticmethod
+    def check_path(path: str | os.PathLike) -> None:
+        """Raise WorkbenchError unless `path` can be a store: absent, an empty folder, a store, or a
+        store whose creation was interrupted (what `CubeStore(path)` accepts, without creating anything)."""
+        p = Path(path).expanduser()
+        if not p.exists() or (p.is_dir() and (creation_interrupted(p) or not any(p.iterdir()))):
+            return
+        CubeStore(p, create=False)
+
     # --- the store marker ---------------------------------------------------------------
+    def finish_marker(self) -> None:
+        """Finish a creation that was interrupted before its marker landed (store.json.partial-*)."""
+        self._write_marker()
+        for p in self.path.glob(f"{STORE_FILE}.partial*"):
+            p.unlink(missing_ok=True)
+
     def _write_marker(self) -> None:
-        from .build import package_version
+        from .keys import package_version
 
         tmp = self.path / f"{STORE_FILE}.partial-{os.getpid()}"
         tmp.write_text(json.dumps({"format": schema.STORE_FORMAT, "schema_version": schema.SCHEMA_VERSION,
@@ -94,7 +113,9 @@ class CubeStore:
         return self.groups_dir / f"{gid}.zarr"
 
     def refresh(self) -> None:
-        """Re-read every group's slot list and done flags (cheap: two small reads per group)."""
+        """Re-read every group's slot list and done flags (cheap: two small reads per group). A done
+        flag that is neither 0 nor 1 raises WorkbenchError naming its cube and `workbench check --repair`
+        (its cube would otherwise vanish silently)."""
         groups, where = {}, {}
         for p in sorted(self.groups_dir.glob("*.zarr")):
             if not p.is_dir():
@@ -102,6 +123,7 @@ class CubeStore:
             gid = p.name[: -len(".zarr")]
             attrs = self._attrs(gid, p)
             done = slots.read_done(p)
+            self._refuse_garbage_flags(p, attrs, done)
             groups[gid] = (attrs, done)
             for i, slot in enumerate(attrs["slots"]):
                 if done[i] and slot["key"] not in where:
@@ -190,19 +212,49 @@ class CubeStore:
         return hits[0]["key"]
 
     # --- reading ------------------------------------------------------------------------
-    def _group(self, gid: str) -> xr.Dataset:
+    def _damaged(self, what: str, reason: str) -> WorkbenchError:
+        return WorkbenchError(f"cube {what} is damaged ({reason}): run `workbench check {self.path} --repair`, then "
+                              "`workbench cubes` again to recompute it")
+
+    def _group(self, gid: str, i: int | None = None) -> xr.Dataset:
+        """Group `gid` opened, once its metadata, shared arrays (and slot `i`'s attributes) mean what
+        the schema says (cache.meaning): what `workbench check` would flag is refused here, for every reader."""
+        attrs = self._groups.get(gid, ({},))[0] or slots.read_attrs(self.group_path(gid))
+        if i is not None:
+            problems = meaning.slot_problems(attrs, i)
+            if problems:
+                slot = attrs["slots"][i] if isinstance(attrs["slots"][i], dict) else {}
+                raise self._damaged(f"{slot.get('key', i)}", problems[0])
         if gid not in self._opened:
+            problems = meaning.group_problems(self.group_path(gid), attrs)
+            if problems:
+                slot = attrs["slots"][i] if i is not None else {}
+                what = f"{slot.get('name') or '?'} ({slot.get('key')})" if slot else f"group {gid}"
+                raise self._damaged(what, f"its group {gid}: {problems[0].line()}")
             self._opened[gid] = slots.open_group(self.group_path(gid))
         return self._opened[gid]
 
+    def _refuse_garbage_flags(self, path: Path, attrs: dict, done: np.ndarray) -> None:
+        """Raise when a flag file exists that read_done did not read as 1 and that is not a 0 (garbage)."""
+        try:
+            present = {int(n) for n in os.listdir(path / schema.VAR_DONE / "c") if n.isdigit()}
+        except OSError:
+            return
+        suspects = [i for i in present if i < len(done) and not done[i]]
+        if suspects:
+            for i, reason in meaning.flag_problems(path, len(done)):
+                slot = attrs["slots"][i] if isinstance(attrs["slots"][i], dict) else {}
+                raise self._damaged(f"{slot.get('name') or '?'} ({slot.get('key')})", reason)
+
     def open(self, key: str) -> xr.Dataset:
         """The complete cube `key`: rate (t, y, x), image (iy, ix, rgb), timestep, alpha, attributes
-        (cache.schema.ATTR_KEYS), read lazily. A missing or incomplete cube raises WorkbenchError."""
+        (cache.schema.ATTR_KEYS), read lazily. A missing or incomplete cube raises WorkbenchError;
+        a damaged group or slot (cache.meaning) raises one naming the cube and `workbench check --repair`."""
         loc = self._locate(key)
         if loc is None:
             raise WorkbenchError(f"no complete cube {key} in {self.path}: it was never computed or its writer was "
                                  "stopped; run `workbench cubes` again to finish it")
-        return slots.slot_dataset(self._group(loc[0]), loc[1])
+        return slots.slot_dataset(self._group(loc[0], loc[1]), loc[1])
 
     def open_many(self, keys: Iterable[str] | None = None) -> xr.Dataset:
         """Several complete cubes (default: all) as one lazy Dataset (image_id, t, y, x) with
@@ -218,6 +270,8 @@ class CubeStore:
             by_group.setdefault(loc[0], []).append((loc[1], key))
         D = schema.DIMS
         for gid, members in by_group.items():
+            for i, _ in members:
+                self._group(gid, i)
             g = self._group(gid)
             idx = [i for i, _ in members]
             meta = [g.attrs["slots"][i] for i in idx]
@@ -367,3 +421,12 @@ def _same_path(a: str, b: str) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return False
+
+
+def creation_interrupted(path: Path) -> bool:
+    """True for a folder holding only an unfinished store marker (store.json.partial-*) and,
+    perhaps, an empty `groups` folder: a store creation stopped before its marker landed."""
+    entries = list(path.iterdir())
+    partial = [p for p in entries if p.name.startswith(f"{STORE_FILE}.partial")]
+    rest = [p for p in entries if p not in partial]
+    return bool(partial) and all(p.name == GROUPS and p.is_dir() and not any(p.iterdir()) for p in rest)
