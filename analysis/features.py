@@ -14,11 +14,17 @@ model grid:
 
 `timestep_maps` gives the log rate map at every timestep (for the bits-vs-t curve). Logs use
 log(max(r, tiny)): rates are positive and roughly log-normal across pixels.
+
+`curve="accumulated"` computes the same features on the accumulated curve (workbench.curve_kinds: the
+running integral of the rate over the generation with the DDIM step widths) instead of the per-step
+curve, without `peak_t` and `peak_height`: an accumulated curve is monotone, so its peak is always the
+last step (the smallest timestep) and those maps would be constant.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from workbench.curve_kinds import check_kind, curve_of
 from workbench.errors import WorkbenchError
 
 from .fluctuation import DEFAULT_T_B, fluctuation
@@ -46,18 +52,28 @@ def _ranges(t: np.ndarray, n: int = 3) -> list[tuple[float, float]]:
     return [(float(np.floor(a)), float(np.floor(b))) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def feature_names(timesteps, *, windows=DEFAULT_WINDOWS) -> list[str]:
-    """The names `curve_features` returns for these timesteps, in order."""
+#: features left out of the accumulated curve's set (constant for a monotone curve)
+_MONOTONE_CONSTANT = ("peak_t", "peak_height")
+
+
+def feature_names(timesteps, *, windows=DEFAULT_WINDOWS, curve: str = "rate") -> list[str]:
+    """The names `curve_features` returns for these timesteps (and curve kind), in order."""
     t = np.asarray(timesteps, dtype=np.float64)
     n_kept = int((t > DEFAULT_T_B).sum())
     names = [f"fluct_L{L}" for L in windows if 2 <= L <= n_kept]
     names += [f"mean_t{a:.0f}-{b:.0f}" for a, b in _ranges(t)]
-    return names + ["log_mean", "peak_t", "peak_height", "curvature", "late_early"]
+    names += ["log_mean", "peak_t", "peak_height", "curvature", "late_early"]
+    return names if check_kind(curve) == "rate" else [n for n in names if n not in _MONOTONE_CONSTANT]
 
 
-def curve_features(rate, timesteps, *, windows=DEFAULT_WINDOWS, t_b: float = DEFAULT_T_B) -> dict[str, np.ndarray]:
-    """All curve features of a cube (module docstring): name -> (H, W) float64 map, in a fixed order."""
+def curve_features(rate, timesteps, *, windows=DEFAULT_WINDOWS, t_b: float = DEFAULT_T_B,
+                   curve: str = "rate") -> dict[str, np.ndarray]:
+    """All curve features of a cube (module docstring): rate (N, H, W) per-step, timesteps (N,) ->
+    name -> (H, W) float64 map, in a fixed order; `curve` 'rate' or 'accumulated' (features of the
+    accumulated curve, without peak_t and peak_height)."""
     r, t = _check(rate, timesteps)
+    if check_kind(curve) != "rate":
+        r = curve_of(curve, r, t, axis=0)
     out = {}
     n_kept = int((t > t_b).sum())
     for L in windows:
@@ -78,6 +94,9 @@ def curve_features(rate, timesteps, *, windows=DEFAULT_WINDOWS, t_b: float = DEF
     mid = float(np.median(t))
     late, early = r[t >= mid].mean(0), r[t < mid].mean(0)
     out["late_early"] = np.log(np.maximum(late, _TINY) / np.maximum(early, _TINY))
+    if curve != "rate":
+        for n in _MONOTONE_CONSTANT:
+            del out[n]
     return out
 
 

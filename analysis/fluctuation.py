@@ -15,12 +15,17 @@ attributes record `window`, `t_b` and `normalise`.
 (delta method, `workbench.fluctuation.fluctuation_se`) and a z-score of its departure from the
 map's median: z = (F - median F) / se(F), with a two-sided normal p-value. `grid_power` is the
 fraction of a map's variance on the model's downsampling grid (8 px on the shipped model).
+
+`curve="accumulated"` (on `fluctuation` and `fluctuation_map`) takes the fluctuation of the accumulated
+curve instead of the per-step one (workbench.curve_kinds: the running integral of the rate over the
+generation with the DDIM step widths).
 """
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
 
+from workbench.curve_kinds import curve_of
 from workbench.errors import WorkbenchError
 from workbench.fluctuation import fluctuation as _fluctuation, fluctuation_se as _fluctuation_se
 from workbench.fluctuation import grid_power, grid_power_chance, kept_timesteps
@@ -42,35 +47,42 @@ DEFAULT_NORMALISE = True
 #: serve every timestep, so errors are positively correlated; 0 = independent, the conservative choice
 #: for the normalised fluctuation). Measured by `python -m bench.bench_estimators` (docs/estimators.md).
 SE_CORRELATION = 0.0
+#: a cube variable's CF attributes describe the rate, not a map derived from it
+_CF = ("units", "long_name", "description", "coverage_content_type", "ancillary_variables", "role")
 
 
 def fluctuation(curves: np.ndarray, timesteps, *, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B,
-                axis: int = 0, normalise: bool = DEFAULT_NORMALISE) -> np.ndarray:
-    """`workbench.fluctuation.fluctuation` with the measured defaults: curves with time along `axis`
-    (indexed like `timesteps`, ascending t) -> the array without `axis`, float64."""
-    return _fluctuation(curves, timesteps, window=window, t_b=t_b, axis=axis, normalise=normalise)
+                axis: int = 0, normalise: bool = DEFAULT_NORMALISE, curve: str = "rate") -> np.ndarray:
+    """`workbench.fluctuation.fluctuation` with the measured defaults: per-step curves with time along
+    `axis` (indexed like `timesteps`, ascending t) -> the array without `axis`, float64. `curve`:
+    'rate' (the per-step curves as given) or 'accumulated' (their running integral first)."""
+    c = curve_of(curve, curves, timesteps, axis=axis) if curve != "rate" else curves
+    return _fluctuation(c, timesteps, window=window, t_b=t_b, axis=axis, normalise=normalise)
 
 
 def fluctuation_map(rate, timesteps=None, window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B, *,
-                    normalise: bool = DEFAULT_NORMALISE, dim: str = "t"):
+                    normalise: bool = DEFAULT_NORMALISE, dim: str = "t", curve: str = "rate"):
     """Fluctuation map of a cube.
 
     rate: an `xarray.DataArray` (t, y, x) with coordinate `timestep` (a cube's `rate`), or an
-    array (N, H, W) with `timesteps` (N,). Returns a DataArray (y, x) with attrs
-    `window`, `t_b`, `normalise` (or an (H, W) ndarray for array input).
+    array (N, H, W) with `timesteps` (N,). curve: 'rate' or 'accumulated' (module docstring).
+    Returns a DataArray (y, x) with attrs `window`, `t_b`, `normalise`, `curve` (or an (H, W)
+    ndarray for array input).
     """
     if isinstance(rate, xr.DataArray):
         ts = np.asarray(rate["timestep"].values if timesteps is None else timesteps)
         out = xr.apply_ufunc(fluctuation, rate, kwargs=dict(timesteps=ts, window=window, t_b=t_b, axis=-1,
-                                                            normalise=normalise),
+                                                            normalise=normalise, curve=curve),
                              input_core_dims=[[dim]], dask="parallelized", output_dtypes=[np.float64])
         out.name = "fluctuation"
-        out.attrs.update(window=int(window), t_b=float(t_b), normalise=int(bool(normalise)),
-                         **{k: v for k, v in rate.attrs.items() if isinstance(v, (str, int, float))})
+        out.attrs.update(**{k: v for k, v in rate.attrs.items() if isinstance(v, (str, int, float)) and k not in _CF},
+                         window=int(window), t_b=float(t_b), normalise=int(bool(normalise)), curve=str(curve),
+                         long_name=f"fluctuation of the {'accumulated' if curve == 'accumulated' else 'per-step'} "
+                                   "curve", units="1")
         return out
     if timesteps is None:
         raise WorkbenchError("fluctuation_map of a plain array needs its timesteps: pass timesteps=")
-    return fluctuation(rate, timesteps, window=window, t_b=t_b, axis=0, normalise=normalise)
+    return fluctuation(rate, timesteps, window=window, t_b=t_b, axis=0, normalise=normalise, curve=curve)
 
 
 def significance_arrays(rate: np.ndarray, rate_se: np.ndarray, timesteps, *, window: int = DEFAULT_WINDOW,

@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from workbench.curve_kinds import CURVE_KINDS
 from workbench.errors import WorkbenchError
 
 from .density import GRID, fit_centre_bias, fit_map_density, fixation_counts, map_log_density, to_grid
@@ -66,12 +67,18 @@ class InformationExperiment:
     low_train: int = 0  # also fit the low-level readout on this many training images (no cubes needed) and score it
     #                     on every held-out image: the control at full size (0 = off)
     min_train: int = 20
+    #: curve kinds whose features are read: "rate" (the per-step curve) and/or "accumulated" (its running
+    #: integral, workbench.curve_kinds); the accumulated curve's features are named "<rate>+accumulated:<feature>"
+    #: and get their own families ("curves[h+accumulated]", ...) beside the per-step curve's
+    curves: tuple[str, ...] = ("rate",)
 
     def __post_init__(self):
         if self.held_out < 1:
             raise WorkbenchError(f"--held-out must be at least 1, got {self.held_out}")
         if self.split not in ("train", "crossfit", "auto"):
             raise WorkbenchError(f"--split {self.split!r}: choose train, crossfit or auto")
+        if not self.curves or any(c not in CURVE_KINDS for c in self.curves):
+            raise WorkbenchError(f"--curves {','.join(self.curves)}: choose {' and/or '.join(CURVE_KINDS)}")
 
 
 def _note(progress: Progress | None, stage: str, done: int, total: int) -> None:
@@ -140,14 +147,21 @@ def _split(images: list[Path], held_out: int) -> tuple[list[Path], list[Path]]:
     return images[:-held_out], images[-held_out:]
 
 
-def _image_features(store, keys: dict[str, str], item, grid) -> dict[str, np.ndarray]:
-    """Every feature of one image on the grid: '<rate>:<curve feature>', '<rate>:t=<t>', 'low:<name>'."""
+def _stream(rate: str, curve: str) -> str:
+    """The feature-name prefix of a rate definition's curve kind: 'h' (per-step), 'h+accumulated'."""
+    return rate if curve == "rate" else f"{rate}+{curve}"
+
+
+def _image_features(store, keys: dict[str, str], item, grid, curves=("rate",)) -> dict[str, np.ndarray]:
+    """Every feature of one image on the grid: '<rate>:<curve feature>', '<rate>+accumulated:<curve
+    feature>' (curves), '<rate>:t=<t>', 'low:<name>'."""
     feats = {}
     for d, key in keys.items():
         ds = store.open(key)
         rate, ts = ds["rate"].values, ds["timestep"].values
-        for n, m in curve_features(rate, ts).items():
-            feats[f"{d}:{n}"] = to_grid(m, grid).astype(np.float32)
+        for kind in curves:
+            for n, m in curve_features(rate, ts, curve=kind).items():
+                feats[f"{_stream(d, kind)}:{n}"] = to_grid(m, grid).astype(np.float32)
         maps, ts = timestep_maps(rate, ts)
         for t, m in zip(ts, maps):
             feats[f"{d}:t={int(t)}"] = to_grid(m, grid).astype(np.float32)
@@ -243,7 +257,7 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
         it = items.get(p.resolve())
         if it is None:
             raise WorkbenchError(f"no ground truth for {p.name} in {cfg.data}")
-        feats.append(_image_features(store, {r: cubes[r][p] for r in rates if p in cubes[r]}, it, grid))
+        feats.append(_image_features(store, {r: cubes[r][p] for r in rates if p in cubes[r]}, it, grid, cfg.curves))
         counts.append(fixation_counts(it.fixations, grid))
         _note(progress, "features", k + 1, len(used))
     ctx = {"cfg": cfg, "feats": feats, "counts": counts, "log_cb": [log_q] * len(used), "split": split}
@@ -262,9 +276,10 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
                "centre_bias": {"bandwidth": centre.bandwidth, "eps": centre.eps, "n_train_images": len(cb_train),
                                "ll_over_uniform": summarise(log_likelihoods([log_q] * len(te_counts), te_counts),
                                                             n_boot=cfg.n_boot, seed=cfg.seed)}}
+    streams = [_stream(r, c) for r in rates for c in cfg.curves]  # one family of curve features per rate and kind
     # single features
     singles = [f"{LOW}:{n}" for n in LOWLEVEL_NAMES]
-    for r in rates:
+    for r in streams:
         singles += [k for k in allkeys if k.startswith(f"{r}:") and ":t=" not in k]
     results["single"] = {}
     for j, name in enumerate(singles):
@@ -287,10 +302,11 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
         results["per_timestep"][r] = rows
     # families
     fams = {"lowlevel": [f"{LOW}:{n}" for n in LOWLEVEL_NAMES]}
-    for r in rates:
+    for r in streams:
         curve = [k for k in allkeys if k.startswith(f"{r}:") and ":t=" not in k]
         fams[f"curves[{r}]"] = curve
-        fams[f"timesteps[{r}]"] = [k for k in allkeys if k.startswith(f"{r}:t=")]
+        if r in rates:
+            fams[f"timesteps[{r}]"] = [k for k in allkeys if k.startswith(f"{r}:t=")]
         fams[f"curves[{r}]+lowlevel"] = curve + fams["lowlevel"]
     if len(rates) > 1:
         fams["curves[" + ",".join(rates) + "]+lowlevel"] = [k for r in rates for k in fams[f"curves[{r}]"]] + \
@@ -319,7 +335,7 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
                 log_likelihoods([log_q] * len(all_te), all_te), n_boot=cfg.n_boot, seed=cfg.seed)
     # the key number: curves + low-level over low-level alone, on the same held-out images
     results["key"] = {}
-    for r in rates:
+    for r in streams:
         a, b = results["families"].get(f"curves[{r}]+lowlevel"), results["families"].get("lowlevel")
         if a and b:
             tr, te = split_for(fams[f"curves[{r}]+lowlevel"])
@@ -330,7 +346,7 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
                                                                  seed=cfg.seed)}
     # maps as densities (item 1)
     results["map_density"] = {}
-    mnames = [f"{r}:{f}" for r in rates for f in cfg.map_density_features] + [f"{LOW}:spectral_residual"]
+    mnames = [f"{r}:{f}" for r in streams for f in cfg.map_density_features] + [f"{LOW}:spectral_residual"]
     for name in mnames:
         tr, te = split_for([name])
         if not _enough(tr, te, split):

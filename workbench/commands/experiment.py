@@ -68,6 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "and score it on every held-out image (default 0 = off)")
     p.add_argument("--grid", default="48x64", help="information: analysis grid ROWSxCOLS of equal-area cells over "
                                                    "each image (default 48x64)")
+    p.add_argument("--curves", default="rate",
+                   help="information: curve kinds whose features are read, comma-separated: rate (the per-step curve), "
+                        "accumulated (its running integral over the generation; features '<rate>+accumulated:...'); "
+                        "default rate")
     p.set_defaults(func=run)
 
 
@@ -155,7 +159,8 @@ def _run_information(args) -> int:
     cfg = InformationExperiment(store=args.store, data=args.data, held_out=args.held_out, rates=rates, K=args.K,
                                 steps=args.steps, estimator=est, max_train=args.max_train, n_boot=args.boot,
                                 seed=args.seed, split=args.readout_split, min_train=args.min_train, grid=grid,
-                                low_train=args.low_train)
+                                low_train=args.low_train,
+                                curves=tuple(c.strip() for c in args.curves.split(",") if c.strip()))
     progress = _stage_bars()
 
     from ..outputs import OutputDir

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..curve_kinds import CURVE_KINDS
 from .common import add_overwrite_arg, parse_xy
 
 #: PNG text chunk of every PNG `workbench query` writes: how a rerun knows the file is its own.
@@ -30,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--region", default=None, help="mask image (white = region) at the source image's size")
     what.add_argument("--t", type=int, default=None, help="timestep: the rate map at the nearest stored timestep")
     what.add_argument("--list", action="store_true", help="list the store's complete cubes")
+    p.add_argument("--curve", default="rate", choices=CURVE_KINDS,
+                   help="rate: the per-step curve the cube stores (default); accumulated: its running integral over "
+                        "the generation with the DDIM step widths (docs/format.md)")
     p.add_argument("--rate", default=None, help="only cubes of this rate definition (when a store holds several)")
     p.add_argument("--estimator", default=None, help="only cubes of this estimator")
     p.add_argument("--K", type=int, default=None, help="only cubes with this K")
@@ -78,9 +82,9 @@ def run(args) -> int:
     name = Path(str(ds.attrs.get("source_image") or key)).stem
     meta = {"image": name, "key": key, "source_image": ds.attrs.get("source_image"),
             "rate_definition": ds.attrs.get("rate_definition"), "estimator": ds.attrs.get("estimator"),
-            "K": ds.attrs.get("K")}
+            "K": ds.attrs.get("K"), **({"curve": args.curve} if args.curve != "rate" else {})}
     if args.t is not None:
-        m = ds.curves.at(args.t)
+        m = ds.curves.at(args.t, kind=args.curve)
         meta.update(timestep=int(m.timestep), requested_t=args.t)
         if fmt == "png":
             size = tuple(int(v) for v in np.atleast_1d(ds.attrs.get("source_size", [ds.sizes["iy"], ds.sizes["ix"]])))
@@ -90,19 +94,19 @@ def run(args) -> int:
     if args.pixel is not None:
         x, y = parse_xy(args.pixel)
         my, mx = ds.curves.source_pixel(x, y)
-        curve = ds.curves.pixel(my, mx)
+        curve = ds.curves.pixel(my, mx, kind=args.curve)
         meta.update(pixel=[x, y], model_pixel=[mx, my])
         title, tag = f"{name} pixel ({x}, {y})", f"x{x}-y{y}"
     else:
         weights = _region_weights(args.region, ds)
-        curve = ds.curves.region(weights)
+        curve = ds.curves.region(weights, kind=args.curve)
         meta.update(region=str(args.region), region_pixels=float(weights.sum()))
         title, tag = f"{name} region {Path(args.region).name}", f"region-{Path(args.region).stem}"
     ts, vals = curve.timestep.values.astype(int).tolist(), curve.values.astype(float).tolist()
     se = curve.coords["rate_se"].values.astype(float).tolist() if "rate_se" in curve.coords else None
     if fmt == "png":
-        return _emit_bytes(_curve_png(ts, vals, title), _out(args, name, tag), args)
-    return _emit_text(_curve_text(ts, vals, meta, fmt, se), args)
+        return _emit_bytes(_curve_png(ts, vals, title, ylabel=args.curve), _out(args, name, tag), args)
+    return _emit_text(_curve_text(ts, vals, meta, fmt, se, column=args.curve), args)
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -183,14 +187,17 @@ def _list_text(rows: list[dict], fmt: str) -> str:
     return "\n".join([",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]) + "\n"
 
 
-def _curve_text(ts: list[int], vals: list[float], meta: dict, fmt: str, se: list[float] | None = None) -> str:
-    """A curve as JSON or CSV; with its standard errors `se` (cubes of schema >= 3) as `rate_se`."""
+def _curve_text(ts: list[int], vals: list[float], meta: dict, fmt: str, se: list[float] | None = None, *,
+                column: str = "rate") -> str:
+    """A curve as JSON or CSV under `column` ('rate' or 'accumulated'); with its standard errors `se`
+    (cubes of schema >= 3) as `<column>_se`."""
     if fmt == "json":
-        return json.dumps({**meta, "timestep": ts, "rate": vals, **({"rate_se": se} if se is not None else {})}) + "\n"
+        return json.dumps({**meta, "timestep": ts, column: vals, **({f"{column}_se": se} if se is not None else {})}) \
+            + "\n"
     head = "# " + " ".join(f"{k}={v}" for k, v in meta.items() if v is not None)
     if se is None:
-        return "\n".join([head, "timestep,rate"] + [f"{t},{v:.7g}" for t, v in zip(ts, vals)]) + "\n"
-    return "\n".join([head, "timestep,rate,rate_se"] +
+        return "\n".join([head, f"timestep,{column}"] + [f"{t},{v:.7g}" for t, v in zip(ts, vals)]) + "\n"
+    return "\n".join([head, f"timestep,{column},{column}_se"] +
                      [f"{t},{v:.7g},{e:.7g}" for t, v, e in zip(ts, vals, se)]) + "\n"
 
 
@@ -222,8 +229,9 @@ def _map_png(m: np.ndarray, size: tuple[int, int]) -> bytes:
     return _png(img)
 
 
-def _curve_png(ts: list[int], vals: list[float], title: str, size: tuple[int, int] = (640, 400)) -> bytes:
-    """A plain line chart (rate against timestep) drawn with PIL."""
+def _curve_png(ts: list[int], vals: list[float], title: str, size: tuple[int, int] = (640, 400), *,
+               ylabel: str = "rate") -> bytes:
+    """A plain line chart (`ylabel`, the curve kind, against timestep) drawn with PIL."""
     from PIL import Image, ImageDraw
 
     W, H = size
@@ -243,4 +251,5 @@ def _curve_png(ts: list[int], vals: list[float], title: str, size: tuple[int, in
     d.line([(px(t), py(v)) for t, v in zip(ts, vals)], fill=(31, 119, 180), width=2)
     d.text((left, 8), title, fill="black")
     d.text((W // 2 - 30, H - 18), "timestep t", fill="black")
+    d.text((4, 16), ylabel, fill="black")
     return _png(img)
