@@ -28,18 +28,30 @@ Public API (all keyword options are optional bounds known only once a model is l
     check_device(device) -> str                                     cpu, cuda[:N], mps; must exist
     check_dtype(dtype) -> torch.dtype                               float32, float16, bfloat16
     check_scheduler_config(config, where) -> dict                   a model's scheduler config
+    check_stability(R)                                              split-half stability target, 0 < R < 1
+    check_probe_cap(cap, *, K)                                      --until-stable's probe cap, 2 blocks..MAX_K
+    check_refine_to(K2, *, estimator, definition)                   refinement target of Hutchinson cubes
+    check_scheduler_address(address)                                a dask scheduler, tcp://HOST:PORT
+    check_memory_size(text) -> int | None                           a memory budget in bytes, MIN..MAX_MEMORY
+    check_timestep(t)                                               a diffusion timestep, 0..MAX_TIMESTEP
+
+Everything here runs before a model is loaded or anything is written: a command validates every
+number it was given first, so a mistake costs no model load and leaves nothing on disk.
 """
 from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Any
 
 from .errors import WorkbenchError
 
 __all__ = ["MAX_K", "MAX_BATCH", "MAX_RESOLUTION", "DTYPES", "check_int", "check_real", "check_steps", "check_K",
            "check_k", "check_window", "check_t_b", "check_iterations", "check_batch_size", "check_resolution",
-           "check_channel", "check_seed", "check_device", "check_dtype", "check_scheduler_config"]
+           "check_channel", "check_seed", "check_device", "check_dtype", "check_scheduler_config", "check_stability",
+           "check_probe_cap", "check_refine_to", "check_scheduler_address", "check_memory_size", "check_timestep",
+           "MIN_MEMORY", "MAX_MEMORY", "MAX_TIMESTEP"]
 
 #: Largest K (Hutchinson probes, rSVD rank): beyond it the probes alone outgrow memory on any model
 #: this workbench runs, and the estimate is already exact to far better than 1 % (error ~ sqrt(2/K)).
@@ -48,6 +60,11 @@ MAX_BATCH = 65536
 MAX_RESOLUTION = 8192
 #: compute dtypes; float64 is for precise library work (the command line offers the first three)
 DTYPES = ("float32", "float16", "bfloat16", "float64")
+#: memory budgets: below 16 MiB no model runs (the process alone is larger); above 1 PiB is a typo
+MIN_MEMORY = 16 * 2**20
+MAX_MEMORY = 2**50
+#: the largest diffusion timestep of any model (the scheduler configs' num_train_timesteps <= 1000000)
+MAX_TIMESTEP = 1_000_000
 
 
 def _is_int(value: Any) -> bool:
@@ -209,3 +226,66 @@ def check_scheduler_config(config: Any, where: str) -> dict:
             raise WorkbenchError(f"{where}: beta_start and beta_end must satisfy 0 < beta_start <= beta_end < 1, "
                                  f"got {b0!r} and {b1!r}: fix the file or copy the model's scheduler folder again")
     return config
+
+
+def check_stability(R: Any) -> float:
+    """Split-half stability target R of --until-stable (Spearman-Brown): a finite number, 0 < R < 1."""
+    ok = isinstance(R, numbers.Real) and not isinstance(R, bool) and math.isfinite(float(R)) and 0 < R < 1
+    if not ok:
+        raise WorkbenchError(f"stability target R must be a finite number > 0 and < 1 (a split-half correlation; 1 is "
+                             f"never reached), got {R!r}: e.g. 0.98")
+    return float(R)
+
+
+def check_probe_cap(cap: Any, *, K: int) -> int | None:
+    """Probe cap of --until-stable (None: 8 K): at least one pair of probe blocks of K/2 (>= 2 each), at most MAX_K."""
+    if cap is None:
+        return None
+    block = max(2, int(K) // 2)
+    return check_int("probe cap (max K)", cap, minimum=2 * block, maximum=MAX_K,
+                     why=f"one pair of probe blocks of {block} is the least --until-stable runs")
+
+
+def check_refine_to(K2: Any, *, estimator: str, definition: str) -> int:
+    """Refinement target K2: 1..MAX_K probes, of Hutchinson cubes (the only ones with probe statistics)."""
+    K2 = check_int("refinement target K2", K2, minimum=1, maximum=MAX_K)
+    if estimator != "hutchinson" or definition == "projected":
+        raise WorkbenchError(f"refinement needs Hutchinson cubes with probe statistics, not estimator {estimator} with "
+                             f"rate {definition}: use --estimator hutchinson (rate h, eps or step), or compute the "
+                             f"cubes anew with --K {K2}")
+    return K2
+
+
+def check_scheduler_address(address: Any) -> str | None:
+    """A dask.distributed scheduler address: tcp://HOST:PORT or tls://HOST:PORT, port 1..65535 (None: none)."""
+    if address is None:
+        return None
+    m = re.fullmatch(r"(tcp|tls)://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})", str(address))
+    if m is None or not 1 <= int(m.group(3)) <= 65535:
+        raise WorkbenchError(f"scheduler must be a dask scheduler address tcp://HOST:PORT (port 1..65535), got "
+                             f"{address!r}: e.g. tcp://10.0.0.5:8786")
+    return str(address)
+
+
+def check_memory_size(text: Any) -> int | None:
+    """A memory budget ('6GB', '512MiB', a byte count) -> bytes, MIN_MEMORY..MAX_MEMORY; None for
+    automatic (None, '' or 'auto')."""
+    from .memory import parse_size
+
+    if text is None or str(text).strip().lower() in ("", "auto"):
+        return None
+    try:
+        n = parse_size(text)
+    except (OverflowError, ValueError):  # a number too large for a float or an int
+        n = None
+    if n is None or not MIN_MEMORY <= n <= MAX_MEMORY:
+        shown = str(text) if len(str(text)) <= 40 else str(text)[:20] + "..." + str(text)[-8:]
+        raise WorkbenchError(f"memory size must be from 16MiB to 1PiB, got {shown!r}: write e.g. 6GB")
+    return n
+
+
+def check_timestep(t: Any) -> int:
+    """A diffusion timestep: a whole number 0..MAX_TIMESTEP (the nearest stored one is used)."""
+    if isinstance(t, float) and t.is_integer():
+        t = int(t)
+    return check_int("timestep", t, minimum=0, maximum=MAX_TIMESTEP)
