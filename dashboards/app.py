@@ -40,6 +40,14 @@ class WorkbenchApp(pn.viewable.Viewer):
         self.explore = ExploreView(context)
         self.saliency = SaliencyView(context)
         self.edit = EditView(context)
+        # one "Re-read the store" (in Explore or Saliency) updates every view of the session
+        self.explore.refresh_all = self.saliency.refresh_all = self.refresh
+
+    def refresh(self) -> None:
+        """Re-read the store in every view: Explore's cube list, Saliency's images and scores, Edit's images."""
+        self.explore.refresh_cubes()
+        self.saliency.refresh()
+        self.edit.refresh_images()
 
     def __panel__(self):
         tabs = pn.Tabs(("Explore", self.explore), ("Saliency", self.saliency), ("Edit", self.edit),

@@ -18,16 +18,39 @@ import xarray as xr
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["CubeCatalog", "cube_label"]
+__all__ = ["CubeCatalog", "cube_label", "cube_labels", "cube_variant"]
+
+
+def cube_variant(entry: dict) -> str:
+    """What a cube was computed with, without its image: 'rate h · hutchinson · K 64 · 50 steps'
+    (and the prompt of a text model's cube)."""
+    parts = []
+    if entry.get("rate_definition"):
+        parts.append(f"rate {entry['rate_definition']}")
+    if entry.get("estimator"):
+        parts.append(str(entry["estimator"]))
+    if entry.get("K") not in (None, ""):
+        parts.append(f"K {entry['K']}")
+    if entry.get("steps") not in (None, ""):
+        parts.append(f"{entry['steps']} steps")
+    if entry.get("prompt"):
+        parts.append(f"“{entry['prompt']}”")
+    return " · ".join(parts) or "cube"
 
 
 def cube_label(entry: dict) -> str:
-    """A short human label for a catalog entry: image name, rate definition and estimator."""
-    parts = [str(entry.get("name") or entry["key"][:10])]
-    extra = [str(entry[k]) for k in ("rate_definition", "estimator") if entry.get(k)]
-    if extra:
-        parts.append(f"({', '.join(extra)})")
-    return " ".join(parts) + f" [{entry['key'][:6]}]"
+    """A human label naming a catalog entry fully: 'image · rate h · hutchinson · K 64 · 50 steps'."""
+    return f"{entry.get('name') or entry['key'][:10]} · {cube_variant(entry)}"
+
+
+def cube_labels(entries: list[dict]) -> dict[str, str]:
+    """label -> key for the entries; labels shared by several cubes (same image and parameters, another
+    seed or model) end with the start of their key so that each names one cube."""
+    labels = [cube_label(e) for e in entries]
+    out = {}
+    for label, e in zip(labels, entries):
+        out[label if labels.count(label) == 1 else f"{label} · key {e['key'][:6]}"] = e["key"]
+    return out
 
 
 class CubeCatalog:

@@ -155,6 +155,10 @@ class EditView(pn.viewable.Viewer):
         self._refresh_images()
 
     # -- images ------------------------------------------------------------------------------
+    def refresh_images(self, select: Path | None = None) -> None:
+        """Re-read the images one can edit (the samples and the store's cubes' images); select `select`."""
+        self._refresh_images(select)
+
     def _refresh_images(self, select: Path | None = None) -> None:
         paths = list(sample_images())
         for e in self.context.catalog.entries():
@@ -199,8 +203,10 @@ class EditView(pn.viewable.Viewer):
         self.download.disabled = self.save_button.disabled = True
 
     def _draw_source(self) -> None:
-        fig = figures.map_figure(self.size, image=self._display, title=f"{Path(self.image_path).name}: select a "
-                                 "region, click a reference", height=460)
+        H0, W0 = self.size
+        title = f"{Path(self.image_path).name} ({W0}×{H0} px): select a region, click a reference"
+        fig = figures.map_figure(self.size, image=self._display,
+                                 frame=figures.Frame(title=title, height=460, uirevision=str(self.image_path)))
         fig.data = fig.data[:-1]  # no pixel markers here
         if self.mask is not None:
             z, xs, ys = figures.downsample(self.mask.astype(np.float32), 160)
@@ -388,7 +394,7 @@ class EditView(pn.viewable.Viewer):
         its = np.arange(1, len(losses) + 1)
         fig = figures.curves_figure(its, [("loss", losses), ("moving average (the loop keeps its best)", ema(losses))],
                                     title="Loss per iteration", height=240, yaxis_title="loss")
-        fig.update_xaxes(title="iteration")
+        fig.update_xaxes(title="iteration", tickformat="d", dtick=max(1, int(np.ceil(len(losses) / 8))))
         self.loss_pane.object, self.loss_pane.visible = fig, True
 
     def composite(self) -> np.ndarray:

@@ -6,8 +6,10 @@ browser: set `cube`, `window`, `t_b`, `t_index`, `opacity`, `significant_only`; 
 cube is computed.
 
 Uncertainty: a cube with standard errors (schema >= 3, `rate_se`) draws every clicked curve with
-a +-2 SE band, and `significant_only` masks the fluctuation map to the pixels whose |z| > 2
-(`analysis.fluctuation.significance_arrays`). A dropped image's cube is shown after its first
+a +-2 SE band, and `significant_only` masks the fluctuation map to the pixels whose F is
+significantly higher (or, with `significance_side="lower"`, lower) than the image's median F, one-sided
+z > 2 (`analysis.fluctuation.significance_arrays`, `analysis.pixelcurves`). The curves, their
+bands and the mask come from `analysis.pixelcurves`, so a notebook computes what the view shows. A dropped image's cube is shown after its first
 probe batch and refined live (`cache.anytime.cube_batches`): each poll shows the latest batch's
 cube, keeping the clicked pixels; only the final cube goes into the store.
 """
@@ -19,24 +21,25 @@ import param
 
 from analysis.fluctuation import (DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map,
                                   significance_arrays)
+from analysis.pixelcurves import SIDES, Z_SIGNIFICANT, fluctuation_name, pixel_curve, significance_text, significant
 from workbench.errors import WorkbenchError
 from workbench.estimators import DEFAULT_K
 from workbench.validate import MAX_K, check_K, check_real, check_steps
 
 from . import figures
-from .catalog import cube_label
+from .catalog import cube_labels
 from .context import AppContext
 from .widgets import checkbox, number_box
 from .jobs import Cancelled, Job, Poller, format_seconds, on_session_end
 
 __all__ = ["ExploreView", "MAX_PIXELS", "BAND_SE", "Z_SIGNIFICANT", "NO_SE_TEXT", "UNKNOWN_SE_TEXT"]
 
+#: the Cube box's value while a dropped image's cube is computed and its batches are shown
+LIVE = "live:computing"
 #: at most this many curves are compared on one plot (the oldest is dropped)
 MAX_PIXELS = 8
 #: the curves' bands are +- this many standard errors
 BAND_SE = 2.0
-#: the significance mask keeps pixels with |z| above this
-Z_SIGNIFICANT = 2.0
 #: what the curve plot and the mask say for a cube without standard errors (schema < 3) ...
 NO_SE_TEXT = "no standard errors in this cube (written before schema 3)"
 #: ... and for one whose standard errors are unknown (stored as NaN: an estimator without them)
@@ -73,8 +76,12 @@ class ExploreView(pn.viewable.Viewer):
                                         "of its fluctuation map reaches this (0: all K probes; K is the cap)")
     fixed_range = param.Boolean(default=False, doc="one colour range for the rate map at every timestep "
                                                    "(robust range of the whole cube) instead of per timestep")
-    significant_only = param.Boolean(default=False, doc="mask the fluctuation map to pixels with |z| > 2 "
-                                                        "(needs the cube's rate_se)")
+    significant_only = param.Boolean(default=False, doc="mask the fluctuation map to the pixels whose F is "
+                                                        "significantly higher / lower than the image median "
+                                                        "(`significance_side`; needs the cube's rate_se)")
+    significance_side = param.Selector(default="higher", objects={v: k for k, v in SIDES.items()},
+                                       doc="which one-sided test the mask applies: 'higher' (z > 2) or 'lower' "
+                                           "(z < -2) than the image's median F")
 
     def __init__(self, context: AppContext, **params):
         params.setdefault("max_side", context.max_side)
@@ -86,6 +93,7 @@ class ExploreView(pn.viewable.Viewer):
         self._z: np.ndarray | None = None  # significance z of the fluctuation (when masking)
         self._live = False  # showing the in-memory batches of a dropped image's cube
         self._live_K: int | None = None  # probes of the batch shown last
+        self._live_name, self._live_label = "", ""
         self._se_reason: str | None = NO_SE_TEXT  # why the shown cube has no usable rate_se (None: it has)
         self.job: Job | None = None
         self._poller = Poller(self.poll, 250, on_gone=self.dispose)
@@ -93,10 +101,10 @@ class ExploreView(pn.viewable.Viewer):
         cfg = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
         def blank():  # no axes without data
             return figures.empty_figure("no cube to show yet")
-        self.image_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
-        # linked: a click moves the markers with Plotly.restyle of that one trace (the heatmap is not redrawn)
+        # linked: a click moves the markers with Plotly.restyle of that one trace (the maps are not redrawn)
+        self.image_pane = pn.pane.Plotly(blank(), link_figure=True, config=cfg, sizing_mode="stretch_width")
         self.fluct_pane = pn.pane.Plotly(blank(), link_figure=True, config=cfg, sizing_mode="stretch_width")
-        self.rate_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
+        self.rate_pane = pn.pane.Plotly(blank(), link_figure=True, config=cfg, sizing_mode="stretch_width")
         self.curve_pane = pn.pane.Plotly(blank(), link_figure=False, config={"displaylogo": False},
                                          sizing_mode="stretch_width")
         for pane in (self.image_pane, self.fluct_pane, self.rate_pane):
@@ -112,7 +120,14 @@ class ExploreView(pn.viewable.Viewer):
         self.job_status = pn.pane.Markdown("", visible=False, margin=(0, 10), css_classes=["explore-job-status"])
         self.clear_button = pn.widgets.Button(label="Clear curves", button_type="default")
         self.clear_button.on_click(lambda _e: self.clear())
-        self.sig_box = checkbox(self.param.significant_only, "Only significant pixels (|z| > 2)")
+        self.refresh_button = pn.widgets.Button(label="Re-read the store", sizing_mode="stretch_width",
+                                                css_classes=["explore-refresh"])
+        #: what "Re-read the store" runs: this view's `refresh_cubes`; the app makes it refresh every view
+        self.refresh_all = self.refresh_cubes
+        self.refresh_button.on_click(lambda _e: self.refresh_all())
+        self.sig_box = checkbox(self.param.significant_only, "Only pixels with significant F:")
+        self.sig_side = pn.widgets.RadioBoxGroup.from_param(self.param.significance_side, name="", inline=False,
+                                                            margin=(0, 10, 0, 30))
         self.sig_note = pn.pane.Markdown("", visible=False, margin=(0, 10), styles={"font-size": "12px"})
         self.empty = pn.pane.Markdown("The store holds no cubes yet: drop an image on the left (or compute some "
                                       "with `workbench cubes`).", visible=False)
@@ -121,10 +136,13 @@ class ExploreView(pn.viewable.Viewer):
 
     # -- catalogue ---------------------------------------------------------------------------
     def refresh_cubes(self, select: str | None = None) -> None:
-        """Re-read the store's cube list (after a new cube) and select `select` (or keep the current one)."""
-        entries = self.context.catalog.entries()
-        self._labels = {cube_label(e): e["key"] for e in entries}
+        """Re-read the store's cube list (after a new cube) and select `select` (or keep the current one;
+        a cube being computed and shown live stays shown)."""
+        self._labels = cube_labels(self.context.catalog.entries())
         keys = list(self._labels.values())
+        if self.cube == LIVE and self._live and select is None:
+            self.param.cube.objects = {**self._labels, self._live_label: LIVE}
+            return
         self.param.cube.objects = self._labels
         target = select or (self.cube if self.cube in keys else (keys[0] if keys else None))
         if target != self.cube:
@@ -134,7 +152,7 @@ class ExploreView(pn.viewable.Viewer):
 
     @param.depends("cube", watch=True)
     def _load(self) -> None:
-        if self.cube is None:
+        if self.cube is None or self.cube == LIVE:  # LIVE: the batches of a computation, shown by poll
             return
         keep = self._live and self._live_K is not None  # the final cube of the batches shown live
         self._live = False  # picking another cube stops following a computation's batches
@@ -234,17 +252,9 @@ class ExploreView(pn.viewable.Viewer):
         """The rate map (H, W) at the selected timestep."""
         return np.asarray(self._ds["rate"].values[self.t_index])
 
-    def _norm_sum(self, c: np.ndarray) -> float:
-        """What `normalise` divides a raw curve by: its sum over t > t_b (1 when off or not positive)."""
-        if not self.normalise:
-            return 1.0
-        s = float(c[self.timesteps > self.t_b].sum())
-        return s if s > 0 else 1.0
-
     def curve(self, y: int, x: int) -> np.ndarray:
-        """The generation curve (N,) of grid pixel (y, x), optionally normalised."""
-        c = np.asarray(self._ds["rate"].values[:, y, x], dtype=np.float64)
-        return c / self._norm_sum(c)
+        """The generation curve (N,) of grid pixel (y, x), optionally normalised (`analysis.pixelcurves`)."""
+        return pixel_curve(self._ds, y, x, t_b=self.t_b, normalise=self.normalise, with_se=False)[0]
 
     @property
     def has_se(self) -> bool:
@@ -266,18 +276,21 @@ class ExploreView(pn.viewable.Viewer):
         own error is ignored), or None when the cube has no rate_se."""
         if not self.has_se:
             return None
-        c = np.asarray(self._ds["rate"].values[:, y, x], dtype=np.float64)
-        return np.asarray(self._ds["rate_se"].values[:, y, x], dtype=np.float64) / self._norm_sum(c)
+        return pixel_curve(self._ds, y, x, t_b=self.t_b, normalise=self.normalise)[1]
 
     def significance(self) -> np.ndarray | None:
-        """The z map (H, W) of the fluctuation (|z| > 2: resolved) while `significant_only` is on, else None."""
+        """The z map (H, W) of the fluctuation against the image's median F while `significant_only` is on,
+        else None."""
         return self._z
 
+    def significant_mask(self) -> np.ndarray | None:
+        """bool (H, W): the pixels the mask keeps (one-sided test `significance_side`), None when not masking."""
+        return None if self._z is None else significant(self._z, self.significance_side)
+
     def significant_fraction(self) -> float | None:
-        """The fraction of pixels with |z| > Z_SIGNIFICANT (None when not masking)."""
-        if self._z is None:
-            return None
-        return float(np.mean(np.abs(self._z) > Z_SIGNIFICANT))
+        """The fraction of pixels the mask keeps (None when not masking)."""
+        keep = self.significant_mask()
+        return None if keep is None else float(np.mean(keep))
 
     def _recompute_fluct(self) -> None:
         self._z = None
@@ -296,7 +309,7 @@ class ExploreView(pn.viewable.Viewer):
 
     def _update_sig_controls(self) -> None:
         """Enable the significance mask only for cubes with standard errors; say why it is off otherwise."""
-        self.sig_box.disabled = not self.has_se
+        self.sig_box.disabled = self.sig_side.disabled = not self.has_se
         self.sig_note.object = f"*{self._se_reason}: the mask needs them*" if not self.has_se else ""
         self.sig_note.visible = not self.has_se
 
@@ -323,23 +336,27 @@ class ExploreView(pn.viewable.Viewer):
     # -- figures -----------------------------------------------------------------------------
     def _build_figures(self) -> None:
         shape, extent = self.shape, self.extent
-        name = str(self._ds.attrs.get("source_image", "")).rsplit("/", 1)[-1] or self.cube[:10]
-        self.image_pane.object = figures.map_figure(shape, image=self._image, title=f"Image: {name}",
-                                                    pixels=self.pixels, extent=extent, pickable=True,
-                                                    max_side=self.max_side)
-        self.fluct_pane.object = figures.map_figure(shape, image=self._image, values=self._fluct_values(),
-                                                    name="F", title=self._fluct_title(), opacity=self.opacity,
-                                                    colorscale="Inferno", pixels=self.pixels,
-                                                    max_side=self.max_side, extent=extent,
-                                                    colorbar_title=self._fluct_unit())
-        self.rate_pane.object = figures.map_figure(shape, values=self.rate_map(), name="rate",
-                                                   title=self._rate_title(), pixels=self.pixels,
-                                                   max_side=self.max_side, extent=extent, zrange=self.rate_range(),
-                                                   colorbar_title="rate r_t")
+        name = str(self._ds.attrs.get("source_image", "")).rsplit("/", 1)[-1] or str(self.cube)[:10]
+        # a new uirevision per cube: plotly then resets zoom and axes to the new cube's extent
+        rev = str(self._ds.attrs.get("key") or self.cube)
+
+        def frame(title):
+            return figures.Frame(title=title, max_side=self.max_side, uirevision=rev)
+
+        self.image_pane.object = figures.map_figure(shape, image=self._image, pixels=self.pixels, extent=extent,
+                                                    frame=frame(f"Image: {name} ({extent[1]}×{extent[0]} px)"),
+                                                    pickable=True)
+        layer = figures.Layer(self._fluct_values(), name="F", colorscale="Inferno", opacity=self.opacity,
+                              colorbar_title=self._fluct_unit())
+        self.fluct_pane.object = figures.map_figure(shape, image=self._image, layer=layer, pixels=self.pixels,
+                                                    extent=extent, frame=frame(self._fluct_title()))
+        rate = figures.Layer(self.rate_map(), name="rate", zrange=self.rate_range(), colorbar_title="rate r_t")
+        self.rate_pane.object = figures.map_figure(shape, layer=rate, pixels=self.pixels, extent=extent,
+                                                   frame=frame(self._rate_title()))
         self._update_curves()
 
     def _fluct_unit(self) -> str:
-        return "F (variance of the normalised curve)" if self.normalise else "F (variance of the rate, rate²)"
+        return fluctuation_name(self.normalise)
 
     def _fluct_values(self) -> np.ndarray:
         """The map drawn: F, NaN (transparent: the image shows) where the mask hides a pixel."""
@@ -347,7 +364,7 @@ class ExploreView(pn.viewable.Viewer):
             return np.zeros(self.shape, np.float32)
         if self._z is None:
             return self._fluct
-        return np.where(np.abs(self._z) > Z_SIGNIFICANT, self._fluct, np.nan)
+        return np.where(self.significant_mask(), self._fluct, np.nan)
 
     def _fluct_title(self) -> str:
         norm = ", normalised" if self.normalise else ""
@@ -356,7 +373,7 @@ class ExploreView(pn.viewable.Viewer):
             return title + " — invalid"
         frac = self.significant_fraction()
         if frac is not None:
-            title += f" — {100 * frac:.0f}% of pixels significant (|z| > 2)"
+            title += f"<br>shown: {100 * frac:.0f}% of pixels, {significance_text(self.significance_side)}"
         elif self.significant_only:
             title += " — no SEs: not masked"
         return title
@@ -404,7 +421,7 @@ class ExploreView(pn.viewable.Viewer):
         if self._ds is not None:
             self._set_heatmap(self.rate_pane, self.rate_map(), self._rate_title(), self.rate_range())
 
-    @param.depends("window", "t_b", "normalise", "significant_only", watch=True)
+    @param.depends("window", "t_b", "normalise", "significant_only", "significance_side", watch=True)
     def _on_fluct_params(self) -> None:
         if self._ds is None:
             return
@@ -436,12 +453,13 @@ class ExploreView(pn.viewable.Viewer):
                                                        yaxis_title=ytitle, bands=bands, note=note)
 
     def _update_markers(self) -> None:
-        """Move the fluctuation map's markers (its last trace) to `pixels`: one Plotly.restyle of that
-        trace in the browser, so a click does not redraw the map under them."""
+        """Move every map's markers (its last trace) to `pixels`: one Plotly.restyle of that trace per map
+        in the browser, so a click does not redraw the maps under them."""
         new = figures.markers_trace(self.pixels, shape=self.shape, extent=self.extent)
-        fig = self.fluct_pane.object
-        fig.plotly_restyle({"x": [list(new.x)], "y": [list(new.y)], "text": [list(new.text)],
-                            "marker.color": [list(new.marker.color)]}, trace_indexes=[len(fig.data) - 1])
+        for pane in (self.image_pane, self.fluct_pane, self.rate_pane):
+            fig = pane.object
+            fig.plotly_restyle({"x": [list(new.x)], "y": [list(new.y)], "text": [list(new.text)],
+                                "marker.color": [list(new.marker.color)]}, trace_indexes=[len(fig.data) - 1])
 
     # -- interactions ------------------------------------------------------------------------
     def click(self, y: int, x: int) -> None:
@@ -478,13 +496,17 @@ class ExploreView(pn.viewable.Viewer):
         """Save a dropped image into the store and compute its cube off the UI thread, in probe batches:
         `poll` shows each batch's cube as it lands (the first after a few probes); the final one is stored."""
         if self.job is not None and not self.job.done:
-            self._show_message("a cube is being computed already: wait for it to finish", "warning")
+            self._show_message(f"{filename} was not taken: a cube is being computed already; drop it again when "
+                               "that one is done", "warning")
+            self.upload_widget.clear()  # the refused file must not stay named in the box
             return None
         try:
             path = self.context.catalog.save_upload(data, filename)
         except WorkbenchError as exc:
             self._show_message(str(exc))
+            self.upload_widget.clear()
             return None
+        self._show_message(None)  # an earlier error (a refused file) no longer applies
         from cache.params import CubeParams
 
         ctx, params = self.context, CubeParams(steps=self.new_steps, K=self.new_K)
@@ -505,7 +527,7 @@ class ExploreView(pn.viewable.Viewer):
 
             return ctx.catalog.add_image(adapter, path, params, progress=progress, on_batch=on_batch, **options)
 
-        self._live, self._live_K = True, None
+        self._live, self._live_K, self._live_name = True, None, filename
         self.job = Job(compute, name="cube", queue=ctx.queue).start()
         self.progress.value, self.progress.visible = 0, True
         self.job_status.object, self.job_status.visible = f"computing the cube of **{filename}** ...", True
@@ -520,9 +542,13 @@ class ExploreView(pn.viewable.Viewer):
         return f"K = {step.K} / {step.K_final}{stab}{early}"
 
     def _show_batch(self, step) -> None:
-        """Show a batch's in-memory cube (the clicked pixels stay once the image's first batch is shown)."""
+        """Show a batch's in-memory cube (the clicked pixels stay once the image's first batch is shown); the
+        Cube box names it (`LIVE` entry) while it is refined."""
         first = self._live_K is None
         self._live_K = step.K
+        self._live_label = f"{self._live_name} — computing: K = {step.K} / {step.K_final} (not stored yet)"
+        self.param.cube.objects = {**self._labels, self._live_label: LIVE}
+        self.cube = LIVE
         self._show(step.ds, keep_pixels=not first)
 
     def poll(self) -> None:
@@ -547,10 +573,12 @@ class ExploreView(pn.viewable.Viewer):
         if job.cancelled and job.result is None and not job.error:
             self._live = False
             self.job_status.object = "cancelled."
+            self.refresh_cubes()  # the Cube box no longer offers the unfinished cube
         elif job.error:
             self._live = False
             self.job_status.visible = False
             self._show_message(f"could not compute the cube: {job.error}")
+            self.refresh_cubes()
         else:
             last = f" ({self._batch_text(step)})" if step is not None else ""
             self.job_status.object = (f"cube computed in {format_seconds(job.elapsed)}{waited}{last} and cached "
@@ -578,14 +606,14 @@ class ExploreView(pn.viewable.Viewer):
                                         sizing_mode="stretch_width", css_classes=["explore-t-slider"])
         boxes = self.number_boxes()
         return pn.Column(
-            cube, self.upload_widget,
+            cube, self.refresh_button, self.upload_widget,
             pn.Row(*(b.box for b in boxes)), *(b.note for b in boxes),
             self.progress, self.job_status,
             pn.pane.Markdown("### Fluctuation", margin=(0, 10)),
             w.IntSlider.from_param(self.param.window, name="Window L", end=20, sizing_mode="stretch_width"),
             w.FloatSlider.from_param(self.param.t_b, name="t_b", end=900, sizing_mode="stretch_width"),
             checkbox(self.param.normalise, "Normalise curves (shape only)"),
-            self.sig_box, self.sig_note,
+            self.sig_box, self.sig_side, self.sig_note,
             w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
             pn.pane.Markdown("### Rate map", margin=(0, 10)), slider, self.t_label,
             checkbox(self.param.fixed_range, "Same colour range at every timestep"),

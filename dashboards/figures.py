@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["COLOURS", "LIGHT", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
+__all__ = ["COLOURS", "LIGHT", "Layer", "Frame", "TICKFORMAT", "band_alpha", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
            "markers_trace", "map_figure", "band_trace", "curves_figure", "click_to_pixel", "colour_lut", "overlay_rgb",
            "grid_to_source", "source_to_grid", "empty_figure", "finite_or_none", "pick_trace",
            "before_after_figure"]
@@ -25,6 +26,9 @@ __all__ = ["COLOURS", "LIGHT", "png_data_uri", "image_trace", "downsample", "rob
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000",
            "#8c564b", "#7f7f7f")
 
+
+#: the one number format of every colour bar: 2 significant digits in scientific notation ("8e-4", "1.5e-3")
+TICKFORMAT = ".2~e"
 
 _GRID = "#E5ECF6"
 #: a small light template: plotly's default templates are large and copied on every figure, which
@@ -115,31 +119,55 @@ def robust_range(values: np.ndarray, lo: float = 1.0, hi: float = 99.0) -> tuple
     return a, b
 
 
-def heatmap_trace(values: np.ndarray, *, name: str, colorscale: str = "Viridis", opacity: float = 1.0,
-                  max_side: int = 256, colorbar_title: str | None = None, zrange: tuple[float, float] | None = None,
-                  extent: tuple[int, int] | None = None, showscale: bool = True) -> go.Heatmap:
-    """A heatmap of an (H, W) map stretched over an (H0, W0) image (`extent`, default (H, W)), in source
-    pixels, block-averaged to `max_side` for display; a titled colour bar in scientific notation."""
-    v = np.asarray(values)
+@dataclass(frozen=True)
+class Layer:
+    """A coloured map over the image: `values` (H, W) on the grid and how they are drawn."""
+
+    values: np.ndarray
+    name: str = "value"
+    colorscale: str = "Viridis"
+    opacity: float = 1.0
+    zrange: tuple[float, float] | None = None
+    colorbar_title: str | None = None
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A map figure's frame: title, height (px), display resolution cap, and `uirevision` (a new value,
+    e.g. another cube's key, resets zoom and axes; the same value keeps what the user zoomed to)."""
+
+    title: str = ""
+    height: int = 430
+    max_side: int = 256
+    uirevision: str = "keep"
+
+
+def heatmap_trace(layer: Layer, *, extent: tuple[int, int] | None = None, max_side: int = 256,
+                  showscale: bool = True) -> go.Heatmap:
+    """A heatmap of `layer.values` (H, W) stretched over an (H0, W0) image (`extent`, default (H, W)), in
+    source pixels, block-averaged to `max_side` for display; a titled colour bar in `TICKFORMAT`."""
+    v = np.asarray(layer.values)
     z, xs, ys = downsample(v, max_side)
     ys, xs = grid_to_source(v.shape, extent or v.shape, ys, xs)
-    zmin, zmax = zrange or robust_range(z)
-    bar = dict(title=dict(text=colorbar_title if colorbar_title is not None else name, side="right"), thickness=12,
-               len=0.9, exponentformat="e", showexponent="all")
+    zmin, zmax = layer.zrange or robust_range(z)
+    title = layer.colorbar_title if layer.colorbar_title is not None else layer.name
+    bar = dict(title=dict(text=title, side="right"), thickness=12, len=0.9, tickformat=TICKFORMAT)
     return go.Heatmap(z=z, x=xs.astype(np.float32), y=ys.astype(np.float32), zmin=zmin, zmax=zmax,
-                      colorscale=colorscale, opacity=opacity, name=name, colorbar=bar, showscale=showscale,
-                      hovertemplate="x=%{x:.0f} y=%{y:.0f}<br>" + name + "=%{z:.3e}<extra></extra>")
+                      colorscale=layer.colorscale, opacity=layer.opacity, name=layer.name, colorbar=bar,
+                      showscale=showscale,
+                      hovertemplate="x=%{x:.0f} y=%{y:.0f}<br>" + layer.name + "=%{z:.3e}<extra></extra>")
 
 
 def pick_trace(shape: tuple[int, int], extent: tuple[int, int], max_side: int = 256) -> go.Heatmap:
     """An invisible heatmap over the grid cells: makes a plain image clickable (plotly reports its cell)."""
-    return heatmap_trace(np.zeros(shape, np.float32), name="pick", opacity=0.0, max_side=max_side, extent=extent,
-                         showscale=False).update(hovertemplate="x=%{x:.0f} y=%{y:.0f}<extra></extra>")
+    return heatmap_trace(Layer(np.zeros(shape, np.float32), name="pick", opacity=0.0), max_side=max_side,
+                         extent=extent, showscale=False).update(hovertemplate="x=%{x:.0f} y=%{y:.0f}<extra></extra>")
 
 
 def markers_trace(pixels: list[tuple[int, int]], *, name: str = "pixels", shape: tuple[int, int] | None = None,
                   extent: tuple[int, int] | None = None) -> go.Scatter:
-    """Clicked grid cells (y, x) as numbered markers in the curve colours, at their centres in source pixels."""
+    """Clicked grid cells (y, x) as numbered markers at their centres in source pixels: filled in the curve
+    colours with a white outline and a dark rim, so they stay visible on any colour map and photo."""
     ys = [float(p[0]) for p in pixels]
     xs = [float(p[1]) for p in pixels]
     if shape is not None and extent is not None and pixels:
@@ -147,42 +175,43 @@ def markers_trace(pixels: list[tuple[int, int]], *, name: str = "pixels", shape:
         ys, xs = [float(v) for v in yy], [float(v) for v in xx]
     cols = [COLOURS[i % len(COLOURS)] for i in range(len(pixels))]
     return go.Scatter(x=xs, y=ys, mode="markers+text", name=name, text=[str(i + 1) for i in range(len(pixels))],
-                      textposition="top right", textfont=dict(color="white", size=12),
-                      marker=dict(symbol="circle-open", size=13, line=dict(width=3), color=cols),
+                      textposition="top right",
+                      textfont=dict(color="white", size=13, shadow="1px 1px 2px black, -1px -1px 2px black"),
+                      marker=dict(symbol="circle", size=12, line=dict(width=2.5, color="white"), color=cols),
                       hoverinfo="skip", showlegend=False)
 
 
-def _map_layout(fig: go.Figure, extent: tuple[int, int], title: str, height: int) -> None:
+def _map_layout(fig: go.Figure, extent: tuple[int, int], frame: Frame) -> None:
     H0, W0 = extent
-    fig.update_layout(title=dict(text=title, x=0.02, y=0.98, font=dict(size=14)), height=height,
-                      margin=dict(l=45, r=10, t=34, b=30), template=LIGHT, hovermode="closest",
-                      clickmode="event", uirevision="keep", dragmode="zoom", showlegend=False)
+    # the title sits above the plot area, the toolbar (modebar) over the plot's top right inside the
+    # margin below it: at 1200 px the two would otherwise overlap
+    fig.update_layout(title=dict(text=frame.title, x=0.01, xanchor="left", y=1, yanchor="top", yref="container",
+                                 pad=dict(t=6), font=dict(size=13)),
+                      height=frame.height, margin=dict(l=45, r=10, t=58, b=30), template=LIGHT, hovermode="closest",
+                      clickmode="event", uirevision=frame.uirevision, dragmode="zoom", showlegend=False)
     # axes in the original image's pixels, one unit the same length on both (the image's true shape)
     fig.update_xaxes(range=[-0.5, W0 - 0.5], constrain="domain", showgrid=False, zeroline=False)
     fig.update_yaxes(range=[H0 - 0.5, -0.5], scaleanchor="x", scaleratio=1, constrain="domain", showgrid=False,
                      zeroline=False)
 
 
-def map_figure(shape: tuple[int, int], *, image: np.ndarray | None = None, values: np.ndarray | None = None,
-               name: str = "value", title: str = "", opacity: float = 1.0, colorscale: str = "Viridis",
-               pixels: list[tuple[int, int]] = (), height: int = 430, max_side: int = 256,
-               zrange: tuple[float, float] | None = None, extent: tuple[int, int] | None = None,
-               colorbar_title: str | None = None, pickable: bool = False) -> go.Figure:
+def map_figure(shape: tuple[int, int], *, image: np.ndarray | None = None, layer: Layer | None = None,
+               pixels: list[tuple[int, int]] = (), extent: tuple[int, int] | None = None, frame: Frame = Frame(),
+               pickable: bool = False) -> go.Figure:
     """A map of grid `shape` (H, W) drawn over the original image's `extent` (H0, W0, default `shape`) in
-    source pixels: optional image below, optional heatmap of `values` (H, W) above (or, with `pickable`,
-    an invisible one that makes clicks report a cell), markers of grid cells `pixels` on top."""
+    source pixels: optional image below, optional heatmap `layer` (values (H, W)) above (or, with
+    `pickable`, an invisible one that makes clicks report a cell), markers of grid cells `pixels` on top."""
     extent = tuple(extent or shape)
     traces = []
     if image is not None:
         traces.append(image_trace(image, extent))
-    if values is not None:
-        traces.append(heatmap_trace(values, name=name, colorscale=colorscale, opacity=opacity, max_side=max_side,
-                                    zrange=zrange, extent=extent, colorbar_title=colorbar_title))
+    if layer is not None:
+        traces.append(heatmap_trace(layer, extent=extent, max_side=frame.max_side))
     elif pickable:
-        traces.append(pick_trace(shape, extent, max_side))
+        traces.append(pick_trace(shape, extent, frame.max_side))
     traces.append(markers_trace(list(pixels), shape=shape, extent=extent))
     fig = go.Figure(traces, layout=dict(template=LIGHT))
-    _map_layout(fig, extent, title, height)
+    _map_layout(fig, extent, frame)
     return fig
 
 
@@ -196,13 +225,20 @@ def empty_figure(text: str, *, title: str = "", height: int = 430) -> go.Figure:
     return fig
 
 
-def _band_dict(timesteps: np.ndarray, values: np.ndarray, half_width: np.ndarray, colour: str, name: str) -> dict:
+def band_alpha(n_curves: int) -> float:
+    """The fill opacity of each curve's band: 0.2 up to 3 curves, then fading as 0.6 / n, so that many
+    overlapping bands do not merge into one opaque mass."""
+    return 0.2 if n_curves <= 3 else round(0.6 / n_curves, 3)
+
+
+def _band_dict(timesteps: np.ndarray, values: np.ndarray, half_width: np.ndarray, colour: str, name: str,
+               alpha: float = 0.2) -> dict:
     ts = np.asarray(timesteps, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     h = np.nan_to_num(np.asarray(half_width, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
     return dict(type="scatter", x=np.concatenate([ts, ts[::-1]]), y=np.concatenate([v + h, (v - h)[::-1]]),
-                mode="lines", fill="toself", fillcolor=f"rgba({r},{g},{b},0.2)", line=dict(width=0, color=colour),
+                mode="lines", fill="toself", fillcolor=f"rgba({r},{g},{b},{alpha})", line=dict(width=0, color=colour),
                 hoverinfo="skip", showlegend=False, name=name)
 
 
@@ -221,7 +257,8 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
     """Curves (label, values (N,)) over ascending timesteps; a line at `t_now`, the cut-off t <= t_b shaded.
 
     bands: per curve (same order) a band half-width (N,) in the curve's units, or None (no band): each
-    band is a translucent `band_trace` in its curve's colour, drawn below all the curves (the curves are
+    band is a translucent `band_trace` in its curve's colour (fading with the number of curves: `band_alpha`),
+    drawn below all the curves (the curves are
     the last len(curves) traces). note: a small line at the plot's top right (e.g. what the bands are).
     Built from plain dicts without plotly's per-property validation (it cost ~30 ms per click)."""
     ts = np.asarray(timesteps)
@@ -229,7 +266,8 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
     for i, (label, vals) in enumerate(curves):
         half = None if bands is None or i >= len(bands) else bands[i]
         if half is not None:
-            data.append(_band_dict(ts, vals, half, COLOURS[i % len(COLOURS)], f"band {label}"))
+            data.append(_band_dict(ts, vals, half, COLOURS[i % len(COLOURS)], f"band {label}",
+                                   band_alpha(len(curves))))
     for i, (label, vals) in enumerate(curves):
         data.append(dict(type="scatter", x=ts, y=np.asarray(vals, dtype=np.float64), mode="lines+markers",
                          name=label, line=dict(color=COLOURS[i % len(COLOURS)], width=2), marker=dict(size=4)))
@@ -246,10 +284,13 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
         shapes.append(dict(type="line", xref="x", yref="paper", x0=float(t_now), x1=float(t_now), y0=0, y1=1,
                            line=dict(color="#d62728", dash="dash", width=1.5)))
     layout = dict(template=LIGHT, shapes=shapes, annotations=notes,
-                  title=dict(text=title, x=0.02, y=0.98, font=dict(size=14)), height=height,
-                  margin=dict(l=55, r=10, t=34, b=40), hovermode="x unified",
-                  legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.75)",
-                              font=dict(size=11)),
+                  title=dict(text=title, x=0.01, xanchor="left", y=1, yanchor="top", yref="container", pad=dict(t=6),
+                             font=dict(size=13)), height=height,
+                  margin=dict(l=55, r=10, t=58, b=40 + 22 * min(4, max(1, (len(curves) + 1) // 2))),
+                  hovermode="x unified",
+                  # the legend under the axis title (inside the plot it covered the curves), two entries a row
+                  legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yref="paper", yanchor="top",
+                              font=dict(size=11), entrywidth=0.5, entrywidthmode="fraction"),
                   xaxis=dict(title=dict(text="timestep t")),
                   yaxis=dict(title=dict(text=yaxis_title), exponentformat="e"), uirevision="keep")
     if not curves:  # no axes without data: a message instead

@@ -20,9 +20,11 @@ import param
 
 from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map
 from analysis.metrics import METRICS
+from analysis.pixelcurves import fluctuation_name
 from workbench.errors import WorkbenchError
 
 from . import figures
+from .catalog import cube_variant
 from .context import AppContext
 from .widgets import checkbox
 from .jobs import Job, Poller, on_session_end
@@ -30,6 +32,8 @@ from .jobs import Job, Poller, on_session_end
 __all__ = ["SaliencyView", "score_dataset", "LOWER_IS_BETTER", "MAP_NAMES", "METRIC_LABELS", "MAP_LABELS",
            "match_cubes"]
 
+#: the height of each map (px): with the maps two to a row they get at least half the page's width
+_MAP_HEIGHT = 470
 #: metrics where a smaller value is better
 LOWER_IS_BETTER = ("KLD",)
 #: the maps compared, fluctuation first
@@ -46,6 +50,9 @@ _TOOLTIPS = {"AUC-Judd": "AUC-Judd: ROC area, fixated pixels vs all pixels (high
              "CC": "Pearson correlation with the fixation density", "SIM": "histogram intersection with the density",
              "KLD": "KL divergence of the density from the map (lower is better)", "image": "image name",
              "map": "saliency map", "images": "number of images"}
+#: table headers wrap instead of being cut ("AU...")
+_TABLE_CSS = (".tabulator .tabulator-col .tabulator-col-title { white-space: normal; overflow-wrap: anywhere; "
+              "text-overflow: clip; }")
 #: data-set prefixes of sample copies (the shipped `osie-1654.jpg` is OSIE's `1654.jpg`, downscaled)
 _PREFIXES = ("osie", "cat2000", "mit1003", "mit300", "mit", "salicon", "figrim")
 
@@ -72,26 +79,37 @@ def match_cubes(stems, cube_names, dataset_name: str = "") -> dict[str, str]:
     return out
 
 
-def _load_items(context: AppContext) -> tuple[list, dict[str, str]]:
-    """The data set's items that have a cube in the store, and name -> cube key."""
+def _load_items(context: AppContext, variant: str | None = None) -> tuple[list, dict[str, str], dict[str, int], str]:
+    """The data set's items that have a cube of `variant` (`cube_variant`: rate, estimator, K, steps; None:
+    the variant most images have) in the store: (items, name -> cube key, variant -> images, the variant)."""
+    from collections import Counter
+
     from analysis.datasets import dataset_images, open_dataset
 
     if context.dataset is None:
-        return [], {}
-    by_name = {}
-    for e in context.catalog.entries():
-        by_name.setdefault(str(e["name"]), e["key"])
+        return [], {}, {}, ""
+    entries = context.catalog.entries()
     stems = {p.stem for p in dataset_images(context.dataset)}
-    matched = match_cubes(stems, by_name, Path(context.dataset).name)
+    matched_all = match_cubes(stems, {str(e["name"]) for e in entries}, Path(context.dataset).name)
+    wanted = set(matched_all.values())
+    counts = Counter()
+    for v, name in {(cube_variant(e), str(e["name"])) for e in entries if str(e["name"]) in wanted}:
+        counts[v] += 1
+    if not counts:
+        return [], {}, {}, ""
+    chosen = variant if variant in counts else sorted(counts, key=lambda v: (-counts[v], v))[0]
+    by_name: dict[str, str] = {}
+    for e in entries:
+        if cube_variant(e) == chosen:
+            by_name.setdefault(str(e["name"]), e["key"])
+    matched = {s: n for s, n in matched_all.items() if n in by_name}
     names = sorted(matched)
-    if not names:
-        return [], {}
     try:
         items = open_dataset(context.dataset, names=names)
     except TypeError:  # a loader without a names filter
         items = open_dataset(context.dataset)
     items = [it for it in items if it.name in matched]
-    return items, {it.name: by_name[matched[it.name]] for it in items}
+    return items, {it.name: by_name[matched[it.name]] for it in items}, dict(counts), chosen
 
 
 def _store_stamp(context: AppContext) -> str:
@@ -112,25 +130,27 @@ def fluct_at_image(context: AppContext, key: str, size: tuple[int, int], window:
 
 
 def score_dataset(context: AppContext, window: int, t_b: float, normalise: bool = DEFAULT_NORMALISE, *,
-                  report=None, should_stop=None) -> dict:
-    """Metrics of the fluctuation map and the baselines on every matched image.
+                  variant: str | None = None, report=None, should_stop=None) -> dict:
+    """Metrics of the fluctuation map and the baselines on every image with a cube of `variant`
+    (`cube_variant`; None: the variant most images have).
 
-    Returns {"rows": [{"name", "key", "map", metric: value, ...}], "metrics": [...]}: one row
-    per (image, map). sAUC uses the union of the other images' fixations when all share a size.
+    Returns {"rows": [{"name", "key", "map", metric: value, ...}], "metrics": [...], "variant": ...}: one
+    row per (image, map). sAUC is the reports' (`analysis.predictor.other_fixations`): negatives are the
+    fixations of up to 10 other images, their positions scaled to this image's size, so images of
+    different sizes are scored too; a data set of one image has no sAUC (the tables say so).
     """
     from analysis.baselines import baseline_maps
     from analysis.metrics import score_all
+    from analysis.predictor import other_fixations
 
-    items, keys = _load_items(context)
+    items, keys, _counts, chosen = _load_items(context, variant)
     if not items:
-        return {"rows": [], "metrics": list(METRICS)}
-    same = len({it.size for it in items}) == 1
-    union = np.logical_or.reduce([it.fixations for it in items]) if same and len(items) > 1 else None
+        return {"rows": [], "metrics": list(METRICS), "variant": chosen}
     rows = []
     for i, it in enumerate(items):
         if should_stop is not None and should_stop():
             break
-        other = None if union is None else (union & ~it.fixations)
+        other = other_fixations(items, i) if len(items) > 1 else None
         maps = {"fluctuation": fluct_at_image(context, keys[it.name], it.size, window, t_b, normalise)}
         maps.update(baseline_maps(it.image_path, it.size, names=MAP_NAMES[1:]))
         for mname, m in maps.items():
@@ -142,13 +162,15 @@ def score_dataset(context: AppContext, window: int, t_b: float, normalise: bool 
             rows.append({"name": it.name, "key": keys[it.name], "map": mname, **scores})
         if report is not None:
             report(done=i + 1, total=len(items))
-    return {"rows": rows, "metrics": [m for m in METRICS if any(m in r for r in rows)]}
+    return {"rows": rows, "metrics": [m for m in METRICS if any(m in r for r in rows)], "variant": chosen}
 
 
 class SaliencyView(pn.viewable.Viewer):
     """Ground truth beside the fluctuation map, per-image metrics, data-set averages, export."""
 
     image = param.Selector(default=None, objects=[], doc="name of the shown image")
+    variant = param.Selector(default=None, objects=[], doc="which cubes are scored when an image has several "
+                                                         "(rate, estimator, K, steps: `cube_variant`)")
     window = param.Integer(default=DEFAULT_WINDOW, bounds=(2, 20), doc="fluctuation window L")
     t_b = param.Number(default=DEFAULT_T_B, bounds=(0, 900), step=10, doc="fluctuation cut-off t_b")
     normalise = param.Boolean(default=DEFAULT_NORMALISE, doc="normalise curves before the fluctuation")
@@ -170,18 +192,23 @@ class SaliencyView(pn.viewable.Viewer):
         self.image_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.truth_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
         self.fluct_pane = pn.pane.Plotly(blank(), link_figure=False, config=cfg, sizing_mode="stretch_width")
-        # full headers (the columns fit their data and title; the table scrolls sideways when narrow), and
-        # no header-click sorting: the "Sort images by" box is the one order
-        table_kw = dict(disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_table",
-                        sortable=False, header_tooltips=_TOOLTIPS)
+        # the columns share the table's width and long headers wrap onto a second line, so the whole table
+        # fits from 1200 px up without a sideways scroll; no header-click sorting: "Sort images by" is the order
+        table_kw = dict(disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_columns",
+                        sortable=False, header_tooltips=_TOOLTIPS, stylesheets=[_TABLE_CSS])
         self.table = pn.widgets.Tabulator(None, selectable=1, height=300, pagination=None,
                                           css_classes=["saliency-table"], **table_kw)
         self.table.on_click(self._on_row_click)
         self.averages = pn.widgets.Tabulator(None, css_classes=["saliency-averages"], **table_kw)
         self.refresh_button = pn.widgets.Button(label="Re-read the store", sizing_mode="stretch_width",
                                                 css_classes=["saliency-refresh"])
-        self.refresh_button.on_click(lambda _e: self.refresh())
+        #: what "Re-read the store" runs: this view's `refresh`; the app makes it refresh every view
+        self.refresh_all = self.refresh
+        self.refresh_button.on_click(lambda _e: self.refresh_all())
         self.message = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
+        self.scored = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["saliency-scored"])
+        self.sauc_note = pn.pane.Markdown("", visible=False, sizing_mode="stretch_width", styles={"font-size": "12px"},
+                                          css_classes=["saliency-sauc-note"])
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
         self.download = pn.widgets.FileDownload(callback=self._export_download, filename="maps.zip",
                                                 label="Export maps", button_type="primary", disabled=True,
@@ -198,11 +225,11 @@ class SaliencyView(pn.viewable.Viewer):
         ctx, items_key = self.context, self._items_key()
         if pn.state.curdoc is not None and items_key not in ctx._memo:
             # served: read the data set and score it off the UI thread, so the page is not held up
-            window, t_b, norm, score_key = self.window, self.t_b, self.normalise, self._memo_key()
+            window, t_b, norm, score_key, var = self.window, self.t_b, self.normalise, self._memo_key(), self.variant
 
             def work(report, stop):
-                ctx.memo(items_key, lambda: _load_items(ctx))
-                return ctx.memo(score_key, lambda: score_dataset(ctx, window, t_b, norm, report=report,
+                ctx.memo(items_key, lambda: _load_items(ctx, var))
+                return ctx.memo(score_key, lambda: score_dataset(ctx, window, t_b, norm, variant=var, report=report,
                                                                  should_stop=stop))
 
             self._start_job(work, f"reading {ctx.dataset} and scoring its images ...")
@@ -210,7 +237,7 @@ class SaliencyView(pn.viewable.Viewer):
         self._set_items()
 
     def _items_key(self):
-        return ("items", str(self.context.dataset), self._stamp)
+        return ("items", str(self.context.dataset), self._stamp, self.variant)
 
     def refresh(self) -> None:
         """Re-read the store (cubes computed meanwhile, e.g. by `workbench cubes`) and score again."""
@@ -219,7 +246,8 @@ class SaliencyView(pn.viewable.Viewer):
 
     def _set_items(self) -> None:
         try:
-            self.items, self.keys = self.context.memo(self._items_key(), lambda: _load_items(self.context))
+            self.items, self.keys, counts, chosen = self.context.memo(
+                self._items_key(), lambda: _load_items(self.context, self.variant))
         except WorkbenchError as exc:
             self._say(str(exc), "danger")
             return
@@ -231,6 +259,7 @@ class SaliencyView(pn.viewable.Viewer):
                       f"them (`workbench cubes {self.context.dataset} --store {self.context.catalog.path}`), then "
                       "press **Re-read the store**.")
             return
+        self._set_variants(counts, chosen)
         self.param.image.objects = [it.name for it in self.items]
         if self.image not in self.param.image.objects:
             self.image = self.items[0].name
@@ -238,6 +267,28 @@ class SaliencyView(pn.viewable.Viewer):
             self._update_maps()
         self.download.disabled, self.download.label = False, "Export maps"
         self.score()
+
+    def _set_variants(self, counts: dict[str, int], chosen: str) -> None:
+        """Offer every variant of cube in the store (with how many images have one); say which is scored."""
+        self._setting_variant = True
+        try:
+            self.param.variant.objects = {f"{v} ({n} image{'s' if n != 1 else ''})": v
+                                          for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))}
+            self.variant = chosen
+        finally:
+            self._setting_variant = False
+        others = len(counts) - 1
+        self.scored.object = (f"**Scored:** the cubes *{chosen}* of {counts.get(chosen, 0)} image"
+                              f"{'s' if counts.get(chosen, 0) != 1 else ''}"
+                              + (f"; {others} other kind{'s' if others > 1 else ''} of cube in the store (choose "
+                                 "under *Cubes scored*)" if others else ""))
+
+    @param.depends("variant", watch=True)
+    def _on_variant(self) -> None:
+        if getattr(self, "_setting_variant", False) or self.context.dataset is None:
+            return
+        self.items = []  # re-read the images that have a cube of this kind, then score them
+        self._load()
 
     def _say(self, text: str, kind: str = "info") -> None:
         self.message.object, self.message.alert_type, self.message.visible = text, kind, bool(text)
@@ -256,7 +307,8 @@ class SaliencyView(pn.viewable.Viewer):
 
     # -- scoring -----------------------------------------------------------------------------
     def _memo_key(self):
-        return ("scores", str(self.context.dataset), self._stamp, self.window, float(self.t_b), bool(self.normalise))
+        return ("scores", str(self.context.dataset), self._stamp, self.variant, self.window, float(self.t_b),
+                bool(self.normalise))
 
     def score(self, *, background: bool | None = None) -> None:
         """Score all images for the current (L, t_b): memoised; in the background when served."""
@@ -265,15 +317,15 @@ class SaliencyView(pn.viewable.Viewer):
             self.results = self.context._memo[key]
             self._show_tables()
             return
-        ctx, window, t_b, norm = self.context, self.window, self.t_b, self.normalise
+        ctx, window, t_b, norm, var = self.context, self.window, self.t_b, self.normalise, self.variant
         if background is None:
             background = pn.state.curdoc is not None
         if not background:
-            self.results = ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm))
+            self.results = ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm, variant=var))
             self._show_tables()
             return
-        self._start_job(lambda report, stop: ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm, report=report,
-                                                                                 should_stop=stop)),
+        self._start_job(lambda report, stop: ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm, variant=var,
+                                                                                 report=report, should_stop=stop)),
                         f"scoring {len(self.items)} images (L={window}, t_b={t_b:g}) ...")
 
     def _start_job(self, work, text: str) -> None:
@@ -344,6 +396,11 @@ class SaliencyView(pn.viewable.Viewer):
     def _show_tables(self) -> None:
         self.table.value = self._display(self.per_image())
         self.averages.value = self._display(self.dataset_averages())
+        rows = (self.results or {}).get("rows", [])
+        missing = bool(rows) and not any("sAUC" in r for r in rows)
+        self.sauc_note.object = ("*No sAUC: the shuffled AUC takes its negatives from other images' fixations, and "
+                                 "only one image has a cube of this kind.*" if missing else "")
+        self.sauc_note.visible = missing
 
     @param.depends("sort_by", watch=True)
     def _on_sort(self) -> None:
@@ -376,25 +433,32 @@ class SaliencyView(pn.viewable.Viewer):
         it = self.item()
         H0, W0 = it.size
         rgb = read_image(it.image_path)
-        scale = min(1.0, 480 / max(H0, W0))
+        scale = min(1.0, 720 / max(H0, W0))
         rgb = np.asarray(rgb.resize((max(1, round(W0 * scale)), max(1, round(H0 * scale)))))
         ys, xs = np.nonzero(it.fixations)
-        self.image_pane.object = figures.map_figure((H0, W0), image=rgb, title=f"{it.name}", height=380)
-        truth = figures.map_figure((H0, W0), image=rgb, values=it.density, name="density", opacity=self.opacity,
-                                   colorscale="Hot", title="Human fixations", height=380, max_side=200,
-                                   colorbar_title="fixation density")
-        truth.add_scattergl(x=xs, y=ys, mode="markers", marker=dict(size=3, color="#00e5ff"), name="fixations",
-                            hoverinfo="skip")
+
+        def frame(title):  # a new image resets zoom and axes
+            return figures.Frame(title=title, height=_MAP_HEIGHT, max_side=300, uirevision=it.name)
+
+        self.image_pane.object = figures.map_figure((H0, W0), image=rgb, frame=frame(f"{it.name} ({W0}×{H0} px)"))
+        truth = figures.map_figure((H0, W0), image=rgb, frame=frame(f"Human fixations ({len(xs)})"),
+                                   layer=figures.Layer(it.density, name="density", colorscale="Hot",
+                                                       opacity=self.opacity, colorbar_title="fixation density"))
+        truth.add_scattergl(x=xs, y=ys, mode="markers", name="fixations", hoverinfo="skip",
+                            marker=dict(size=6, color="#00e5ff", line=dict(width=1, color="black")))
         self.truth_pane.object = truth
         try:
             fl = self.fluct_map()
-            title = f"Fluctuation (L={self.window}, t_b={self.t_b:g}{', normalised' if self.normalise else ''})"
         except WorkbenchError as exc:
             self._say(str(exc), "danger")
             return
-        self.fluct_pane.object = figures.map_figure((H0, W0), image=rgb, values=fl, name="F", opacity=self.opacity,
-                                                    colorscale="Inferno", title=title, height=380, max_side=200,
-                                                    colorbar_title="F (fluctuation)")
+        norm = ", normalised" if self.normalise else ""
+        title = (f"Fluctuation F (L={self.window}, t_b={self.t_b:g}{norm})<br>"
+                 f"<span style='font-size:11px'>cube: {self.variant or ''}, key {self.keys[it.name][:8]}</span>")
+        self.fluct_pane.object = figures.map_figure(
+            (H0, W0), image=rgb, frame=frame(title),
+            layer=figures.Layer(fl, name="F", colorscale="Inferno", opacity=self.opacity,
+                                colorbar_title=fluctuation_name(self.normalise)))
         self.download.filename = f"{it.name}-maps.zip"
 
     # -- export ------------------------------------------------------------------------------
@@ -450,16 +514,23 @@ class SaliencyView(pn.viewable.Viewer):
         w = pn.widgets
         side = pn.Column(
             w.Select.from_param(self.param.image, name="Image", sizing_mode="stretch_width"),
+            w.Select.from_param(self.param.variant, name="Cubes scored", sizing_mode="stretch_width",
+                                css_classes=["saliency-variant"]),
             w.IntSlider.from_param(self.param.window, name="Window L", sizing_mode="stretch_width"),
             w.FloatSlider.from_param(self.param.t_b, name="t_b", sizing_mode="stretch_width"),
             checkbox(self.param.normalise, "Normalise curves (shape only)"),
             w.FloatSlider.from_param(self.param.opacity, name="Map opacity", sizing_mode="stretch_width"),
             w.Select.from_param(self.param.sort_by, name="Sort images by", sizing_mode="stretch_width"),
             self.download, self.refresh_button, self.progress, width=300)
-        maps = pn.Row(self.image_pane, self.truth_pane, self.fluct_pane, sizing_mode="stretch_width")
-        tables = pn.Row(pn.Column("#### Per image (fluctuation map; click a row)", self.table,
-                                  sizing_mode="stretch_width"),
-                        pn.Column("#### Data-set averages against the baselines", self.averages,
-                                  sizing_mode="stretch_width"), sizing_mode="stretch_width")
-        return pn.Row(side, pn.Column(self.message, maps, tables, sizing_mode="stretch_width"),
+        # the maps wrap: three across on a wide screen, two (then one) on a narrower one, each at least
+        # 420 px wide, so a photo is never drawn as a thumbnail beside empty space
+        for pane in (self.image_pane, self.truth_pane, self.fluct_pane):
+            pane.min_width, pane.sizing_mode = 420, "stretch_width"
+        maps = pn.FlexBox(self.image_pane, self.truth_pane, self.fluct_pane, flex_wrap="wrap",
+                          sizing_mode="stretch_width", styles={"gap": "4px"})
+        tables = pn.Column(pn.pane.Markdown("#### Per image (fluctuation map; click a row)", margin=(0, 10)),
+                           self.table, self.sauc_note,
+                           pn.pane.Markdown("#### Data-set averages against the baselines", margin=(0, 10)),
+                           self.averages, sizing_mode="stretch_width")
+        return pn.Row(side, pn.Column(self.message, self.scored, maps, tables, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")

@@ -77,7 +77,7 @@ def test_colour_bars_are_titled_in_scientific_notation_and_empty_plots_have_no_a
     v = ExploreView(wide_ctx)
     for pane in (v.fluct_pane, v.rate_pane):
         bar = _heat(pane.object).colorbar
-        assert bar.title.text and bar.exponentformat == "e"
+        assert bar.title.text and bar.tickformat == figures.TICKFORMAT  # one number format on every colour bar
     assert "F" in _heat(v.fluct_pane.object).colorbar.title.text
     empty = v.curve_pane.object  # no pixel clicked yet
     assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False
@@ -191,7 +191,7 @@ def test_saliency_tables_use_the_fields_names_and_one_sort_order(tmp_path, pairs
     assert {"AUC-Judd", "AUC-Borji", "sAUC", "NSS", "CC", "SIM", "KLD"} <= set(cols) and "AUC_Judd" not in cols
     assert cols[0] == "image" and "NSS − centre bias" in cols
     assert set(v.averages.value["map"]) >= {"fluctuation", "centre bias", "spectral residual"}
-    assert v.table.sortable is False and v.table.layout == "fit_data_table"  # no second order; full headers
+    assert v.table.sortable is False and v.table.layout == "fit_columns"  # no second order; fits the width
     v.sort_by = "AUC_Judd"
     assert "AUC-Judd − centre bias" in v.table.value.columns
     auc = v.table.value["AUC-Judd"].to_numpy()
@@ -384,16 +384,17 @@ def test_explore_masks_the_fluctuation_map_to_significant_pixels(se_ctx):
     v.cube = key
     assert not v.sig_box.disabled and np.isfinite(_heat(v.fluct_pane.object).z).all()
     v.significant_only = True
-    for window, t_b, normalise in ((3, 0, True), (5, 300, False)):  # the mask follows the view's F
-        v.window, v.t_b, v.normalise = window, t_b, normalise
+    for window, t_b, normalise, side in ((3, 0, True, "higher"), (5, 300, False, "lower"), (3, 0, True, "lower")):
+        v.window, v.t_b, v.normalise, v.significance_side = window, t_b, normalise, side
         F, z = _z_ref(rate, se, ts, window, t_b, normalise)
         clear = np.abs(np.abs(z) - 2) > 1e-3  # leave out pixels on the threshold (finite-difference noise)
         shown = _heat(v.fluct_pane.object).z
-        keep = np.abs(z) > 2
+        keep = z > 2 if side == "higher" else z < -2  # one-sided, as the label says
         assert 0 < keep.sum() < keep.size  # the check can fail both ways
         np.testing.assert_array_equal(np.isfinite(shown)[clear], keep[clear])
         np.testing.assert_allclose(np.asarray(shown)[keep & clear], F[keep & clear], rtol=1e-5)
-        assert f"{100 * keep.mean():.0f}% of pixels significant" in v.fluct_pane.object.layout.title.text
+        title = v.fluct_pane.object.layout.title.text
+        assert f"{100 * keep.mean():.0f}% of pixels, F significantly {side} than the image median" in title, title
     v.significant_only = False
     assert np.isfinite(_heat(v.fluct_pane.object).z).all()
 
