@@ -4,12 +4,20 @@ For every cube, each requested map is brought to the source image's original res
 `analysis.datasets.resize_map` and written as
   OUT/<kind>/<image stem>.png   8-bit grey, min-max scaled per map (what benchmark tools read)
   OUT/<kind>/<image stem>.npy   float32 at the same resolution, unscaled (model units)
-with <kind> = `fluctuation` or `rate_t<T>` (T the nearest cube timestep), and OUT/manifest.json
+with <kind> = `fluctuation` (of the per-step curve), `fluctuation-accumulated` (of the accumulated
+curve, workbench.curve_kinds), `rate_t<T>` or `accumulated_t<T>` (T the nearest cube timestep), and OUT/manifest.json
 recording the parameters (window, t_b, timesteps, cube attributes) and every map's min/max.
 The folder is a `workbench.outputs.OutputDir`: it must be new, empty or an earlier export (its
 marker file), unless `overwrite`; every map is staged under a temporary name and all of them are
 renamed into place only once every map is computed and written, so a failure (a full disk, a
 damaged cube) leaves the folder as it was and says so.
+
+The format `pysaliency` writes, for the field's evaluation library,
+  OUT/pysaliency/<kind>/<image stem>.npy               float64 maps at the source resolution: what
+      `pysaliency.SaliencyMapModelFromDirectory(stimuli, folder)` loads as a saliency map model
+      (matched to the stimuli by file stem)
+  OUT/pysaliency/<kind>_log_density/<image stem>.npy   the map as a log density (`as_log_density`): what
+      `pysaliency.ModelFromDirectory(stimuli, folder)` loads as a probabilistic model (information gain)
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ from typing import Iterable
 import numpy as np
 import xarray as xr
 
+from workbench.curve_kinds import accumulated
 from workbench.errors import WorkbenchError
 from workbench.outputs import OutputDir, Staging
 from workbench.validate import check_t_b, check_window
@@ -28,23 +37,26 @@ from .cubes import open_cubes
 from .datasets import resize_map
 from .fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
 
-__all__ = ["parse_what", "cube_maps", "export_maps", "to_uint8", "is_legacy_export"]
+__all__ = ["parse_what", "cube_maps", "export_maps", "to_uint8", "as_log_density", "is_legacy_export"]
 
 
 def parse_what(what: str | Iterable[str]) -> list[tuple[str, int | None]]:
-    """'fluctuation,rate@500' -> [('fluctuation', None), ('rate', 500)]."""
+    """'fluctuation,rate@500,accumulated@500' -> [('fluctuation', None), ('rate', 500), ('accumulated', 500)];
+    'fluctuation-accumulated' is the fluctuation of the accumulated curve."""
     items = [w.strip() for w in (what.split(",") if isinstance(what, str) else what) if w.strip()]
     out = []
     for w in items:
-        if w == "fluctuation":
-            out.append(("fluctuation", None))
-        elif w.startswith("rate@"):
+        if w in ("fluctuation", "fluctuation-accumulated"):
+            out.append((w, None))
+        elif w.startswith(("rate@", "accumulated@")):
+            kind, _, tv = w.partition("@")
             try:
-                out.append(("rate", int(float(w[5:]))))
+                out.append((kind, int(float(tv))))
             except ValueError:
-                raise WorkbenchError(f"--what {w!r}: write rate@T with an integer timestep, e.g. rate@500") from None
+                raise WorkbenchError(f"--what {w!r}: write {kind}@T with an integer timestep, e.g. {kind}@500") from None
         else:
-            raise WorkbenchError(f"--what {w!r}: choose fluctuation or rate@T (comma-separated)")
+            raise WorkbenchError(f"--what {w!r}: choose fluctuation, fluctuation-accumulated, rate@T or accumulated@T "
+                                 "(comma-separated)")
     if not out:
         raise WorkbenchError("--what is empty: ask for fluctuation and/or rate@T")
     return out
@@ -74,11 +86,12 @@ def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float 
     size = _source_size(ds)
     out = {}
     for kind, t in parse_what(what):
-        if kind == "fluctuation":
-            m = fluctuation(rate, ts, window=window, t_b=t_b, axis=0, normalise=normalise)
-            out["fluctuation"] = (resize_map(m, size), {"window": int(window), "t_b": float(t_b),
-                                                        "normalise": bool(normalise)})
-            if "rate_se" in ds:  # issue 11: significance beside the map (cubes with standard errors)
+        if kind in ("fluctuation", "fluctuation-accumulated"):
+            curve = "rate" if kind == "fluctuation" else "accumulated"
+            m = fluctuation(rate, ts, window=window, t_b=t_b, axis=0, normalise=normalise, curve=curve)
+            out[kind] = (resize_map(m, size), {"window": int(window), "t_b": float(t_b),
+                                               "normalise": bool(normalise), "curve": curve})
+            if "rate_se" in ds and curve == "rate":  # issue 11: significance beside the map (cubes with standard errors)
                 from .fluctuation import significance_arrays
 
                 sig = significance_arrays(rate, ds["rate_se"].values, ts, window=window, t_b=t_b, normalise=normalise)
@@ -90,7 +103,9 @@ def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float 
             if not np.isfinite(rate).all():
                 raise WorkbenchError("the cube contains NaN or inf: recompute it")
             i = int(np.argmin(np.abs(ts - t)))
-            out[f"rate_t{int(ts[i]):04d}"] = (resize_map(rate[i], size), {"asked_t": t, "timestep": int(ts[i])})
+            curves = rate if kind == "rate" else accumulated(rate, ts, axis=0)
+            out[f"{kind}_t{int(ts[i]):04d}"] = (resize_map(curves[i], size),
+                                                {"asked_t": t, "timestep": int(ts[i]), "curve": kind})
     return out
 
 
@@ -113,11 +128,21 @@ def _png_bytes(m: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _npy_bytes(m: np.ndarray) -> bytes:
+def as_log_density(m: np.ndarray) -> np.ndarray:
+    """A map (H, W) as a natural-log density over its pixels (float64, logsumexp 0): the map shifted
+    to a minimum of 1e-6 of its range (every pixel stays possible; a flat map becomes uniform) and
+    normalised to sum 1."""
+    m = np.asarray(m, dtype=np.float64)
+    lo, hi = float(m.min()), float(m.max())
+    p = m - lo + (1e-6 * (hi - lo) if hi > lo else 1.0)
+    return np.log(p) - np.log(p.sum())
+
+
+def _npy_bytes(m: np.ndarray, dtype=np.float32) -> bytes:
     import io
 
     buf = io.BytesIO()  # serialised first: the file write then fails loudly on a short write
-    np.save(buf, m.astype(np.float32))
+    np.save(buf, np.asarray(m).astype(dtype))
     return buf.getvalue()
 
 
@@ -132,8 +157,8 @@ def export_maps(source, out_dir: str | Path | OutputDir | Staging, *, what="fluc
     Two cubes of one image name are an error (export one parameter set at a time).
     """
     formats = tuple(formats)
-    if not formats or any(f not in ("png", "npy") for f in formats):
-        raise WorkbenchError(f"--format {','.join(formats)}: choose png and/or npy")
+    if not formats or any(f not in ("png", "npy", "pysaliency") for f in formats):
+        raise WorkbenchError(f"--format {','.join(formats)}: choose png, npy and/or pysaliency")
     parse_what(what)
     check_window(window)
     check_t_b(t_b)
@@ -150,6 +175,10 @@ def _export_into(source, st: Staging, what, window, t_b, normalise, formats, pro
     manifest = {"window": int(window), "t_b": float(t_b), "normalise": bool(normalise),
                 "what": what if isinstance(what, str) else ",".join(what),
                 "formats": list(formats), "png_scaling": "min-max per map to 0..255", "maps": {}}
+    if "pysaliency" in formats:
+        manifest["pysaliency"] = ("pysaliency.SaliencyMapModelFromDirectory(stimuli, 'OUT/pysaliency/<kind>') is a saliency "
+                                  "map model, pysaliency.ModelFromDirectory(stimuli, 'OUT/pysaliency/<kind>_log_density') "
+                                  "a probabilistic one; stimuli named <image stem>.<ext> at the source resolution")
     seen = set()
     n = 0
     for name, ds in cubes:
@@ -165,6 +194,9 @@ def _export_into(source, st: Staging, what, window, t_b, normalise, formats, pro
                 st.write_bytes(f"{kind}/{name}.png", _png_bytes(m))
             if "npy" in formats:
                 st.write_bytes(f"{kind}/{name}.npy", _npy_bytes(m))
+            if "pysaliency" in formats:  # folders of their own: pysaliency matches files to stimuli by stem
+                st.write_bytes(f"pysaliency/{kind}/{name}.npy", _npy_bytes(m, np.float64))
+                st.write_bytes(f"pysaliency/{kind}_log_density/{name}.npy", _npy_bytes(as_log_density(m), np.float64))
             entry[kind] = info | {"min": float(m.min()), "max": float(m.max()), "shape": list(m.shape)}
         manifest["maps"][name] = entry
         n += 1

@@ -82,7 +82,8 @@ def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = 
     from workbench.rates import RateSpec
     from workbench.uncertainty import ProbeStats, merge_stats
 
-    from .build import compute_cube, cube_attrs, cube_from_arrays, has_probe_stats
+    from .build import compute_cube, cube_from_arrays, has_probe_stats
+    from .keys import cube_attrs
     from .keys import image_bytes
     from .stable import split_half_stability
 
@@ -131,7 +132,7 @@ def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = 
         stable = until_stable is not None and np.isfinite(stability) and stability >= until_stable
         final = n == params.K or stable
         now = dataclasses.replace(params, K=int(n))
-        attrs = cube_attrs(adapter, image, raw, prep.source_size, now if stable else params)
+        attrs = cube_attrs(adapter, now if stable else params, raw=raw, source=image, source_size=prep.source_size)
         attrs.update(now.as_attrs())
         if until_stable is not None:
             attrs.update(until_stable=float(until_stable), stability=float(stability))

@@ -21,7 +21,7 @@ from PIL import Image
 from workbench.errors import WorkbenchError
 
 from . import schema, slots
-from .keys import conditioning_attrs, cube_key, dtype_name, image_bytes, model_identity
+from .keys import cube_key, image_bytes, model_attrs, model_identity, same_model
 from .params import CubeParams
 
 __all__ = ["BatchPlan", "plan_batch", "build_batch", "compute_slot", "refine_bases"]
@@ -43,13 +43,14 @@ class BatchPlan:
         return len(self.keys) - len(self.todo)
 
 
-def plan_batch(store, images, model_fingerprint: str, params: CubeParams) -> BatchPlan:
-    """Hash every image (content keys), drop duplicates, and find the ones the store lacks.
-    `model_fingerprint` is what the keys hash of the model (`cache.keys.model_identity(adapter)`)."""
+def plan_batch(store, images, adapter, params: CubeParams) -> BatchPlan:
+    """Hash every image (content keys of `adapter` and `params`, `cache.keys`), drop duplicates, and
+    find the ones the store lacks."""
+    ident = model_identity(adapter)
     keys, paths, blobs, seen = [], [], [], set()
     for img in images:
         raw = image_bytes(img)
-        key = cube_key(raw, model_fingerprint, params)
+        key = cube_key(raw, ident, params)
         if key in seen:
             continue
         seen.add(key)
@@ -62,21 +63,17 @@ def plan_batch(store, images, model_fingerprint: str, params: CubeParams) -> Bat
     return BatchPlan(tuple(keys), tuple(paths), todo, gid, tuple(blobs))
 
 
-def _group_spec(adapter, params: CubeParams, slot_rows: list[dict]) -> slots.GroupSpec:
+def _group_spec(adapter, params: CubeParams, slot_rows: list[dict], *, refinable: bool = False) -> slots.GroupSpec:
     from workbench.ddim import make_schedule
-
-    from .build import package_version
 
     from .build import has_probe_stats
 
     sched = make_schedule(adapter, params.steps)
     C, H, W = adapter.model_shape
-    attrs = {"model_fingerprint": adapter.fingerprint(), "model_name": str(getattr(adapter, "name", "model")),
-             **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter), **conditioning_attrs(adapter),
-             "package_version": package_version()}
     return slots.GroupSpec(shape=(len(sched), H, W), image_shape=tuple(adapter.image_size),
                            timesteps=sched.timesteps.cpu().numpy(), alphas=sched.alphas.double().cpu().numpy(),
-                           attrs=attrs, slots=slot_rows, stat_channels=C if has_probe_stats(params) else 0)
+                           attrs=model_attrs(adapter, params), slots=slot_rows,
+                           stat_channels=C if refinable and has_probe_stats(params) else 0)
 
 
 def _slot_row(key: str, path: Path) -> dict:
@@ -116,8 +113,13 @@ def compute_slot(group_path: str, slot: int, blob: bytes, key: str, params: Cube
 
     if adapter is None:
         adapter = _worker_adapter(model, device, dtype)
-    pil = Image.open(io.BytesIO(blob))
-    pil.load()
+    try:
+        pil = Image.open(io.BytesIO(blob))
+        pil.load()
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL's message ("image file is truncated") names no file
+        source = slots.read_attrs(Path(group_path))["slots"][slot].get("source_image") or f"image of slot {slot}"
+        raise WorkbenchError(f"{source}: not a readable image ({exc}): repair or remove that file and rerun the same "
+                             "command (the cubes finished so far are kept)") from None
     base_ds = slots.slot_dataset(slots.open_group(Path(base[0])), base[1]).load() if base else None
     ds = compute_cube(adapter, pil, params, progress=progress, base=base_ds)
     got = cube_key(blob, model_identity(adapter), params)
@@ -146,7 +148,7 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
     cluster of N worker processes; cluster workers load the model from `model` (a path or "default";
     None ships `adapter` to them) and must see the store's folder.
     """
-    plan = plan or plan_batch(store, images, model_identity(adapter), params)
+    plan = plan or plan_batch(store, images, adapter, params)
     total = len(plan.keys)
     if progress:
         progress(plan.cached, total)
@@ -155,14 +157,16 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
     store.sweep()
     path = store.group_path(plan.group)
     with slots.group_lock(path):
-        slot_of = _prepare_group(store, path, plan, adapter, params)
+        # refined cubes stay refinable; others keep their probe statistics only in a refinable store
+        slot_of = _prepare_group(store, path, plan, adapter, params,
+                                 refinable=refine or bool(getattr(store, "refinable", False)))
         pending = [(slot_of[plan.keys[i]], i) for i in plan.todo if plan.keys[i] in slot_of]
         done = slots.read_done(path)
         jobs = [(s, i) for s, i in pending if not done[s]]
         finished = plan.cached + (len(pending) - len(jobs))
         if progress:
             progress(finished, total)
-        bases = refine_bases(store, plan, model_identity(adapter), params) if refine else {}
+        bases = refine_bases(store, plan, adapter, params) if refine else {}
         if scheduler or local_cluster:
             _run_dask(path, plan, jobs, adapter, params, scheduler=scheduler, local_cluster=local_cluster,
                       model=model, device=device, progress=progress, start=finished, total=total, bases=bases)
@@ -175,7 +179,7 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
                     progress(finished, total)
     leftovers = [i for i in plan.todo if plan.keys[i] not in slot_of]
     if leftovers:  # images of this batch that its existing group has no slot for (rare): a group of their own
-        sub = plan_batch(store, [plan.images[i] for i in leftovers], model_identity(adapter), params)
+        sub = plan_batch(store, [plan.images[i] for i in leftovers], adapter, params)
         build_batch(store, sub.images, adapter, params, cube_progress=cube_progress, scheduler=scheduler,
                     local_cluster=local_cluster, model=model, device=device, plan=sub, refine=refine)
         if progress:
@@ -184,7 +188,7 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
     return list(plan.keys)
 
 
-def refine_bases(store, plan: BatchPlan, model_fingerprint: str, params: CubeParams) -> dict[int, tuple[str, int]]:
+def refine_bases(store, plan: BatchPlan, adapter, params: CubeParams) -> dict[int, tuple[str, int]]:
     """image index -> (group path, slot) of the stored cube with the most probes below params.K of the
     same image, model and other parameters, for the images of `plan` still to compute (refinable
     Hutchinson cubes only)."""
@@ -197,25 +201,24 @@ def refine_bases(store, plan: BatchPlan, model_fingerprint: str, params: CubePar
                              f"{params.definition} have no probe statistics to add to)")
     others = sorted({int(r["K"]) for r in store.index() if r.get("K") is not None and int(r["K"]) < params.K},
                     reverse=True)
-    out = {}
+    out, ident = {}, model_identity(adapter)
     for i in plan.todo:
         for k in others:
-            loc = store._locate(cube_key(plan.blobs[i], model_fingerprint, dataclasses.replace(params, K=k)))
+            loc = store._locate(cube_key(plan.blobs[i], ident, dataclasses.replace(params, K=k)))
             if loc is not None and (store.group_path(loc[0]) / schema.VAR_SUM_S).is_dir():
                 out[i] = (str(store.group_path(loc[0])), loc[1])
                 break
     return out
 
 
-def _prepare_group(store, path: Path, plan: BatchPlan, adapter, params: CubeParams) -> dict[str, int]:
+def _prepare_group(store, path: Path, plan: BatchPlan, adapter, params: CubeParams, *,
+                   refinable: bool = False) -> dict[str, int]:
     """Create the batch's group (slots for the images the store lacks) or reuse it; key -> slot."""
     if not path.exists():
         rows = [_slot_row(plan.keys[i], plan.images[i]) for i in plan.todo]
-        slots.create_group(path, _group_spec(adapter, params, rows))
+        slots.create_group(path, _group_spec(adapter, params, rows, refinable=refinable))
     attrs = slots.read_attrs(path)
-    same_model = attrs.get("model_fingerprint") == adapter.fingerprint() and \
-        attrs.get("dtype", "float32") == dtype_name(adapter)
-    if not same_model or any(attrs.get(k) != v for k, v in params.as_attrs().items()):
+    if not same_model(attrs, adapter) or any(attrs.get(k) != v for k, v in params.as_attrs().items()):
         raise WorkbenchError(f"{path.name} in {store.path} was written with another model or parameters: delete that "
                              "folder and rerun")
     return {row["key"]: i for i, row in enumerate(attrs["slots"])}

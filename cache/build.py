@@ -11,18 +11,10 @@ from PIL import Image
 from workbench.errors import WorkbenchError
 
 from . import schema
-from .keys import conditioning_attrs, cube_key, dtype_name, image_bytes, model_identity
+from .keys import cube_attrs, image_bytes
 from .params import CubeParams
 
-__all__ = ["compute_cube", "cube_attrs", "cube_from_arrays", "estimate_cube", "probe_stats_of", "has_probe_stats",
-           "package_version"]
-
-
-def package_version() -> str:
-    """The installed workbench version (recorded in every cube)."""
-    import workbench
-
-    return str(getattr(workbench, "__version__", "unknown"))
+__all__ = ["compute_cube", "cube_from_arrays", "estimate_cube", "probe_stats_of", "has_probe_stats"]
 
 
 def cube_from_arrays(rate: np.ndarray, timesteps: np.ndarray, alphas: np.ndarray, image: np.ndarray, *,
@@ -65,18 +57,6 @@ def probe_stats_of(ds: xr.Dataset):
 def has_probe_stats(params: CubeParams) -> bool:
     """True when cubes of `params` carry probe statistics (Hutchinson, not the projected rate): refinable."""
     return params.estimator == "hutchinson" and params.definition != "projected"
-
-
-def cube_attrs(adapter, image: str | Path | Image.Image, raw: bytes, source_size, params: CubeParams) -> dict:
-    """The attributes of a complete cube of `image` (its bytes `raw`, original size (H0, W0)) under
-    `adapter` and `params` (`cache.schema.ATTR_KEYS`, including its content `key` and `complete`=1)."""
-    source = getattr(image, "filename", "") if isinstance(image, Image.Image) else str(Path(image).resolve())
-    return {"model_fingerprint": adapter.fingerprint(), "model_name": str(getattr(adapter, "name", "model")),
-            **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter),
-            **conditioning_attrs(adapter), "source_image": str(source or ""),
-            "source_size": [int(v) for v in source_size], "package_version": package_version(),
-            "schema_version": schema.SCHEMA_VERSION, "key": cube_key(raw, model_identity(adapter), params),
-            "complete": 1}
 
 
 def estimate_cube(adapter, trajectory, params: CubeParams, *, base=None,
@@ -141,6 +121,6 @@ def compute_cube(adapter, image: str | Path | Image.Image, params: CubeParams = 
     if not torch.isfinite(cube).all():
         raise WorkbenchError("the rate cube has NaN/inf values: check the model weights and --dtype (use float32)")
     sched = prep.trajectory.schedule
-    attrs = cube_attrs(adapter, image, raw, prep.source_size, params)
+    attrs = cube_attrs(adapter, params, raw=raw, source=image, source_size=prep.source_size)
     return cube_from_arrays(cube.cpu().numpy(), sched.timesteps.cpu().numpy(), sched.alphas.double().cpu().numpy(),
                             to_uint8(prep.pixels), attrs=attrs, rate_se=se.cpu().numpy(), stats=stats)

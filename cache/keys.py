@@ -1,29 +1,39 @@
-"""Content-addressed cube keys: image bytes + model fingerprint + parameters -> hex digest.
+"""Content-addressed cube keys and the cube's attributes: the one place either is made.
 
-The key does not depend on the file's name or location, on the package version, or on the
-order of dictionary entries: the same picture (same bytes), the same weights and the same
-`CubeParams` always give the same key, and any change to one of them gives another.
+A key is image bytes + model identity + parameters -> hex digest. It does not depend on the
+file's name or location, on the package version, or on the order of dictionary entries: the
+same picture (same bytes), the same weights in the same compute dtype and conditioning, and the
+same `CubeParams` always give the same key, and any change to one of them gives another. Every
+caller (commands, batches, the dashboards' catalog, experiments) gets keys from `cube_key` with
+`model_identity(adapter)` and attributes from `model_attrs` / `cube_attrs`, so they cannot disagree.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
+import workbench
 from workbench.errors import WorkbenchError
 
+from . import schema
 from .params import CubeParams
 
-__all__ = ["KEY_VERSION", "cube_key", "image_bytes", "model_identity", "dtype_name", "conditioning_attrs"]
+__all__ = ["KEY_VERSION", "cube_key", "image_bytes", "model_identity", "dtype_name", "conditioning_attrs",
+           "package_version", "model_attrs", "cube_attrs", "same_model"]
 
 #: bumped only if the key recipe itself changes (it invalidates every stored key)
 KEY_VERSION = "cube-key-v1"
 
 
-def image_bytes(image: str | Path | Image.Image) -> bytes:
-    """The bytes a key hashes: a file's raw bytes, or for a PIL image its size, mode and RGB pixels."""
+def image_bytes(image: str | Path | Image.Image | bytes) -> bytes:
+    """The bytes a key hashes: a file's raw bytes (given as bytes, or read from a path), or for a PIL
+    image its size, mode and RGB pixels."""
+    if isinstance(image, bytes):
+        return image
     if isinstance(image, Image.Image):
         rgb = image.convert("RGB")
         return b"PIL-RGB:%dx%d:" % rgb.size + rgb.tobytes()
@@ -69,3 +79,43 @@ def conditioning_attrs(adapter) -> dict:
     if hasattr(adapter, "conditioning"):
         return dict(adapter.conditioning())
     return {"prompt": "", "negative_prompt": "", "guidance_scale": 1.0, "prompt_fingerprint": ""}
+
+
+def package_version() -> str:
+    """The installed workbench version (recorded in every cube)."""
+    return str(getattr(workbench, "__version__", "unknown"))
+
+
+def model_attrs(adapter, params: CubeParams) -> dict[str, Any]:
+    """The attributes every cube of `adapter` and `params` shares (those of a multi-image group):
+    model fingerprint and name, the parameters (`CubeParams.as_attrs`), scale, compute dtype and why
+    it was chosen (`dtype_choice`: 'explicit', or what `--dtype auto` measured, workbench.precision), the
+    conditioning (`conditioning_attrs`) and the package version."""
+    return {"model_fingerprint": adapter.fingerprint(), "model_name": str(getattr(adapter, "name", "model")),
+            **params.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter),
+            "dtype_choice": str(getattr(adapter, "dtype_choice", "explicit")),
+            **conditioning_attrs(adapter), "package_version": package_version()}
+
+
+def cube_attrs(adapter, params: CubeParams, *, raw: bytes, source: str | Path | Image.Image | None,
+               source_size, **extra) -> dict[str, Any]:
+    """The attributes of a complete single-image cube (`cache.schema.ATTR_KEYS`): `model_attrs`, the
+    source image (`source`: its path, or a PIL image whose `filename` is used; `source_size` (H0, W0)
+    pixels), the schema version, the content `key` of `raw` (the image's bytes, `image_bytes`) and
+    `complete` = 1; `extra` attributes (e.g. until_stable, stability) are added last."""
+    if isinstance(source, Image.Image):
+        source = getattr(source, "filename", "")
+    elif source not in (None, ""):
+        source = str(Path(source).resolve())
+    return {**model_attrs(adapter, params), "source_image": str(source or ""),
+            "source_size": [int(v) for v in source_size], "schema_version": schema.SCHEMA_VERSION,
+            "key": cube_key(raw, model_identity(adapter), params), "complete": 1, **extra}
+
+
+def same_model(attrs: dict, adapter) -> bool:
+    """True when stored attributes `attrs` were written by `adapter`'s weights, compute dtype and
+    conditioning (what `model_identity` distinguishes)."""
+    mine = conditioning_attrs(adapter)
+    return (attrs.get("model_fingerprint") == adapter.fingerprint()
+            and attrs.get("dtype", "float32") == dtype_name(adapter)
+            and str(attrs.get("prompt_fingerprint", "") or "") == str(mine.get("prompt_fingerprint", "") or ""))

@@ -88,9 +88,8 @@ def compute_cube_until_stable(adapter, image, params: CubeParams, R: float, *, w
     from workbench.images import read_image, to_rgb, to_uint8
     from workbench.pipeline import prepare_image
 
-    from . import schema
-    from .build import cube_from_arrays, package_version
-    from .keys import conditioning_attrs, cube_key, dtype_name, image_bytes, model_identity
+    from .build import cube_from_arrays
+    from .keys import cube_attrs, image_bytes
 
     raw = image_bytes(image)
     pil = to_rgb(image) if isinstance(image, Image.Image) else read_image(image)
@@ -102,13 +101,7 @@ def compute_cube_until_stable(adapter, image, params: CubeParams, R: float, *, w
     final = dataclasses.replace(params, K=int(K))
     r = cube_rates_se(stats, params.channel)
     sched = prep.trajectory.schedule
-    source = getattr(image, "filename", "") if isinstance(image, Image.Image) else str(Path(image).resolve())
-    attrs = {"model_fingerprint": adapter.fingerprint(), "model_name": str(getattr(adapter, "name", "model")),
-             **final.as_attrs(), "scale": int(adapter.scale), "dtype": dtype_name(adapter),
-             **conditioning_attrs(adapter), "source_image": str(source or ""),
-             "source_size": [int(v) for v in prep.source_size],
-             "package_version": package_version(), "schema_version": schema.SCHEMA_VERSION,
-             "key": cube_key(raw, model_identity(adapter), final), "complete": 1,
-             "until_stable": float(R), "stability": float(stability)}
+    attrs = cube_attrs(adapter, final, raw=raw, source=image, source_size=prep.source_size,
+                       until_stable=float(R), stability=float(stability))
     return cube_from_arrays(r.rate.float().numpy(), sched.timesteps.cpu().numpy(), sched.alphas.double().cpu().numpy(),
                             to_uint8(prep.pixels), attrs=attrs, rate_se=r.rate_se.float().numpy(), stats=stats)

@@ -14,12 +14,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the image's original resolution for every cube of STORE, plus OUT/manifest.json.")
     p.add_argument("store", help="cube store folder, a folder of .zarr cubes, or one .zarr cube")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--what", default="fluctuation", help="comma-separated: fluctuation, rate@T (default fluctuation)")
+    p.add_argument("--what", default="fluctuation",
+                   help="comma-separated: fluctuation (of the per-step curve), fluctuation-accumulated (of the accumulated "
+                        "curve), rate@T, accumulated@T (the accumulated curve's map at T) (default fluctuation)")
     p.add_argument("--window", type=int, default=None, help="fluctuation window L (default: analysis default)")
     p.add_argument("--t-b", type=float, default=None, help="fluctuation cut t_b (default: analysis default)")
     p.add_argument("--normalise", action=argparse.BooleanOptionalAction, default=None,
                    help="normalise each curve to sum 1 before the fluctuation (default: analysis default)")
-    p.add_argument("--format", default="png,npy", help="png, npy or both (default png,npy)")
+    p.add_argument("--format", default="png,npy",
+                   help="comma-separated: png, npy, pysaliency (OUT/pysaliency/<kind>/ maps and <kind>_log_density/ "
+                        "densities that pysaliency loads as models; docs/saliency.md) (default png,npy)")
     add_overwrite_arg(p)
     p.set_defaults(func=run)
 

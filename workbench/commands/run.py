@@ -66,7 +66,7 @@ def run(args) -> int:
     store = CubeStore(args.store)
     print(f"# {len(images)} images -> cube store {store.path}; model {adapter.name} on {device}; rate "
           f"{params.definition}, {params.estimator} K={params.K}, {params.steps} DDIM steps", file=sys.stderr)
-    plan = plan_batch(store, images, adapter.fingerprint(), params)
+    plan = plan_batch(store, images, adapter, params)
     t0 = time.perf_counter()
     keys = build_batch(store, images, adapter, params, progress=progress_bar(len(images), "cubes"),
                        cube_progress=per_image_bar(params.steps), plan=plan)
