@@ -498,13 +498,13 @@ class ExploreView(pn.viewable.Viewer):
         if self.job is not None and not self.job.done:
             self._show_message(f"{filename} was not taken: a cube is being computed already; drop it again when "
                                "that one is done", "warning")
-            self.upload_widget.clear()  # the refused file must not stay named in the box
+            self._clear_upload()  # the refused file must not stay named in the box
             return None
         try:
             path = self.context.catalog.save_upload(data, filename)
         except WorkbenchError as exc:
             self._show_message(str(exc))
-            self.upload_widget.clear()
+            self._clear_upload()
             return None
         self._show_message(None)  # an earlier error (a refused file) no longer applies
         from cache.params import CubeParams
@@ -533,6 +533,12 @@ class ExploreView(pn.viewable.Viewer):
         self.job_status.object, self.job_status.visible = f"computing the cube of **{filename}** ...", True
         self._poller.start()
         return self.job
+
+    def _clear_upload(self) -> None:
+        """Empty the file box: in the browser (its native file name) and on the server."""
+        self.upload_widget.clear()
+        with param.discard_events(self.upload_widget):
+            self.upload_widget.param.update(value=None, filename=None)
 
     @staticmethod
     def _batch_text(step) -> str:
