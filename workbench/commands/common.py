@@ -37,10 +37,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _memory_size(text: str) -> str:
-    from ..memory import parse_size
-
     try:
-        parse_size(text)
+        validate.check_memory_size(text)  # parse and range (a number too large for a float included)
     except WorkbenchError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
