@@ -32,16 +32,11 @@ GROUPS = "groups"
 
 class CubeStore:
     """A cube store folder (created when missing and `create`); a foreign or corrupt folder raises
-    `WorkbenchError`. `refinable`: cubes computed by `build` keep their probe statistics. Cubes are
-    keyed by `cache.keys.cube_key`; `open(key)` returns a lazily read
+    `WorkbenchError`. Cubes are keyed by `cache.keys.cube_key`; `open(key)` returns a lazily read
     single-image Dataset (t, y, x)."""
 
-    def __init__(self, path: str | os.PathLike, *, create: bool = True, refinable: bool = False):
+    def __init__(self, path: str | os.PathLike, *, create: bool = True):
         self.path = Path(path).expanduser()
-        #: batches keep the Hutchinson probe statistics (probe_sum_s/probe_sum_ss, ~9x the bytes of rate +
-        #: rate_se) so that `refine` adds probes to them; without, a refinement recomputes all K2 probes
-        #: (the same numbers, docs/cubes.md "Bytes per cube"). Refined cubes and `put` keep what they hold.
-        self.refinable = bool(refinable)
         self._groups: dict[str, tuple[dict, np.ndarray]] = {}
         self._where: dict[str, tuple[str, int]] = {}
         self._opened: dict[str, xr.Dataset] = {}
@@ -94,14 +89,9 @@ class CubeStore:
         from .keys import package_version
 
         tmp = self.path / f"{STORE_FILE}.partial-{os.getpid()}"
-        try:
-            tmp.write_text(json.dumps({"format": schema.STORE_FORMAT, "schema_version": schema.SCHEMA_VERSION,
-                                       "package_version": package_version()}, indent=1))
-            tmp.replace(self.path / STORE_FILE)
-        except OSError as exc:  # a failed write() (disk full) carries no file name: name the marker
-            if exc.filename is None:
-                exc.filename = str(self.path / STORE_FILE)
-            raise
+        tmp.write_text(json.dumps({"format": schema.STORE_FORMAT, "schema_version": schema.SCHEMA_VERSION,
+                                   "package_version": package_version()}, indent=1))
+        tmp.replace(self.path / STORE_FILE)
 
     def _check_marker(self, marker: Path) -> None:
         try:
@@ -369,18 +359,13 @@ class CubeStore:
                      block: int | None = None, cap: int | None = None,
                      progress: Callable[[str, int, float], None] | None = None) -> list[dict]:
         """Cubes of `images` with as many probes as each fluctuation map needs to reach split-half
-        stability R (`cache.build.StopRule.until_stable`; probe blocks of `block`, at most `cap` probes), stored under the key
+        stability R (cache.stable; probe blocks of `block`, at most `cap` probes), stored under the key
         of the probe count reached. An image that already has such a cube (R or more) is skipped.
         Returns one dict per image: key, name, K, stability, computed (bool)."""
         import dataclasses
 
-        from .build import StopRule, compute_cube
-        from .params import FluctuationParams
+        from .stable import compute_cube_until_stable
 
-        if not params.refinable:
-            raise WorkbenchError("--until-stable needs Hutchinson cubes (rate h, eps or step)")
-        rule = StopRule.until_stable(R, int(block or max(2, params.K // 2)), int(cap or 8 * params.K))
-        fluct = FluctuationParams(window=window, t_b=t_b)
         out = []
         ident = model_identity(adapter)
         for img in images:
@@ -394,9 +379,9 @@ class CubeStore:
                             "computed": False}
                     break
             if done is None:
-                ds = compute_cube(adapter, img, params, rule=rule, fluct=fluct,
-                                  on_block=None if progress is None else
-                                  (lambda b, _n=Path(str(img)).stem: progress(_n, b.K, b.stability)))
+                ds = compute_cube_until_stable(adapter, img, params, R, window=window, t_b=t_b, block=block, cap=cap,
+                                               progress=None if progress is None else
+                                               (lambda K, st, _n=Path(str(img)).stem: progress(_n, K, st)))
                 done = {"key": self.put(ds), "K": int(ds.attrs["K"]), "stability": float(ds.attrs["stability"]),
                         "computed": True}
             out.append({"name": Path(str(img)).stem, **done})

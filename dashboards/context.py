@@ -32,6 +32,9 @@ class AppContext:
     _adapter: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
+    #: step rates measured on this server ("edit": seconds per optimisation iteration per DDIM step), so
+    #: a view can say what a job will take before it is launched
+    timings: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_paths(cls, store: str | Path, *, dataset: str | Path | None = None, model: str | None = None,

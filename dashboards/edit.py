@@ -25,7 +25,7 @@ from workbench.validate import check_int, check_real
 from . import figures, selection
 from .context import AppContext
 from .widgets import checkbox, number_box
-from .jobs import Cancelled, Job, Poller, format_seconds, on_session_end
+from .jobs import Cancelled, Eta, Job, Poller, format_seconds, on_session_end
 
 __all__ = ["EditView", "REFERENCE_TASKS", "sample_images", "check_knobs", "METRIC_LABELS", "MIN_EDIT_STEPS",
            "format_metric", "ema"]
@@ -136,6 +136,8 @@ class EditView(pn.viewable.Viewer):
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
                                      css_classes=["edit-message"])
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
+        self.estimate = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "12px"},
+                                         css_classes=["edit-estimate"])
         self.launch_button = pn.widgets.Button(label="Launch", button_type="primary", sizing_mode="stretch_width",
                                                css_classes=["edit-launch"])
         self.launch_button.on_click(lambda _e: self.launch())
@@ -152,7 +154,9 @@ class EditView(pn.viewable.Viewer):
         self.save_button = pn.widgets.Button(label="Save into the store folder", disabled=True,
                                              sizing_mode="stretch_width")
         self.save_button.on_click(lambda _e: self.save())
+        self._eta, self._eta_steps = Eta(), 1
         self._refresh_images()
+        self._status_ready_estimate()
 
     # -- images ------------------------------------------------------------------------------
     def refresh_images(self, select: Path | None = None) -> None:
@@ -273,6 +277,23 @@ class EditView(pn.viewable.Viewer):
         region = f"region: {int(self.mask.sum())} px" if self.mask is not None else "no region yet"
         ref = f"reference: x={self.reference[0]}, y={self.reference[1]}" if self.reference else "no reference yet"
         self.status.object = f"{region}; {ref}."
+        self._status_ready_estimate()
+
+    def estimate_text(self) -> str:
+        """What an edit with the current knobs will take, from the iteration rate measured on this server
+        (scaled by DDIM steps: an iteration runs the chain), or why there is no estimate yet."""
+        rate = self.context.timings.get("edit")
+        if rate is None:
+            return ("No edit has been timed on this server yet: after the first iterations the progress line "
+                    "says how long the rest will take.")
+        its = rate * self.steps * self.n_iter
+        return (f"Expected: about {format_seconds(its)} for {self.n_iter} iterations at {self.steps} DDIM steps "
+                f"(measured here: {format_seconds(rate * self.steps)} per iteration), plus the evaluation.")
+
+    @param.depends("n_iter", "steps", watch=True)
+    def _status_ready_estimate(self) -> None:
+        if self.job is None:
+            self.estimate.object = self.estimate_text()
 
     def _say(self, text: str, kind: str = "danger") -> None:
         self.message.object, self.message.alert_type, self.message.visible = text, kind, bool(text)
@@ -319,6 +340,7 @@ class EditView(pn.viewable.Viewer):
         self._losses = []
         self.result = None
         self.composited = None
+        self._eta, self._eta_steps = Eta(), cfg.steps
         self.job = Job(work, name="edit", queue=ctx.queue).start()
         self.progress.value, self.progress.visible = -1, True
         self.loss_pane.visible = False
@@ -344,6 +366,7 @@ class EditView(pn.viewable.Viewer):
             if info.get("stage") == "optimise" and info.get("n_iter"):
                 done, n = int(info["iteration"]), int(info["n_iter"])
                 self.progress.value = int(100 * min(done, n) / n)
+                self._eta.update(done, n)
                 loss = figures.finite_or_none(info.get("loss"))
                 if loss is not None and len(self._losses) < done:
                     self._losses.extend([loss] * (done - len(self._losses)))
@@ -355,6 +378,9 @@ class EditView(pn.viewable.Viewer):
         self.progress.visible = False
         self.launch_button.disabled, self.cancel_button.disabled = False, True
         self.job = None
+        if self._eta.seconds_per_step is not None:  # what the next launch's estimate is scaled from
+            self.context.timings["edit"] = self._eta.seconds_per_step / self._eta_steps
+            self._status_ready_estimate()
         if job.error:
             self._say(f"the edit failed: {job.error}")
             self.status.object = "failed."
@@ -385,7 +411,9 @@ class EditView(pn.viewable.Viewer):
                 text += f" (best moving average {best:.4g})"
         if job.cancelled:
             text = "cancelling (the best result so far is kept): " + text
-        return f"{text} · {format_seconds(job.elapsed)}"
+        if stage == "optimise" and self._eta.left is not None:
+            return f"{text} · {self._eta.text(job.elapsed)} for the iterations, then the evaluation"
+        return f"{text} · {format_seconds(job.elapsed)} elapsed"
 
     def _show_losses(self) -> None:
         losses = np.asarray([v for v in self._losses], dtype=np.float64)
@@ -495,7 +523,7 @@ class EditView(pn.viewable.Viewer):
             self.number_boxes()[2].column(),
             checkbox(self.param.blend, "Blend outside the region"),
             self.clear_button, pn.Row(self.launch_button, self.cancel_button, sizing_mode="stretch_width"),
-            self.progress, self.download, self.save_button, width=320)
+            self.progress, self.estimate, self.download, self.save_button, width=320)
         left = pn.Column(self.message, self.status, self.image_pane, sizing_mode="stretch_width")
         right = pn.Column(self.result_pane, self.metrics, self.curve_pane, self.loss_pane,
                           sizing_mode="stretch_width")

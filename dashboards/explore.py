@@ -30,7 +30,7 @@ from . import figures
 from .catalog import cube_labels
 from .context import AppContext
 from .widgets import checkbox, number_box
-from .jobs import Cancelled, Job, Poller, format_seconds, on_session_end
+from .jobs import Cancelled, Eta, Job, Poller, format_seconds, on_session_end
 
 __all__ = ["ExploreView", "MAX_PIXELS", "BAND_SE", "Z_SIGNIFICANT", "NO_SE_TEXT", "UNKNOWN_SE_TEXT"]
 
@@ -96,6 +96,7 @@ class ExploreView(pn.viewable.Viewer):
         self._live_name, self._live_label = "", ""
         self._se_reason: str | None = NO_SE_TEXT  # why the shown cube has no usable rate_se (None: it has)
         self.job: Job | None = None
+        self._eta = Eta()
         self._poller = Poller(self.poll, 250, on_gone=self.dispose)
         on_session_end(self.dispose)
         cfg = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
@@ -528,6 +529,7 @@ class ExploreView(pn.viewable.Viewer):
             return ctx.catalog.add_image(adapter, path, params, progress=progress, on_batch=on_batch, **options)
 
         self._live, self._live_K, self._live_name = True, None, filename
+        self._eta = Eta()
         self.job = Job(compute, name="cube", queue=ctx.queue).start()
         self.progress.value, self.progress.visible = 0, True
         self.job_status.object, self.job_status.visible = f"computing the cube of **{filename}** ...", True
@@ -566,12 +568,13 @@ class ExploreView(pn.viewable.Viewer):
         info = job.snapshot()
         if info.get("total"):
             self.progress.value = int(100 * info.get("done", 0) / max(1, info["total"]))
+            self._eta.update(info.get("done", 0), info["total"])
         step = info.get("batch")
         if step is not None and self._live and step.K != self._live_K:
             self._show_batch(step)
         if not job.done:
             queued = job.queue_text()
-            self.job_status.object = queued or f"{info.get('status', 'running')} ... {format_seconds(job.elapsed)}"
+            self.job_status.object = queued or f"{info.get('status', 'running')} ... {self._eta.text(job.elapsed)}"
             return
         self._poller.stop()
         self.progress.visible = False

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["Job", "Poller", "ComputeQueue", "Cancelled", "format_seconds", "on_session_end"]
+__all__ = ["Job", "Poller", "ComputeQueue", "Cancelled", "Eta", "format_seconds", "on_session_end"]
 
 
 class Cancelled(Exception):
@@ -34,6 +34,35 @@ def format_seconds(s: float) -> str:
         return f"{s:.0f} s"
     m, sec = divmod(int(round(s)), 60)
     return f"{m} min {sec:02d} s"
+
+
+class Eta:
+    """The time left of a job from its measured step rate: call `update(done, total)` as progress arrives.
+
+    The rate is measured from the first report seen (so model loading and the first, slower setup do not
+    count) to the latest; `left` is None until two reports with different `done` were seen."""
+
+    def __init__(self):
+        self._t0: float | None = None
+        self._d0 = 0.0
+        self.left: float | None = None
+        self.seconds_per_step: float | None = None
+
+    def update(self, done: float, total: float, now: float | None = None) -> float | None:
+        """Feed the latest progress; returns the estimated seconds left (None while unknown)."""
+        now = time.perf_counter() if now is None else now
+        if self._t0 is None or done < self._d0:
+            self._t0, self._d0, self.left = now, float(done), None
+            return None
+        if done > self._d0:
+            self.seconds_per_step = (now - self._t0) / (done - self._d0)
+            self.left = self.seconds_per_step * max(0.0, float(total) - float(done))
+        return self.left
+
+    def text(self, elapsed: float) -> str:
+        """'1 min 05 s elapsed, about 3 min 10 s left' (or only the elapsed time while the rate is unknown)."""
+        out = f"{format_seconds(elapsed)} elapsed"
+        return out if self.left is None else f"{out}, about {format_seconds(self.left)} left"
 
 
 class ComputeQueue:

@@ -153,3 +153,28 @@ def test_saliency_scores_sauc_across_image_sizes_and_says_which_cubes(mixed_data
     key = v.keys["p1"]
     assert mixed_dataset.catalog.open(key).attrs["K"] == 8
     assert v.sauc_note.visible and "only one image" in v.sauc_note.object  # one image: no sAUC, and why
+
+
+def test_time_left_from_the_measured_rate_and_an_estimate_before_launch(tmp_path):
+    from dashboards.edit import EditView
+    from dashboards.jobs import Eta, Job
+
+    eta = Eta()
+    assert eta.update(0, 100, now=10.0) is None and eta.text(1.0) == "1.0 s elapsed"
+    assert eta.update(4, 100, now=18.0) == pytest.approx(2.0 * 96)  # 2 s per step measured, 96 steps left
+    assert eta.text(9.0) == "9.0 s elapsed, about 3 min 12 s left"
+
+    v = EditView(AppContext.from_paths(tmp_path / "s"), n_iter=100, steps=10)
+    assert "No edit has been timed" in v.estimate.object
+    job = Job(lambda r, s: None)
+    job.started_at = 1.0
+    v.job, v._eta, v._eta_steps = job, Eta(), 10
+    job._report(stage="optimise", iteration=1, n_iter=100, loss=0.5, best_loss=0.5)
+    v._eta.update(1, 100, now=0.0)
+    v._eta.update(3, 100, now=4.0)  # 2 s per iteration
+    assert "about 3 min 14 s left for the iterations" in v.progress_text(job)
+    job._done.set()
+    v.poll()
+    assert v.context.timings["edit"] == pytest.approx(0.2)  # seconds per iteration per DDIM step
+    v.steps = 20
+    assert "about 6 min 40 s for 100 iterations at 20 DDIM steps" in v.estimate.object

@@ -37,8 +37,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _memory_size(text: str) -> str:
+    from ..memory import parse_size
+
     try:
-        validate.check_memory_size(text)  # parse and range (a number too large for a float included)
+        parse_size(text)
     except WorkbenchError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
