@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..errors import WorkbenchError
+from .common import add_overwrite_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", default="shipped",
                    help="start from this model folder when there is no checkpoint: 'shipped' (default), "
                         "'scratch' (random weights) or a folder written by --export")
-    p.add_argument("--export", default=None, help="write the EMA model (unet/ + scheduler/) to this folder at the end")
+    p.add_argument("--export", default=None, help="write the EMA model (unet/ + scheduler/) to this folder at the end "
+                   "(a new or empty folder, or an earlier export; see --overwrite)")
+    add_overwrite_arg(p)
     p.add_argument("--minutes", type=float, default=float("inf"), help="stop after this many minutes (resumable)")
     p.add_argument("--steps", type=int, default=1_000_000, help="stop at this total step count")
     p.add_argument("--resolution", type=int, default=32,
@@ -57,19 +60,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_export_dir(path: str | None) -> None:
+#: what --export writes (a diffusers model folder and its card), checked before training starts
+EXPORT_FILES = ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json",
+                "model_card.json")
+
+
+def _export_dir(path: str | None, overwrite: bool):
+    """The --export folder as a `workbench.outputs.OutputDir` of `train`, checked before training: new,
+    empty, an earlier export (by its marker) or --overwrite; a folder that merely holds a model_card.json
+    is the user's."""
+    from ..outputs import OutputDir
+
     if path is None:
-        return
-    out = Path(path)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "model_card.json").is_file())):
-        raise WorkbenchError(f"--export {out} exists and is not a model folder written by workbench train: "
-                             "pass a new or empty folder")
+        return None
+    out = OutputDir(path, "train", overwrite=overwrite, flag="--export")
+    out.check_names(EXPORT_FILES)
+    return out
+
+
+def _export(checkpoint, out) -> Path:
+    """export_model into a temporary folder, then staged into `out` all or nothing (with its marker)."""
+    import tempfile
+
+    from ..train import export_model
+
+    with tempfile.TemporaryDirectory(prefix="wb-export-") as tmp:
+        export_model(checkpoint, tmp)
+        with out.staging() as st:
+            for f in sorted(Path(tmp).rglob("*")):
+                if f.is_file():
+                    st.write_bytes(f.relative_to(tmp).as_posix(), f.read_bytes())
+    return out.path
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
-    from ..train import TrainConfig, export_model, train
+    from ..train import TrainConfig, train
 
     cfg = TrainConfig(data_dir=args.data, checkpoint_dir=args.checkpoints, resolution=args.resolution,
                       holdout=args.holdout, batch_size=args.batch_size, max_steps=args.steps, lr=args.lr,
@@ -81,7 +108,7 @@ def run(args) -> int:
     if args.init not in ("shipped", "scratch") and not Path(args.init).is_dir():
         raise WorkbenchError(f"--init {args.init} is not a model folder: pass 'shipped', 'scratch' or a folder "
                              "written by workbench train --export")
-    _check_export_dir(args.export)
+    export_to = _export_dir(args.export, args.overwrite)
     if args.nice > 0:
         os.nice(args.nice)
     got: list[int] = []
@@ -119,7 +146,7 @@ def run(args) -> int:
             signal.signal(s, h)
     print(f"checkpoint: {ckpt}")
     if args.export:
-        print(f"exported: {export_model(ckpt, args.export)}")
+        print(f"exported: {_export(ckpt, export_to)}")
     if got:
         return 130 if got[0] == signal.SIGINT else 0
     return 0
