@@ -22,6 +22,7 @@ The format `pysaliency` writes, for the field's evaluation library,
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -31,13 +32,13 @@ import xarray as xr
 from workbench.curve_kinds import accumulated
 from workbench.errors import WorkbenchError
 from workbench.outputs import OutputDir, Staging
-from workbench.validate import check_t_b, check_window
+from workbench.validate import MAX_TIMESTEP, check_t_b, check_timestep, check_window
 
 from .cubes import open_cubes
 from .datasets import resize_map
 from .fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
 
-__all__ = ["parse_what", "cube_maps", "export_maps", "to_uint8", "as_log_density", "is_legacy_export"]
+__all__ = ["parse_what", "cube_maps", "export_maps", "to_uint8", "as_log_density"]
 
 
 def parse_what(what: str | Iterable[str]) -> list[tuple[str, int | None]]:
@@ -51,9 +52,11 @@ def parse_what(what: str | Iterable[str]) -> list[tuple[str, int | None]]:
         elif w.startswith(("rate@", "accumulated@")):
             kind, _, tv = w.partition("@")
             try:
-                out.append((kind, int(float(tv))))
-            except ValueError:
-                raise WorkbenchError(f"--what {w!r}: write {kind}@T with an integer timestep, e.g. {kind}@500") from None
+                t = float(tv)
+                out.append((kind, check_timestep(int(t) if math.isfinite(t) and t.is_integer() else t)))
+            except (ValueError, WorkbenchError):
+                raise WorkbenchError(f"--what {w!r}: write {kind}@T with a whole timestep from 0 to {MAX_TIMESTEP}, "
+                                     f"e.g. {kind}@500") from None
         else:
             raise WorkbenchError(f"--what {w!r}: choose fluctuation, fluctuation-accumulated, rate@T or accumulated@T "
                                  "(comma-separated)")
@@ -109,15 +112,6 @@ def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float 
     return out
 
 
-def is_legacy_export(folder: Path) -> bool:
-    """A folder written by an export from before output markers: its manifest.json is an export manifest."""
-    try:
-        meta = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and "maps" in meta and "png_scaling" in meta
-
-
 def _png_bytes(m: np.ndarray) -> bytes:
     import io
 
@@ -164,8 +158,7 @@ def export_maps(source, out_dir: str | Path | OutputDir | Staging, *, what="fluc
     check_t_b(t_b)
     if isinstance(out_dir, Staging):
         return _export_into(source, out_dir, what, window, t_b, normalise, formats, progress)
-    out = out_dir if isinstance(out_dir, OutputDir) else OutputDir(out_dir, "export", overwrite=overwrite,
-                                                                   legacy=is_legacy_export)
+    out = out_dir if isinstance(out_dir, OutputDir) else OutputDir(out_dir, "export", overwrite=overwrite)
     with out.staging() as st:
         return _export_into(source, st, what, window, t_b, normalise, formats, progress)
 

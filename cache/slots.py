@@ -230,7 +230,12 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra:
                 raise WorkbenchError(f"cube {var} shape {v.shape} does not fit the slots of {path.name} "
                                      f"({tuple(arrays[var].shape[1:])})")
         for var, arr in arrays.items():
-            arr[i] = values[var].astype(arr.dtype)
+            try:
+                arr[i] = values[var].astype(arr.dtype)
+            except OSError as exc:  # a failed write() (disk full) carries no file name: name the array
+                if exc.filename is None:
+                    exc.filename = str(Path(path) / var)
+                raise
         for var in arrays:  # on disk before the flag, power loss included
             _fsync_tree(Path(path) / var / "c" / str(i))
         attrs = dict(g.attrs)

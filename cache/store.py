@@ -89,9 +89,14 @@ class CubeStore:
         from .keys import package_version
 
         tmp = self.path / f"{STORE_FILE}.partial-{os.getpid()}"
-        tmp.write_text(json.dumps({"format": schema.STORE_FORMAT, "schema_version": schema.SCHEMA_VERSION,
-                                   "package_version": package_version()}, indent=1))
-        tmp.replace(self.path / STORE_FILE)
+        try:
+            tmp.write_text(json.dumps({"format": schema.STORE_FORMAT, "schema_version": schema.SCHEMA_VERSION,
+                                       "package_version": package_version()}, indent=1))
+            tmp.replace(self.path / STORE_FILE)
+        except OSError as exc:  # a failed write() (disk full) carries no file name: name the marker
+            if exc.filename is None:
+                exc.filename = str(self.path / STORE_FILE)
+            raise
 
     def _check_marker(self, marker: Path) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Bad and hostile inputs to every command (issue 10): one line, exit 2, nothing lost.
+"""Bad and hostile inputs to every command: one line, exit 2, nothing lost.
 
 Each case of `CASES` runs `workbench.cli.main(argv)` in-process and asserts: the documented exit
 code (2 unless the case says otherwise), exactly one stderr line `workbench <cmd>: error: ...`
@@ -386,8 +386,105 @@ def _raise(exc: BaseException):
 
 
 # --- cases appended by the store/check and dashboard work (same asserts) ------------------------
-STORE_CASES: list[Case] = []
-DASHBOARD_CASES: list[Case] = []
+def _huge_memory() -> str:
+    return "1" + "9" * 400 + "GB"  # float() of it is inf: int(inf) raised OverflowError (a traceback)
+
+
+def _paper_folder(w, mp):
+    """A user's own paper folder whose file names are those an experiment writes."""
+    _mk(w.tmp / "paper", {"results.json": '{"mine": true}', "report.html": "<p>my report</p>",
+                          "tables.md": "| my | table |"})
+
+
+def _old_export_folder(w, mp):
+    """An export folder from before output markers whose fluctuation/a.npy the user replaced."""
+    _mk(w.tmp / "old", {"manifest.json": json.dumps({"maps": {"a": {}}, "png_scaling": "min-max"}),
+                        "fluctuation/a.npy": b"the user's own array", "fluctuation/a.png": b"png"})
+
+
+def _truncated_in_batch(w, mp):
+    """A folder of two images, the second cut after its header (it passes the header check, fails to decode)."""
+    (w.tmp / "imgs").mkdir()
+    (w.tmp / "imgs" / "a.png").write_bytes(w.img.read_bytes())
+    data = (w.images / "b.png").read_bytes()
+    (w.tmp / "imgs" / "z-cut.png").write_bytes(data[: len(data) * 2 // 3])
+
+
+def _enospc_in_zarr_write(w, mp):
+    """A full disk while a slot's chunks are written: zarr's failed write() carries no file name."""
+    import zarr
+
+    real = zarr.Array.__setitem__
+
+    def setitem(self, key, value):
+        if self.path != "rate":
+            return real(self, key, value)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    mp.setattr(zarr.Array, "__setitem__", setitem)
+
+
+STORE_CASES: list[Case] = [
+    # flags that need no model: refused before it loads, nothing created (issue: "refused only after the
+    # model loads, leaving empty stores behind", or accepted silently)
+    *[Case(f"cubes-until-stable-{v}", lambda w, v=v: _cubes(w, "--until-stable", v), "stability target R must be",
+           check=_absent("newstore")) for v in ("0", "-5", "nan", "inf", "5", "1")],
+    Case("cubes-max-K-0", lambda w: _cubes(w, "--until-stable", "0.9", "--max-K", "0"), "probe cap (max K) must be",
+         check=_absent("newstore")),
+    Case("cubes-max-K-huge", lambda w: _cubes(w, "--until-stable", "0.9", "--max-K", "99999"), "probe cap",
+         check=_absent("newstore")),
+    Case("cubes-max-K-without-until-stable", lambda w: _cubes(w, "--max-K", "16"), "--until-stable",
+         check=_absent("newstore")),
+    Case("cubes-refine-to-rsvd", lambda w: _cubes(w, "--estimator", "rsvd", "--refine-to", "8"),
+         "refinement needs Hutchinson", check=_absent("newstore")),
+    Case("cubes-refine-to-projected", lambda w: _cubes(w, "--rate", "projected", "--refine-to", "8"),
+         "refinement needs Hutchinson", check=_absent("newstore")),
+    Case("cubes-refine-to-0", lambda w: _cubes(w, "--refine-to", "0"), "refinement target K2 must be",
+         check=_absent("newstore")),
+    Case("cubes-refine-to-below-stored-K", lambda w: _cubes(w, "--refine-to", "1", store=w.store),
+         "below the K=2 probes", lines="last"),
+    Case("cubes-scheduler-foo", lambda w: _cubes(w, "--scheduler", "foo"), "scheduler must be",
+         check=_absent("newstore")),
+    Case("cubes-scheduler-bad-port", lambda w: _cubes(w, "--scheduler", "tcp://host:99999"), "port 1..65535",
+         check=_absent("newstore")),
+    Case("cubes-max-memory-1KB", lambda w: _cubes(w, "--max-memory", "1KB"), "memory size must be",
+         check=_absent("newstore")),
+    Case("cubes-max-memory-huge", lambda w: _cubes(w, "--max-memory", _huge_memory()), "memory size must be",
+         check=_absent("newstore")),
+    Case("run-max-memory-huge", lambda w: _run(w, "--max-memory", _huge_memory()), "memory size must be",
+         check=_absent("rstore")),
+    Case("query-t-huge", lambda w: _query(w, "--t", "99999999999999999999"), "timestep must be"),
+    Case("query-t-negative", lambda w: _query(w, "--t", "-1"), "timestep must be"),
+    *[Case(f"export-what-rate@{v}", lambda w, v=v: _export(w, "--what", f"rate@{v}"), "whole timestep",
+           check=_absent("maps")) for v in ("inf", "1e30", "nan", "-5", "2.5")],
+    # outputs are owned by the marker only: a user's folder with the command's file names is the user's
+    Case("experiment-out-users-results-json", lambda w: ["experiment", "paired", "--data", str(w.images), "--out",
+                                                         str(w.tmp / "paper"), *ARGS], "--overwrite",
+         setup=_paper_folder),
+    Case("export-out-pre-marker-export", lambda w: _export(w, out=w.tmp / "old"), "--overwrite",
+         setup=_old_export_folder),
+    Case("run-out-pre-marker-export", lambda w: _run(w, out=w.tmp / "old"), "--overwrite", setup=_old_export_folder,
+         check=_absent("rstore")),
+    Case("edit-out-pre-marker-edit", lambda w: _edit(w, out=w.tmp / "e"), "--overwrite",
+         setup=lambda w, mp: _mk(w.tmp / "e", {".workbench-edit": "", "edited.png": b"the user's edit"})),
+    Case("export-out-marker-names-outside", lambda w: _export(w, out=w.tmp / "o"), "--overwrite",
+         setup=lambda w, mp: _mk(w.tmp / "o", {MARKER: json.dumps({"command": "export", "files": {
+             "manifest.json": {"size": 1}}}), "manifest.json": b"mine"})),
+    # every message names its file
+    Case("cubes-truncated-image-mid-batch", lambda w: ["cubes", str(w.tmp / "imgs"), "--store",
+                                                       str(w.tmp / "s"), "--model", str(w.model), *FAST, *ARGS],
+         "z-cut.png: not a readable image", setup=_truncated_in_batch, lines="last", outputs=lambda w: []),
+    Case("cubes-disk-full-in-slot-write", lambda w: _cubes(w), ".zarr/rate: No space left on device", lines="last",
+         outputs=lambda w: [], setup=_enospc_in_zarr_write),
+]
+DASHBOARD_CASES: list[Case] = [
+    Case("dashboard-basic-auth-password-in-argv", lambda w: ["dashboard", "--store", str(w.store), "--basic-auth",
+                                                             "hunter2", "--port", "0"], "in `ps`"),
+    Case("dashboard-password-file-missing", lambda w: ["dashboard", "--store", str(w.store), "--password-file",
+                                                       str(w.tmp / "nope"), "--port", "0"], "--password-file"),
+    Case("dashboard-password-file-empty", lambda w: ["dashboard", "--store", str(w.store), "--password-file",
+                                                     str(w.tmp / "pw"), "--port", "0"], "is empty",
+         setup=lambda w, mp: (w.tmp / "pw").write_text("\n")),
+]
 
 
 def _all_cases() -> list[Case]:
@@ -550,7 +647,8 @@ def _fake_run_edit(adapter, pil, mask, cfg, **kw):
 
 
 def test_edit_into_an_earlier_edit_folder_keeps_the_users_files(world, tmp_path, monkeypatch, capsys):
-    """The data-loss case of issue 10: a rerun replaces only the edit's own files, never the user's."""
+    """A rerun into an earlier edit folder replaces only the edit's own files, never the user's (it once
+    deleted them)."""
     import workbench.editing
 
     monkeypatch.setattr(workbench.editing, "run_edit", _fake_run_edit)

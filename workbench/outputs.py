@@ -1,8 +1,10 @@
 """Safe outputs: nothing the workbench did not write is ever deleted or overwritten.
 
 An output folder (`OutputDir`) must be new, empty, or hold a previous output of the same command,
-recognised by its marker file `.workbench-output.json` (which lists every file the command wrote,
-with size and SHA-256). Anything else is refused with one line *before any compute*, unless
+recognised only by its marker file `.workbench-output.json` (which lists every file the command
+wrote, with size and SHA-256): a folder's contents are never taken as a sign of an earlier output
+(a user's own `results.json` or `manifest.json` is the user's), and folders of versions before the
+marker are the user's too. Anything else is refused with one line *before any compute*, unless
 `overwrite=True` (`--overwrite`), which lets the command write into the folder while replacing only
 the files it writes itself. A file is replaced only when the marker lists it with the same content
 (the workbench wrote it and nobody changed it since) or with `overwrite`; files the previous output
@@ -172,19 +174,17 @@ class OutputDir:
     """An output folder of one `command` (see the module docstring). Raises `WorkbenchError` at
     construction when the folder may not be written (before any compute)."""
 
-    def __init__(self, path: str | os.PathLike, command: str, *, overwrite: bool = False,
-                 legacy: Callable[[Path], bool] | None = None, flag: str = "--out"):
+    def __init__(self, path: str | os.PathLike, command: str, *, overwrite: bool = False, flag: str = "--out"):
         raw = str(path)
         if raw == "":
             raise WorkbenchError(f"{flag} is empty: pass a folder path")
         self.path = Path(path).expanduser().absolute()
         self.command, self.overwrite, self.flag = command, overwrite, flag
         self.previous: dict[str, dict] = {}
-        self.legacy = False
-        self._check_folder(legacy)
+        self._check_folder()
 
     # --- checks -------------------------------------------------------------------------
-    def _check_folder(self, legacy) -> None:
+    def _check_folder(self) -> None:
         p = self.path
         if p.is_symlink() and not p.exists():
             raise WorkbenchError(f"{self.flag} {p} is a broken symbolic link (or a link loop): remove it or choose another folder")
@@ -203,11 +203,9 @@ class OutputDir:
                 meta = json.loads(marker.read_text())
             except (OSError, ValueError):
                 meta = None
-        if isinstance(meta, dict) and meta.get("command") == self.command and isinstance(meta.get("files"), dict):
-            self.previous = meta["files"]
-            return
-        if meta is None and legacy is not None and legacy(p):
-            self.legacy = True
+        if isinstance(meta, dict) and meta.get("command") == self.command and isinstance(meta.get("files"), dict) \
+                and all(_listed(rel, rec) for rel, rec in meta["files"].items()):
+            self.previous = dict(meta["files"])
             return
         if self.overwrite:
             return
@@ -225,8 +223,6 @@ class OutputDir:
             return True
         if f.is_symlink() or not f.is_file():
             return False
-        if self.legacy:
-            return True
         rec = self.previous.get(rel)
         if not isinstance(rec, dict):
             return False
@@ -295,7 +291,6 @@ class OutputDir:
             _sweep_temps(d)
             _fsync_dir(d)
         self.previous = files
-        self.legacy = False
 
 
 class OutputFile:
@@ -374,6 +369,17 @@ def _sweep_temps(folder: Path) -> None:
                 f.unlink()
         except OSError:
             pass
+
+
+def _listed(rel, rec) -> bool:
+    """A marker entry the workbench could have written: a relative name inside the folder with a
+    size and a SHA-256 (an edited marker naming `../x` or lacking hashes owns nothing)."""
+    try:
+        _rel_ok(str(rel))
+    except ValueError:
+        return False
+    return isinstance(rec, dict) and isinstance(rec.get("size"), int) and isinstance(rec.get("sha256"), str) and \
+        len(rec["sha256"]) == 64
 
 
 def _safe(ours: Callable[[Path], bool], p: Path) -> bool:

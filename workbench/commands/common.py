@@ -37,10 +37,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _memory_size(text: str) -> str:
-    from ..memory import parse_size
-
     try:
-        parse_size(text)
+        validate.check_memory_size(text)  # parse and range (a number too large for a float included)
     except WorkbenchError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -134,12 +132,14 @@ def progress_bar(total: int, desc: str) -> Callable[[int, int], None]:
 
 
 def per_image_bar(steps: int) -> Callable[[int, int], None]:
-    """A tqdm bar over one image's timesteps, restarted for every image."""
-    state = {"bar": None}
+    """A tqdm bar over one image's work (probe x timestep pairs, `cache.build.probe_blocks`), restarted
+    for every image: a count that does not grow is the next image's."""
+    state = {"bar": None, "done": None}
 
     def update(done: int, total: int) -> None:
-        if state["bar"] is None or done == 1:
-            state["bar"] = progress_bar(total, "timesteps")
+        if state["bar"] is None or state["done"] is None or done <= state["done"]:
+            state["bar"] = progress_bar(total, "probe-timesteps")
+        state["done"] = done
         state["bar"](done, total)
 
     return update

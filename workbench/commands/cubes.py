@@ -85,6 +85,7 @@ def run(args) -> int:
     if args.until_stable is not None:
         return _until_stable(args, store, source.images, adapter, params)
     plan = plan_batch(store, source.images, adapter, params)
+    refined = _refine_plan(store, plan, adapter, params) if args.refine_to is not None else None
     where = f"dask cluster {args.scheduler}" if args.scheduler else (
         f"local dask cluster of {args.local_cluster} workers" if args.local_cluster else f"this process ({device})")
     print(f"# {len(plan.keys)} images: {plan.cached} already in {store.path}, {len(plan.todo)} to compute on {where}; "

@@ -79,10 +79,9 @@ def _config(args):
                       checkpoint={"auto": None, "on": True, "off": False}[args.checkpoint])
 
 
-#: What every edit writes whatever its options (checked before computing); marker of pre-marker outputs.
+#: What every edit writes whatever its options (checked before computing).
 FIXED_OUTPUTS = ("original.png", "edited.png", "mask_model.png", "region_model.png", "curves.png", "curves.html",
                  "comparison.png", "metrics.json")
-LEGACY_MARKER = ".workbench-edit"
 
 
 def _out_dir(args):
@@ -90,8 +89,7 @@ def _out_dir(args):
     --overwrite; a user's files are never replaced or deleted)."""
     from ..outputs import OutputDir
 
-    out = OutputDir(args.out or f"edit-{Path(args.image).stem}-{args.task}", "edit", overwrite=args.overwrite,
-                    legacy=lambda p: (p / LEGACY_MARKER).exists())
+    out = OutputDir(args.out or f"edit-{Path(args.image).stem}-{args.task}", "edit", overwrite=args.overwrite)
     out.check_names(FIXED_OUTPUTS)
     return out
 

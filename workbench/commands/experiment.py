@@ -113,8 +113,7 @@ def run(args) -> int:
     check_K(args.K)
     window = check_window(DEFAULT_WINDOW if args.window is None else args.window)
     t_b = check_t_b(DEFAULT_T_B if args.t_b is None else args.t_b)
-    out_dir = OutputDir(args.out, "experiment", overwrite=args.overwrite,
-                        legacy=lambda p: (p / "results.json").exists())
+    out_dir = OutputDir(args.out, "experiment", overwrite=args.overwrite)
     device, _ = device_from(args)
     cfg = SaliencyExperiment(
         data=args.data, images=args.images, held_out=args.held_out, store=args.store, model=args.model,
@@ -165,8 +164,7 @@ def _run_information(args) -> int:
 
     from ..outputs import OutputDir
 
-    out_dir = OutputDir(args.out, "experiment", overwrite=args.overwrite,
-                        legacy=lambda p: (p / "results.json").exists())
+    out_dir = OutputDir(args.out, "experiment", overwrite=args.overwrite)
     res = run_information(cfg, progress=progress)
     _staged(out_dir, lambda tmp: write_information_report(res, tmp))
     report = Path(args.out) / "report.html"

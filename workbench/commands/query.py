@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import sys
@@ -49,7 +50,10 @@ def run(args) -> int:
     from cache.store import CubeStore
 
     from ..errors import WorkbenchError
+    from ..validate import check_timestep
 
+    if args.t is not None:
+        check_timestep(args.t)  # before the store is read: a huge --t is one line, not an OverflowError
     store = CubeStore(args.store, create=False)
     fmt = args.format or (Path(args.out).suffix.lstrip(".").lower() if args.out else "csv")
     if fmt not in ("csv", "json", "png"):
@@ -184,7 +188,22 @@ def _list_text(rows: list[dict], fmt: str) -> str:
         return json.dumps(rows, indent=1) + "\n"
     cols = ("name", "key", "rate_definition", "estimator", "K", "seed", "steps", "channel_rule", "model_name",
             "source_image")
-    return "\n".join([",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]) + "\n"
+    buf = io.StringIO()  # the csv module quotes names holding commas, quotes or newlines
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    w.writerows([["" if r.get(c) is None else r.get(c) for c in cols] for r in rows])
+    return buf.getvalue()
+
+
+def _header(meta: dict) -> str:
+    """The `# key=value ...` line above a CSV: a value with spaces, quotes, '=' or a line break is
+    written as a JSON string, so the header stays one line and splits back into its fields."""
+    def value(v) -> str:
+        text = str(v)
+        plain = text and text.isprintable() and not any(c.isspace() or c in '"=#' for c in text)
+        return text if plain else json.dumps(text)
+
+    return "# " + " ".join(f"{k}={value(v)}" for k, v in meta.items() if v is not None)
 
 
 def _curve_text(ts: list[int], vals: list[float], meta: dict, fmt: str, se: list[float] | None = None, *,
@@ -194,7 +213,7 @@ def _curve_text(ts: list[int], vals: list[float], meta: dict, fmt: str, se: list
     if fmt == "json":
         return json.dumps({**meta, "timestep": ts, column: vals, **({f"{column}_se": se} if se is not None else {})}) \
             + "\n"
-    head = "# " + " ".join(f"{k}={v}" for k, v in meta.items() if v is not None)
+    head = _header(meta)
     if se is None:
         return "\n".join([head, f"timestep,{column}"] + [f"{t},{v:.7g}" for t, v in zip(ts, vals)]) + "\n"
     return "\n".join([head, f"timestep,{column},{column}_se"] +
@@ -204,7 +223,7 @@ def _curve_text(ts: list[int], vals: list[float], meta: dict, fmt: str, se: list
 def _map_text(m: np.ndarray, meta: dict, fmt: str) -> str:
     if fmt == "json":
         return json.dumps({**meta, "shape": list(m.shape), "map": m.astype(float).round(7).tolist()}) + "\n"
-    head = "# " + " ".join(f"{k}={v}" for k, v in meta.items() if v is not None) + " (rows = y, columns = x)"
+    head = _header(meta) + " (rows = y, columns = x)"
     return "\n".join([head] + [",".join(f"{v:.7g}" for v in row) for row in m]) + "\n"
 
 
