@@ -22,6 +22,7 @@ import param
 from analysis.fluctuation import (DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map,
                                   significance_arrays)
 from analysis.pixelcurves import SIDES, Z_SIGNIFICANT, fluctuation_name, pixel_curve, significance_text, significant
+from workbench.curve_kinds import CURVE_KINDS, accumulated, accumulated_se
 from workbench.errors import WorkbenchError
 from workbench.estimators import DEFAULT_K
 from workbench.validate import MAX_K, check_K, check_real, check_steps
@@ -66,6 +67,9 @@ class ExploreView(pn.viewable.Viewer):
     opacity = param.Number(default=0.6, bounds=(0.0, 1.0), step=0.05, doc="opacity of the map over the image")
     pixels = param.List(default=[], doc="clicked grid pixels (y, x), oldest first")
     compare = param.Boolean(default=True, doc="keep earlier pixels (compare curves) instead of replacing")
+    curve_kind = param.Selector(default="rate", objects=list(CURVE_KINDS),
+                                doc="curve plot: the per-step rate, or the accumulated curve (its running integral over "
+                                    "the generation with the DDIM step widths, workbench.curve_kinds)")
     normalise = param.Boolean(default=DEFAULT_NORMALISE,
                               doc="divide each curve by its sum over t > t_b (shape only), for F and the plot")
     max_side = param.Integer(default=256, bounds=(16, 2048), doc="display resolution cap of the maps")
@@ -254,8 +258,10 @@ class ExploreView(pn.viewable.Viewer):
         return np.asarray(self._ds["rate"].values[self.t_index])
 
     def curve(self, y: int, x: int) -> np.ndarray:
-        """The generation curve (N,) of grid pixel (y, x), optionally normalised (`analysis.pixelcurves`)."""
-        return pixel_curve(self._ds, y, x, t_b=self.t_b, normalise=self.normalise, with_se=False)[0]
+        """The generation curve (N,) of grid pixel (y, x) of `curve_kind`, optionally normalised
+        (`analysis.pixelcurves`; the accumulated curve of the normalised rate)."""
+        c = pixel_curve(self._ds, y, x, t_b=self.t_b, normalise=self.normalise, with_se=False)[0]
+        return c if self.curve_kind == "rate" else accumulated(c, self.timesteps)
 
     @property
     def has_se(self) -> bool:
@@ -277,7 +283,8 @@ class ExploreView(pn.viewable.Viewer):
         own error is ignored), or None when the cube has no rate_se."""
         if not self.has_se:
             return None
-        return pixel_curve(self._ds, y, x, t_b=self.t_b, normalise=self.normalise)[1]
+        se = pixel_curve(self._ds, y, x, t_b=self.t_b, normalise=self.normalise)[1]
+        return se if self.curve_kind == "rate" else accumulated_se(se, self.timesteps)
 
     def significance(self) -> np.ndarray | None:
         """The z map (H, W) of the fluctuation against the image's median F while `significant_only` is on,
@@ -409,6 +416,11 @@ class ExploreView(pn.viewable.Viewer):
 
         self._replace(pane, change)
 
+    @param.depends("curve_kind", watch=True)
+    def _on_curve_kind(self) -> None:
+        if self._ds is not None:
+            self._update_curves()
+
     @param.depends("t_index", watch=True)
     def _on_t(self) -> None:
         if self._ds is None:
@@ -448,6 +460,8 @@ class ExploreView(pn.viewable.Viewer):
             se = self.curve_se(y, x)
             bands.append(None if se is None else BAND_SE * se)
         ytitle = "rate / sum over t > t_b" if self.normalise else "generation rate"
+        if self.curve_kind == "accumulated":
+            ytitle = "accumulated " + ytitle + " x timesteps"
         note = (f"band: ±{BAND_SE:g} SE of the estimate (K = {self._ds.attrs.get('K', '?')})" if self.has_se
                 else self._se_reason)
         self.curve_pane.object = figures.curves_figure(self.timesteps, curves, t_now=self.timestep, t_b=self.t_b,
@@ -628,6 +642,7 @@ class ExploreView(pn.viewable.Viewer):
             checkbox(self.param.fixed_range, "Same colour range at every timestep"),
             pn.pane.Markdown("### Curves", margin=(0, 10)),
             checkbox(self.param.compare, "Compare clicked pixels"),
+            w.RadioButtonGroup.from_param(self.param.curve_kind, name="Curve"),
             self.clear_button,
             pn.pane.Markdown("### Cube metadata", margin=(0, 10)), self.meta,
             width=320, css_classes=["explore-controls"])

@@ -114,3 +114,26 @@ def test_information_experiment_checks_its_curves():
     with pytest.raises(WorkbenchError, match="--curves"):
         InformationExperiment(store="s", data="d", curves=("integral",))
     assert _stream("h", "accumulated") == "h+accumulated" and _stream("eps", "rate") == "eps"
+
+
+def test_explore_plots_the_accumulated_curve(tmp_path):
+    from dashboards.context import AppContext
+    from dashboards.explore import ExploreView
+
+    ds = synthetic_cube(7)
+    ds["rate_se"] = ds.rate * 0.1
+    st = CubeStore(tmp_path / "st")
+    key = st.put(ds)
+    v = ExploreView(AppContext.from_paths(st.path, device="cpu"), normalise=False)
+    v.cube = key
+    v.click(3, 4)
+    line = [t for t in v.curve_pane.object.data if t.fill != "toself"][-1]
+    np.testing.assert_allclose(line.y, ds.rate.values[:, 3, 4], rtol=1e-6)
+    v.curve_kind = "accumulated"
+    fig = v.curve_pane.object
+    line = [t for t in fig.data if t.fill != "toself"][-1]
+    band = [t for t in fig.data if t.fill == "toself"][-1]
+    ref, ref_se = (_independent(a, ds.timestep.values)[:, 3, 4] for a in (ds.rate.values, ds.rate_se.values))
+    np.testing.assert_allclose(line.y, ref, rtol=1e-6)
+    np.testing.assert_allclose(band.y[:len(ref)], ref + 2 * ref_se, rtol=1e-6)
+    assert "accumulated" in fig.layout.yaxis.title.text
