@@ -169,6 +169,10 @@ def consolidate(path: Path) -> None:
             m = json.loads(f.read_text())
             m.pop("consolidated_metadata", None)
             meta[child.name] = m
+    # xarray lists variables in this order: the results first, the probe statistics last
+    first = [v for v in (schema.VAR_RATE, schema.VAR_RATE_SE, schema.VAR_IMAGE, schema.VAR_ALPHA) if v in meta]
+    last = [v for v in (schema.VAR_SUM_S, schema.VAR_SUM_SS) if v in meta]
+    meta = {k: meta[k] for k in (*first, *(k for k in meta if k not in first and k not in last), *last)}
     root["consolidated_metadata"] = {"kind": "inline", "must_understand": False, "metadata": meta}
     tmp = path / f"zarr.json{PARTIAL_MARK}-{socket.gethostname()}-{os.getpid()}"
     with open(tmp, "w") as fh:

@@ -93,6 +93,7 @@ def test_probe_statistics_are_marked(tmp_path):
     probe = [v for v in ds.data_vars if ds[v].attrs.get(schema.ROLE_ATTR) == schema.PROBE_ROLE]
     assert sorted(probe) == [schema.VAR_SUM_S, schema.VAR_SUM_SS]
     assert set(ds.attrs["probe_statistics"].split()) == set(probe)
+    assert list(ds.data_vars)[:2] == ["rate", "rate_se"] and list(ds.data_vars)[-2:] == probe  # what is seen first
     science = ds.drop_vars(probe)
     assert {"rate", "rate_se"} <= set(science.data_vars) and not set(probe) & set(science.data_vars)
 
