@@ -32,11 +32,16 @@ GROUPS = "groups"
 
 class CubeStore:
     """A cube store folder (created when missing and `create`); a foreign or corrupt folder raises
-    `WorkbenchError`. Cubes are keyed by `cache.keys.cube_key`; `open(key)` returns a lazily read
+    `WorkbenchError`. `refinable`: cubes computed by `build` keep their probe statistics. Cubes are
+    keyed by `cache.keys.cube_key`; `open(key)` returns a lazily read
     single-image Dataset (t, y, x)."""
 
-    def __init__(self, path: str | os.PathLike, *, create: bool = True):
+    def __init__(self, path: str | os.PathLike, *, create: bool = True, refinable: bool = False):
         self.path = Path(path).expanduser()
+        #: batches keep the Hutchinson probe statistics (probe_sum_s/probe_sum_ss, ~9x the bytes of rate +
+        #: rate_se) so that `refine` adds probes to them; without, a refinement recomputes all K2 probes
+        #: (the same numbers, docs/cubes.md "Bytes per cube"). Refined cubes and `put` keep what they hold.
+        self.refinable = bool(refinable)
         self._groups: dict[str, tuple[dict, np.ndarray]] = {}
         self._where: dict[str, tuple[str, int]] = {}
         self._opened: dict[str, xr.Dataset] = {}

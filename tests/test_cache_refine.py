@@ -1,6 +1,8 @@
 """Cubes with standard errors and refinement: rate_se stored, old cubes still open, K -> 2K exact and crash-safe."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -93,8 +95,9 @@ def test_refine_k_to_2k_equals_2k_at_once(tmp_path, adapter, image, monkeypatch)
         return real(*a, **k)
 
     monkeypatch.setattr(est, "hutchinson_cube_stats", spy)
-    store = CubeStore(tmp_path / "st")
-    k1 = store.build([image], adapter, PARAMS)[0]
+    # a refinable store: the layout every batch had before probe statistics became opt-in
+    k1 = CubeStore(tmp_path / "st", refinable=True).build([image], adapter, PARAMS)[0]
+    store = CubeStore(tmp_path / "st")  # opened as any store is: its refinable cubes are refined
     calls.clear()
     k2 = store.refine([image], adapter, PARAMS, 2 * PARAMS.K)[0]
     assert calls == [(PARAMS.K, PARAMS.K)]  # only the K new probes ran, with disjoint indices K .. 2K-1
@@ -180,7 +183,7 @@ def test_query_prints_the_curves_standard_error(tmp_path, capsys):
 
 
 def test_until_stable_stops_at_the_stability_or_the_cap(tmp_path, adapter, image):
-    from cache.stable import split_half_stability
+    from cache.build import split_half_stability
 
     a = np.random.default_rng(0).random((5, 6))
     assert split_half_stability(a, a) == pytest.approx(1.0)
@@ -241,3 +244,42 @@ def test_open_many_mixes_cubes_with_and_without_rate_se(tmp_path, monkeypatch):
     many = store.open_many([old, new])
     assert many.rate.shape[0] == 2 and schema.VAR_RATE_SE not in many
     assert schema.VAR_RATE_SE in store.open_many([new])
+
+
+def _data_bytes(folder: Path) -> int:
+    """Bytes of the chunk files under `folder` (the metadata, zarr.json, is once per group of many cubes)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.name != "zarr.json")
+
+
+def test_batch_cubes_keep_rate_and_se_only_unless_refinable(tmp_path, adapter, image):
+    """Default batch cubes: no probe statistics, at most 2x the bytes of rate + rate_se; refining one
+    runs all K2 probes and gives the one-go cube (with statistics, refinable further)."""
+    store = CubeStore(tmp_path / "st")
+    k1 = store.build([image], adapter, PARAMS)[0]
+    ds = store.open(k1)
+    assert schema.VAR_SUM_S not in ds and schema.VAR_SUM_SS not in ds and schema.VAR_RATE_SE in ds
+    assert np.isfinite(ds.rate_se.values).all()
+    group = store.group_path(store.index()[0]["group"])
+    assert _data_bytes(group) <= 2 * (_data_bytes(group / "rate") + _data_bytes(group / "rate_se"))
+    big = CubeStore(tmp_path / "big", refinable=True)
+    kb = big.build([image], adapter, PARAMS)[0]
+    assert kb == k1 and schema.VAR_SUM_S in big.open(kb)  # the same key: refinable or not is storage only
+    np.testing.assert_array_equal(big.open(kb).rate.values, ds.rate.values)
+    np.testing.assert_array_equal(big.open(kb).rate_se.values, ds.rate_se.values)
+    k2 = store.refine([image], adapter, PARAMS, 2 * PARAMS.K)[0]  # nothing to add to: all K2 probes run
+    once = compute_cube(adapter, image, CubeParams(K=2 * PARAMS.K, steps=PARAMS.steps, seed=PARAMS.seed))
+    refined = store.open(k2)
+    np.testing.assert_allclose(refined.rate.values, once.rate.values, rtol=1e-6)
+    np.testing.assert_allclose(refined.rate_se.values, once.rate_se.values, rtol=1e-5)
+    np.testing.assert_allclose(refined.probe_sum_s.values, once.probe_sum_s.values, rtol=1e-12)
+
+
+def test_cubes_command_refinable_flag(tmp_path, tiny_pixel_dir, image):
+    from workbench.cli import main
+
+    for flag, has in (([], False), (["--refinable"], True)):
+        st = tmp_path / f"st{len(flag)}"
+        assert main(["cubes", str(image), "--store", str(st), "--model", str(tiny_pixel_dir), "--device", "cpu",
+                     "--K", "2", "--steps", "2", *flag]) == 0
+        s = CubeStore(st, create=False)
+        assert (schema.VAR_SUM_S in s.open(s.keys()[0])) is has

@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bring the images' stored Hutchinson cubes (any K below K2) to K2 probes: only the missing "
                         "probes run, merged exactly (as if K2 had run at once); the smaller cubes stay. Resumable "
                         "like every batch; images without a stored cube are computed with K2")
+    p.add_argument("--refinable", action="store_true",
+                   help="keep the Hutchinson probe statistics (about 9x the bytes of rate + rate_se) so that a "
+                        "later --refine-to adds only the missing probes; without them it recomputes all K2 probes "
+                        "(the same numbers). Refined cubes keep them")
     p.add_argument("--until-stable", type=float, default=None, metavar="R",
                    help="per image, add Hutchinson probe blocks (K/2 per half) until the split-half stability of its "
                         "fluctuation map (Spearman-Brown) reaches R, e.g. 0.98; prints the K each image needed")
@@ -81,7 +85,7 @@ def run(args) -> int:
     check_against_model(adapter, steps=params.steps, channel=params.channel,
                         k=params.K if params.definition == "projected" else None)
     print(f"# {source.describe()}", file=sys.stderr)
-    store = CubeStore(args.store)  # created only now: a rejected run leaves no empty store behind
+    store = CubeStore(args.store, refinable=args.refinable)  # created only now: a rejected run leaves no empty store behind
     if args.until_stable is not None:
         return _until_stable(args, store, source.images, adapter, params)
     plan = plan_batch(store, source.images, adapter, params)
