@@ -1,4 +1,4 @@
-"""Memory benchmark (issue 16): peak memory of a 512x512 SD-2.1-base curve and cube under a budget.
+"""Memory benchmark: peak memory of a 512x512 SD-2.1-base curve and cube under a budget.
 
     python -m bench.bench_memory [--budget 5GB] [--what curve,cube] [--steps 2] [--K 2] [--dtype float32]
                                  [--device cpu] [--small] [--json out.json]
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     adapter = build_sd21(small=args.small, device=args.device, dtype=getattr(torch, args.dtype))
     budget = memory.budget_from(args.budget, adapter.device)
-    memory.set_budget(adapter, budget)
+    adapter.memory_budget = budget
     head = {"model": adapter.name, "image_size": list(adapter.image_size), "latent": list(adapter.model_shape),
             "dtype": args.dtype, "device": str(adapter.device), "budget": args.budget, "budget_bytes": budget.bytes,
             "steps": args.steps, "K": args.K, "build_seconds": round(time.perf_counter() - t0, 1),

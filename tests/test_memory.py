@@ -63,14 +63,14 @@ def test_budget_on_the_adapter_is_the_default(tiny_pixel_dir):
 
     ad = load_model(tiny_pixel_dir, device="cpu")
     assert "automatic" in memory.budget_of(ad).source
-    memory.set_budget(ad, memory.MemoryBudget(123, "--max-memory 123"))
+    ad.memory_budget = memory.MemoryBudget(123, "--max-memory 123")
     assert memory.budget_of(ad).bytes == 123
     assert memory.budget_of(ad, memory.MemoryBudget(7, "x")).bytes == 7
     with pytest.raises(WorkbenchError, match="memory budget"):  # far below the model itself
         from workbench.curves import pixel_curves
         from workbench.pipeline import prepare_image
 
-        memory.set_budget(ad, None)
+        ad.memory_budget = None
         prep = prepare_image(ad, Image.new("RGB", (16, 16), (90, 120, 30)), steps=3)
         pixel_curves(ad, prep.trajectory, [(2, 3)], budget=memory.MemoryBudget(1, "test"))
 
@@ -314,7 +314,7 @@ def test_transformer_fingerprint_covers_the_whole_default_conditioning():
     from diffusers import PixArtTransformer2DModel
 
     from workbench.default_model import default_scheduler_config
-    from workbench.families.transformers import TransformerAdapter
+    from workbench.adapters import TransformerAdapter
     from workbench.tiny import tiny_vae
 
     torch.manual_seed(0)
@@ -326,7 +326,7 @@ def test_transformer_fingerprint_covers_the_whole_default_conditioning():
 
     def adapter(emb):
         cond = {"encoder_hidden_states": emb, "encoder_attention_mask": torch.ones(1, emb.shape[1])}
-        return TransformerAdapter(net, vae, default_scheduler_config(), family="pixart", cond=cond, uncond=cond)
+        return TransformerAdapter(net, vae, default_scheduler_config(), family="pixart", empty=cond)
 
     a = torch.randn(1, 120, 32, generator=torch.Generator().manual_seed(0))  # 15360 bytes
     b = a.clone()

@@ -28,8 +28,8 @@ import torch
 
 from .errors import WorkbenchError
 
-__all__ = ["MemoryBudget", "AUTO_FRACTION", "SAFETY", "parse_size", "format_size", "auto_budget", "budget_from",
-           "set_budget", "budget_of", "in_use", "measure_peak", "sample_cost", "chunk_for", "autodiff_chunk", "default_cap"]
+__all__ = ["MemoryBudget", "AUTO_FRACTION", "SAFETY", "parse_size", "format_size", "auto_budget", "given_budget", "budget_from",
+           "budget_of", "in_use", "measure_peak", "sample_cost", "chunk_for", "autodiff_chunk", "default_cap"]
 
 #: share of the RAM the OS reports as available that an automatic CPU budget may use
 AUTO_FRACTION = 0.5
@@ -137,21 +137,21 @@ def auto_budget(device: torch.device | str) -> MemoryBudget:
                         f"automatic ({AUTO_FRACTION:.0%} of the available RAM)")
 
 
-def budget_from(text: str | None, device: torch.device | str) -> MemoryBudget:
-    """`--max-memory` text (None: automatic) -> MemoryBudget."""
+def given_budget(text: str | None) -> MemoryBudget | None:
+    """`--max-memory` text -> MemoryBudget; None for an automatic budget (None, '' or 'auto')."""
     if text is None or str(text).lower() in ("", "auto"):
-        return auto_budget(device)
+        return None
     return MemoryBudget(parse_size(text), f"--max-memory {text}")
 
 
-def set_budget(adapter, budget: MemoryBudget | None) -> None:
-    """Give an adapter a budget that every chunked computation on it follows (None: automatic)."""
-    adapter._wb_memory_budget = budget
+def budget_from(text: str | None, device: torch.device | str) -> MemoryBudget:
+    """`--max-memory` text (None: automatic, from the free memory of `device` now) -> MemoryBudget."""
+    return given_budget(text) or auto_budget(device)
 
 
 def budget_of(adapter, budget: MemoryBudget | None = None) -> MemoryBudget:
-    """The budget in force: the one passed, else the adapter's (`set_budget`), else automatic."""
-    return budget or getattr(adapter, "_wb_memory_budget", None) or auto_budget(adapter.device)
+    """The budget in force: the one passed, else the adapter's `memory_budget` field, else automatic."""
+    return budget or getattr(adapter, "memory_budget", None) or auto_budget(adapter.device)
 
 
 def measure_peak(fn: Callable[[], object], device: torch.device | str) -> int:

@@ -116,7 +116,7 @@ def sd21_base_unet_config() -> dict:
                 norm_num_groups=32)
 
 
-# --- further families (tests of workbench.families; random weights, real diffusers layouts) --------------
+# --- further families (tests of workbench.adapters; random weights, real diffusers layouts) --------------
 def _tiny_clip(path: Path, seed: int, *, projection_dim: int | None = None, hidden: int = 32) -> None:
     """Tokenizer (byte-level characters) in path/tokenizer*, CLIP text encoder saved beside it."""
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer

@@ -11,9 +11,10 @@ from .. import validate
 from ..errors import WorkbenchError
 from ..precision import DTYPE_CHOICES, resolve_model
 from ..rates import RATE_DEFINITIONS, RateSpec
+from ..splits import DEFAULT_HELD_OUT
 
 __all__ = ["model_from", "add_model_args", "add_rate_args", "add_overwrite_arg", "rate_spec_from", "parse_xy", "progress_bar",
-           "device_from", "per_image_bar", "check_against_model"]
+           "device_from", "per_image_bar", "check_against_model", "add_held_out_arg"]
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -46,12 +47,14 @@ def _memory_size(text: str) -> str:
 
 def model_from(args, device: str, dtype):
     """The model the command's arguments name (--model, the prompt arguments), loaded offline, with the
-    memory budget of --max-memory (or the automatic one) applied."""
+    memory budget of --max-memory as its `memory_budget` (none given: automatic)."""
     from ..adapters import load_model
+    from ..memory import given_budget
 
     def load(dt):
         return load_model(args.model, device=device, dtype=dt, prompt=args.prompt,
-                          negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale)
+                          negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale,
+                          memory_budget=given_budget(getattr(args, "max_memory", None)))
 
     requested = dtype if dtype == "auto" else str(dtype).removeprefix("torch.")
     adapter, measured, note = resolve_model(load, requested, warn=lambda line: print(
@@ -59,16 +62,7 @@ def model_from(args, device: str, dtype):
     if getattr(args, "verbose", False):
         print(f"# dtype {str(adapter.dtype).removeprefix('torch.')} ({note})"
               + (f"; measured {measured.describe()}" if measured is not None else ""), file=sys.stderr)
-    apply_memory_budget(args, adapter)
     return adapter
-
-
-def apply_memory_budget(args, adapter) -> None:
-    """Give the loaded model the budget of --max-memory (or the automatic one): every chunked
-    computation on it follows it (`workbench.memory`)."""
-    from ..memory import budget_from, set_budget
-
-    set_budget(adapter, budget_from(getattr(args, "max_memory", None), adapter.device))
 
 
 def add_rate_args(p: argparse.ArgumentParser) -> None:
@@ -143,3 +137,20 @@ def per_image_bar(steps: int) -> Callable[[int, int], None]:
         state["bar"](done, total)
 
     return update
+
+
+class _DeprecatedAlias(argparse.Action):
+    """A renamed flag's old spelling: stores its value like the new one, with a one-line note on stderr."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: note: {option_string} is deprecated: use --held-out", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_held_out_arg(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    """`--held-out N` (dest `held_out`, default 50): the held-out split of `workbench.splits`; the old
+    spelling `--holdout` still works, hidden from --help."""
+    p.add_argument("--held-out", dest="held_out", type=int, default=DEFAULT_HELD_OUT,
+                   help=help or f"size of the held-out split: the last N images by file name (default {DEFAULT_HELD_OUT})")
+    p.add_argument("--holdout", dest="held_out", type=int, default=argparse.SUPPRESS, action=_DeprecatedAlias,
+                   help=argparse.SUPPRESS)

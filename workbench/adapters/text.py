@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors.torch import load_file, save_file
 
 __all__ = ["encode_sd_prompt", "encode_sdxl_prompt", "encode_sd3_prompt", "encode_t5_prompt", "cached_condition"]
 
@@ -29,8 +30,6 @@ def _cache_dir() -> Path:
 def cached_condition(key_src: str, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """`compute()` once per `key_src`, then read back from the prompt cache (written to a temporary name
     and renamed)."""
-    from safetensors.torch import load_file, save_file
-
     key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
     path = _cache_dir() / f"cond-{key}.safetensors"
     if path.exists():
@@ -44,7 +43,7 @@ def cached_condition(key_src: str, compute: Callable[[], dict[str, torch.Tensor]
 
 
 def _tokenizer(root: Path, sub: str):
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy: only text-conditioned models need it
 
     return AutoTokenizer.from_pretrained(root / sub, local_files_only=True)
 
@@ -58,7 +57,7 @@ def _ids(tok, text: str, max_length: int | None = None) -> tuple[torch.Tensor, t
 def encode_sd_prompt(root: Path, text: str, model_key: str) -> dict[str, torch.Tensor]:
     """SD-1/2: the CLIP text encoder's last hidden state."""
     def compute():
-        from transformers import CLIPTextModel
+        from transformers import CLIPTextModel  # heavy: only text-conditioned models need it
 
         tok = _tokenizer(root, "tokenizer")
         enc = CLIPTextModel.from_pretrained(root / "text_encoder", local_files_only=True, use_safetensors=True)
@@ -69,7 +68,7 @@ def encode_sd_prompt(root: Path, text: str, model_key: str) -> dict[str, torch.T
 
 
 def _clip_penultimate(root: Path, tok_sub: str, enc_sub: str, text: str, with_projection: bool):
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection  # heavy: only text-conditioned models need it
 
     cls = CLIPTextModelWithProjection if with_projection else CLIPTextModel
     tok = _tokenizer(root, tok_sub)
@@ -101,7 +100,7 @@ def encode_t5_prompt(root: Path, text: str, model_key: str, *, max_length: int,
                      tok_sub: str = "tokenizer", enc_sub: str = "text_encoder") -> dict[str, torch.Tensor]:
     """A T5 encoder's last hidden state (1, max_length, D) and the attention mask (1, max_length)."""
     def compute():
-        from transformers import T5EncoderModel
+        from transformers import T5EncoderModel  # heavy: only text-conditioned models need it
 
         tok = _tokenizer(root, tok_sub)
         enc = T5EncoderModel.from_pretrained(root / enc_sub, local_files_only=True, use_safetensors=True)
