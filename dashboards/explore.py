@@ -103,17 +103,11 @@ class ExploreView(pn.viewable.Viewer):
         self._eta = Eta()
         self._poller = Poller(self.poll, 250, on_gone=self.dispose)
         on_session_end(self.dispose)
-        cfg = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
-        def blank():  # no axes without data
-            return figures.empty_figure("no cube to show yet")
-        # linked: a click moves the markers with Plotly.restyle of that one trace (the maps are not redrawn)
-        self.image_pane = pn.pane.Plotly(blank(), link_figure=True, config=cfg, sizing_mode="stretch_width")
-        self.fluct_pane = pn.pane.Plotly(blank(), link_figure=True, config=cfg, sizing_mode="stretch_width")
-        self.rate_pane = pn.pane.Plotly(blank(), link_figure=True, config=cfg, sizing_mode="stretch_width")
-        self.curve_pane = pn.pane.Plotly(blank(), link_figure=False, config={"displaylogo": False},
-                                         sizing_mode="stretch_width")
-        for pane in (self.image_pane, self.fluct_pane, self.rate_pane):
-            pane.param.watch(self._on_click_event, "click_data")
+        self._grid: pn.GridBox | None = None
+        self._geometry = None  # (shape, extent) the map panes were made for
+        self._new_map_panes()
+        self.curve_pane = pn.pane.Plotly(figures.empty_figure("no cube to show yet"), link_figure=False,
+                                         config={"displaylogo": False}, sizing_mode="stretch_width")
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.meta = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "12px"})
         self.t_label = pn.pane.Markdown("", margin=(0, 10))
@@ -342,8 +336,25 @@ class ExploreView(pn.viewable.Viewer):
         return "\n".join(rows)
 
     # -- figures -----------------------------------------------------------------------------
+    def _new_map_panes(self) -> None:
+        """Fresh map panes (image, F, rate), swapped into the grid when it exists. Plotly keeps the domain it
+        shrank an axis to (true aspect) across updates of one plot and then pads the next cube's range
+        instead, so a cube of another size or shape gets new plots, drawn from scratch."""
+        cfg = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+        blank = figures.empty_figure("no cube to show yet")
+        # linked: a click moves the markers with Plotly.restyle of that one trace (the maps are not redrawn)
+        self.image_pane, self.fluct_pane, self.rate_pane = (
+            pn.pane.Plotly(blank, link_figure=True, config=cfg, sizing_mode="stretch_width") for _ in range(3))
+        for pane in (self.image_pane, self.fluct_pane, self.rate_pane):
+            pane.param.watch(self._on_click_event, "click_data")
+        if self._grid is not None:
+            self._grid.objects = [self.image_pane, self.fluct_pane, self.rate_pane, self.curve_pane]
+
     def _build_figures(self) -> None:
         shape, extent = self.shape, self.extent
+        if self._geometry is not None and self._geometry != (shape, extent):
+            self._new_map_panes()
+        self._geometry = (shape, extent)
         name = str(self._ds.attrs.get("source_image", "")).rsplit("/", 1)[-1] or str(self.cube)[:10]
         # a new uirevision per cube: plotly then resets zoom and axes to the new cube's extent
         rev = str(self._ds.attrs.get("key") or self.cube)
@@ -410,6 +421,7 @@ class ExploreView(pn.viewable.Viewer):
         def change(fig):
             hm = fig.data[self._heatmap_index(fig)]
             hm.update(z=z, zmin=zmin, zmax=zmax)
+            hm.colorbar.tickformat = figures.tickformat(zmin, zmax)
             if colorbar_title is not None:
                 hm.colorbar.title.text = colorbar_title
             fig.layout.title.text = title
@@ -662,7 +674,7 @@ class ExploreView(pn.viewable.Viewer):
     def __panel__(self):
         if self._ds is not None:
             self.t_label.object = f"**t = {self.timestep}**"
-        grid = pn.GridBox(self.image_pane, self.fluct_pane, self.rate_pane, self.curve_pane, ncols=2,
+        grid = self._grid = pn.GridBox(self.image_pane, self.fluct_pane, self.rate_pane, self.curve_pane, ncols=2,
                           sizing_mode="stretch_width")
         return pn.Row(self.controls(), pn.Column(self.message, self.empty, grid, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["COLOURS", "LIGHT", "Layer", "Frame", "TICKFORMAT", "band_alpha", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
+__all__ = ["COLOURS", "LIGHT", "Layer", "Frame", "TICKFORMAT", "PLAIN_TICKFORMAT", "tickformat", "band_alpha", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
            "markers_trace", "map_figure", "band_trace", "curves_figure", "click_to_pixel", "colour_lut", "overlay_rgb",
            "grid_to_source", "source_to_grid", "empty_figure", "finite_or_none", "pick_trace",
            "before_after_figure"]
@@ -27,8 +27,16 @@ COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F
            "#8c564b", "#7f7f7f")
 
 
-#: the one number format of every colour bar: 2 significant digits in scientific notation ("8e-4", "1.5e-3")
+#: the number formats of colour bars: one per bar, never mixed within it (plotly's default mixes "0.5e-5",
+#: "8e-4" and "0.0008"): plain numbers for ranges within [0.01, 10^4), else scientific ("8e-4", "1.5e-3")
 TICKFORMAT = ".2~e"
+PLAIN_TICKFORMAT = ".3~r"
+
+
+def tickformat(zmin: float, zmax: float) -> str:
+    """The colour bar's one number format for values in [zmin, zmax]."""
+    big = max(abs(float(zmin)), abs(float(zmax)))
+    return PLAIN_TICKFORMAT if 1e-2 <= big < 1e4 else TICKFORMAT
 
 _GRID = "#E5ECF6"
 #: a small light template: plotly's default templates are large and copied on every figure, which
@@ -151,7 +159,7 @@ def heatmap_trace(layer: Layer, *, extent: tuple[int, int] | None = None, max_si
     ys, xs = grid_to_source(v.shape, extent or v.shape, ys, xs)
     zmin, zmax = layer.zrange or robust_range(z)
     title = layer.colorbar_title if layer.colorbar_title is not None else layer.name
-    bar = dict(title=dict(text=title, side="right"), thickness=12, len=0.9, tickformat=TICKFORMAT)
+    bar = dict(title=dict(text=title, side="right"), thickness=12, len=0.9, tickformat=tickformat(zmin, zmax))
     return go.Heatmap(z=z, x=xs.astype(np.float32), y=ys.astype(np.float32), zmin=zmin, zmax=zmax,
                       colorscale=layer.colorscale, opacity=layer.opacity, name=layer.name, colorbar=bar,
                       showscale=showscale,
@@ -190,9 +198,11 @@ def _map_layout(fig: go.Figure, extent: tuple[int, int], frame: Frame) -> None:
                       height=frame.height, margin=dict(l=45, r=10, t=58, b=30), template=LIGHT, hovermode="closest",
                       clickmode="event", uirevision=frame.uirevision, dragmode="zoom", showlegend=False)
     # axes in the original image's pixels, one unit the same length on both (the image's true shape)
-    fig.update_xaxes(range=[-0.5, W0 - 0.5], constrain="domain", showgrid=False, zeroline=False)
-    fig.update_yaxes(range=[H0 - 0.5, -0.5], scaleanchor="x", scaleratio=1, constrain="domain", showgrid=False,
-                     zeroline=False)
+    # an explicit full domain: plotly writes the domain it shrinks to into the layout it keeps, and an
+    # update (another cube) would otherwise start from that stale domain and pad the range instead
+    fig.update_xaxes(range=[-0.5, W0 - 0.5], constrain="domain", domain=[0, 1], showgrid=False, zeroline=False)
+    fig.update_yaxes(range=[H0 - 0.5, -0.5], scaleanchor="x", scaleratio=1, constrain="domain", domain=[0, 1],
+                     showgrid=False, zeroline=False)
 
 
 def map_figure(shape: tuple[int, int], *, image: np.ndarray | None = None, layer: Layer | None = None,

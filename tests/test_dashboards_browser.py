@@ -217,7 +217,7 @@ def test_edit_box_reference_launch_shows_the_edited_image(server, browser, tmp_p
     page.close()
 
 
-# ------------------------------------------------------------------------------ issue 13: what a newcomer hit
+# ----------------------------------------------------------------------------------- what a newcomer hit
 def test_image_panel_click_adds_a_curve_without_console_errors(server, browser):
     url, st, _ = server
     page, errors = _open(browser, url)
@@ -480,5 +480,58 @@ def test_every_number_box_refuses_bad_values_visibly(server, browser):
             assert box.evaluate("el => getComputedStyle(el).borderTopColor") != "rgb(211, 47, 47)", name
     page.wait_for_timeout(500)
     assert not _SERVER_ERRORS, _SERVER_ERRORS  # no traceback for any value a person can type
+    assert not errors, errors
+    page.close()
+
+
+def _overlaps(a: dict, b: dict) -> bool:
+    return not (a["right"] <= b["left"] or b["right"] <= a["left"] or a["bottom"] <= b["top"] or b["bottom"] <= a["top"])
+
+
+_RECTS = """el => { const r = e => { if (!e) return null; const b = e.getBoundingClientRect();
+    return {left: b.left, right: b.right, top: b.top, bottom: b.bottom, width: b.width}; };
+    return {title: r(el.querySelector('.gtitle')), bar: r(el.querySelector('.modebar'))}; }"""
+
+
+def test_explore_at_1200px_markers_everywhere_axes_follow_the_cube_and_tables_fit(server, browser, tmp_path):
+    url, st, _ = server
+    page, errors = _open(browser, url)
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.wait_for_timeout(1500)
+    plots = _plots(page)
+    for i in range(3):  # no map title under the toolbar at 1200 px
+        plots.nth(i).hover()
+        page.wait_for_timeout(200)
+        rects = plots.nth(i).evaluate(_RECTS)
+        assert rects["title"] and rects["bar"] and not _overlaps(rects["title"], rects["bar"]), rects
+    page.screenshot(path=str(tmp_path / "explore-1200.png"), full_page=True)
+
+    click_plot(page, plots.nth(1), 20, 30)
+    _wait_for(plots.nth(3), "el => el.data.length >= 1")
+    for i in range(3):  # the numbered marker on every map, filled, with a white outline
+        m = _wait_for(plots.nth(i), "el => { const t = el.data[el.data.length - 1]; return t.x.length === 1 && t; }")
+        assert m["marker"]["symbol"] == "circle" and m["marker"]["line"]["color"] == "white", m["marker"]
+
+    select = page.locator(".explore-controls select").first
+    label = next(o for o in select.locator("option").all_inner_texts() if o.startswith("zz1"))
+    assert "K 32" in label and "30 steps" in label  # the cube named fully
+    select.select_option(label=label)
+    rng = _wait_for(plots.nth(1), "el => el._fullLayout.xaxis.range[1] < 20 && el._fullLayout.xaxis.range")
+    assert rng == pytest.approx([-0.5, 15.5], abs=1e-6)  # the 64-px cube's axes are gone
+    assert plots.nth(1).evaluate("el => el._fullLayout.yaxis.range") == pytest.approx([15.5, -0.5], abs=1e-6)
+
+    page.locator(".bk-tab", has_text="Saliency").click()
+    rows = page.locator(".saliency-table .tabulator-row")
+    deadline = time.time() + 120
+    while time.time() < deadline and rows.count() < 2:
+        time.sleep(0.3)
+    for width in (1200, 1500, 1920):  # the per-image table fits: no sideways scroll inside it
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(800)
+        for table in (".saliency-table", ".saliency-averages"):
+            holder = page.locator(f"{table} .tabulator-tableholder")
+            sw, cw = holder.evaluate("el => [el.scrollWidth, el.clientWidth]")
+            assert sw <= cw + 1, (width, table, sw, cw)
+        page.screenshot(path=str(tmp_path / f"saliency-{width}.png"), full_page=True)
     assert not errors, errors
     page.close()

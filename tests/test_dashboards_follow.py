@@ -178,3 +178,21 @@ def test_time_left_from_the_measured_rate_and_an_estimate_before_launch(tmp_path
     assert v.context.timings["edit"] == pytest.approx(0.2)  # seconds per iteration per DDIM step
     v.steps = 20
     assert "about 6 min 40 s for 100 iterations at 20 DDIM steps" in v.estimate.object
+
+
+def test_a_cube_of_another_shape_gets_fresh_map_plots(two_sizes):
+    """Plotly keeps the domain it shrank an axis to and pads the next cube's range: new plots for a new shape."""
+    from dashboards.explore import ExploreView
+
+    ctx, _, (big, small, big8) = two_sizes
+    v = ExploreView(ctx)
+    v.__panel__()
+    v.cube = big
+    panes = (v.image_pane, v.fluct_pane, v.rate_pane)
+    v.cube = big8  # the same shape: the same plots
+    assert (v.image_pane, v.fluct_pane, v.rate_pane) == panes
+    v.cube = small
+    assert all(new is not old for new, old in zip((v.image_pane, v.fluct_pane, v.rate_pane), panes))
+    assert v._grid.objects[:3] == [v.image_pane, v.fluct_pane, v.rate_pane]
+    v.fluct_pane.click_data = {"points": [{"x": 100, "y": 50}]}  # the new plots take clicks
+    assert v.pixels and v.pixels[-1] == (3, 6)

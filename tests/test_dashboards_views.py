@@ -1,4 +1,4 @@
-"""What a newcomer hit in the dashboards (issue 13), checked without a browser: true image shapes,
+"""What a newcomer hit in the dashboards, checked without a browser: true image shapes,
 readable numbers, the compute queue, staleness, matching, export with nothing matched, edit status.
 
 Expected values come from hand computation (cell geometry, the loop's moving-average formula,
@@ -77,7 +77,9 @@ def test_colour_bars_are_titled_in_scientific_notation_and_empty_plots_have_no_a
     v = ExploreView(wide_ctx)
     for pane in (v.fluct_pane, v.rate_pane):
         bar = _heat(pane.object).colorbar
-        assert bar.title.text and bar.tickformat == figures.TICKFORMAT  # one number format on every colour bar
+        hm = _heat(pane.object)  # one number format per colour bar, chosen from its range
+        assert bar.title.text and bar.tickformat == figures.tickformat(hm.zmin, hm.zmax)
+    assert figures.tickformat(1e-5, 5e-5) == figures.TICKFORMAT and figures.tickformat(0.9, 1.5) == ".3~r"
     assert "F" in _heat(v.fluct_pane.object).colorbar.title.text
     empty = v.curve_pane.object  # no pixel clicked yet
     assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False
