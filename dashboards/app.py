@@ -182,6 +182,9 @@ def serve(context: AppContext, *, port: int = 5006, address: str = "127.0.0.1", 
         return WorkbenchApp(context).__panel__()
 
     pn.extension(*EXTENSIONS, notifications=True)
+    from .sockets import refuse_bad_handshakes
+
+    refuse_bad_handshakes()  # a forged or broken websocket handshake: one log line, not a traceback
     patterns = [(r"/components/(.*)", _component_handler(), {}), *kw.pop("extra_patterns", [])]
     server = pn.serve({"/": session}, port=port, address=address, show=show, threaded=threaded,
                       websocket_origin=origins, title=TITLE, extra_patterns=patterns, **auth, **kw)

@@ -6,12 +6,21 @@ awaits them asyncio logs "Task exception was never retrieved" with a traceback. 
 expected end of a connection, not an error: `quiet_closed_websockets()` installs a loop exception
 handler that drops exactly these (and passes everything else to the default handler), and
 `session_connections()` lets periodic callbacks notice a session whose tab is gone.
+
+A hostile or broken client is no error either: a websocket handshake without the `bokeh`
+subprotocol, without a token, with a forged or expired one made Bokeh raise `ProtocolError` from
+the handler and tornado log "Uncaught exception" with a traceback for every such request.
+`refuse_bad_handshakes()` installs a /ws handler that closes such a connection and logs one line.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 
-__all__ = ["quiet_closed_websockets", "session_connections", "is_closed_socket_error"]
+__all__ = ["quiet_closed_websockets", "session_connections", "is_closed_socket_error", "refuse_bad_handshakes"]
+
+log = logging.getLogger(__name__)
+_QUIET: dict = {}
 
 
 def is_closed_socket_error(exc: BaseException | None) -> bool:
@@ -45,3 +54,29 @@ def session_connections(doc) -> int | None:
     session = getattr(ctx, "_session", None)
     count = getattr(session, "connection_count", None)
     return None if count is None else int(count)
+
+
+def refuse_bad_handshakes() -> type:
+    """Make every app's /ws route answer a handshake Bokeh refuses (no `bokeh` subprotocol, no or a
+    bad token, an expired session) by closing it with one warning line, without a traceback in the
+    log; returns the handler class now in Bokeh's per-app routes (installed once)."""
+    from bokeh.protocol.exceptions import ProtocolError
+    from bokeh.server.urls import per_app_patterns
+    from panel.io import server as panel_server  # Panel's import puts its WSHandler into per_app_patterns
+
+    if "handler" not in _QUIET:
+        class QuietWSHandler(panel_server.WSHandler):
+            def open(self, *args, **kwargs):
+                try:
+                    return super().open(*args, **kwargs)
+                except (ProtocolError, ValueError, KeyError, TypeError) as exc:  # a token that does not parse too
+                    log.warning("refused a websocket handshake from %s: %s", self.request.remote_ip,
+                                str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                    self.close()
+                    return None
+
+        _QUIET["handler"] = QuietWSHandler
+    for i, entry in enumerate(per_app_patterns):
+        if entry[0] == r"/ws" and entry[1] is not _QUIET["handler"]:
+            per_app_patterns[i] = (entry[0], _QUIET["handler"], *entry[2:])
+    return _QUIET["handler"]
