@@ -1,6 +1,17 @@
-"""Cube store chunking benchmark (issue 3): time per curve read, per map read, write time, store size.
+"""Cube store benchmarks: chunk shapes (time per curve/map read, write time, size), and the store at
+data-set scale.
 
     python -m bench.bench_store [--quick] [--json bench-store.json] [--model-store /tmp/bench-store-model]
+    python -m bench.bench_store --cubes 100,1000,10000 [--steps 25] [--per-group 1000] [--workdir DIR]
+
+Scale (`--cubes`): synthetic cubes of the shipped model's grid (64x64, `--steps` timesteps, rate and
+rate_se, no probe statistics: the default batch layout) written through the store's own writer
+(cache.slots.create_group / write_slot, `--per-group` slots per group as one `workbench cubes`
+batch makes), then, in the same process with the OS page cache warm: opening the store and
+indexing it (`CubeStore(...)` + `index()`), `keys()`, a lookup by image name (`find`), a curve query
+and a map query of a random cube (`open(key)` + `ds.curves.pixel` / `ds.curves.at`, median of 50),
+`check_store` (every chunk read and verified), files on disk and bytes per cube. Goals at 10,000
+cubes: open+index <= 1 s, curve <= 5 ms, map <= 20 ms, check <= 60 s, files <= 50 per 1,000 cubes.
 
 Two cubes, written into one-slot groups of the real store layout (cache.slots: Zarr v3, Blosc-zstd
 with shuffle, one image per chunk row) once per candidate chunk shape (t, y, x), then read back
@@ -105,8 +116,140 @@ def measure(ds, chunks: tuple[int, int, int], workdir: Path, *, curves: int, map
             "raw_bytes": int(ds.rate.nbytes)}
 
 
+#: the scale goals at 10,000 cubes (docs/cubes.md, "A store at data-set scale")
+GOALS = {"open_index_s": 1.0, "curve_ms": 5.0, "map_ms": 20.0, "check_s": 60.0, "files_per_1000": 50.0}
+
+
+def _scale_slot(rng, N: int, H: int, W: int) -> dict:
+    """One synthetic cube's per-slot arrays: a smooth log-normal rate, its SE, an image."""
+    base = rng.standard_normal((1, H // 8, W // 8)).repeat(8, 1).repeat(8, 2)
+    rate = np.exp(0.5 * base - np.linspace(0, 1, N)[:, None, None] + 0.05 * rng.standard_normal((N, H, W)))
+    rate = rate.astype(np.float32)
+    return {"rate": rate, "image": rng.integers(0, 256, (H, W, 3), dtype=np.uint8),
+            "rate_se": (0.1 * rate).astype(np.float32)}
+
+
+def write_scale_store(path: Path, n: int, *, steps: int = 25, per_group: int = 1000, H: int = 64, W: int = 64,
+                      seed: int = 0) -> float:
+    """A store of `n` synthetic cubes written through cache.slots (groups of `per_group` slots);
+    returns the seconds the writes took."""
+    from cache import schema, slots
+    from cache.keys import cube_key, model_attrs  # noqa: F401  (the attribute recipe the store writes)
+    from cache.params import CubeParams
+    from cache.store import CubeStore
+
+    store = CubeStore(path)
+    rng = np.random.default_rng(seed)
+    params = CubeParams(K=16, steps=steps)
+    attrs = {"model_fingerprint": "synthetic", "model_name": "synthetic", **params.as_attrs(), "scale": 1,
+             "dtype": "float32", "package_version": "bench"}
+    t0 = time.perf_counter()
+    for g0 in range(0, n, per_group):
+        m = min(per_group, n - g0)
+        rows = [{"key": cube_key(f"img{g0 + i}".encode(), "synthetic", params), "source_image": f"/data/img{g0 + i}.jpg",
+                 "source_size": [480, 640], "name": f"img{g0 + i}"} for i in range(m)]
+        spec = slots.GroupSpec(shape=(steps, H, W), image_shape=(H, W), timesteps=np.arange(steps) * 40 + 1,
+                               alphas=np.linspace(0.999, 0.005, steps), attrs=attrs, slots=rows)
+        gpath = store.group_path(f"b-bench{g0:08d}")
+        slots.create_group(gpath, spec)
+        for i in range(m):
+            a = _scale_slot(rng, steps, H, W)
+            slots.write_slot(gpath, i, a["rate"], a["image"], **{schema.VAR_RATE_SE: a["rate_se"]})
+    return time.perf_counter() - t0
+
+
+def _files_bytes(path: Path) -> tuple[int, int]:
+    files = [p for p in path.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def measure_scale(path: Path, *, queries: int = 50, seed: int = 1) -> dict:
+    """Open+index, keys(), lookup by name, curve and map queries, check, files and bytes of the store at `path`."""
+    from cache.check import check_store
+    from cache.store import CubeStore
+
+    t0 = time.perf_counter()
+    store = CubeStore(path, create=False)
+    rows = store.index()
+    open_index = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    keys = store.keys()
+    keys_s = time.perf_counter() - t0
+    rng = np.random.default_rng(seed)
+    names = [rows[int(i)]["name"] for i in rng.integers(0, len(rows), 20)]
+    t0 = time.perf_counter()
+    for nm in names:
+        assert store.find(nm) is not None
+    find_ms = 1e3 * (time.perf_counter() - t0) / len(names)
+    tc, tm = [], []
+    for i in rng.integers(0, len(keys), queries):
+        ds = store.open(keys[int(i)])
+        N, H, W = ds.rate.shape
+        t0 = time.perf_counter()
+        store.open(keys[int(i)]).curves.pixel(int(rng.integers(0, H)), int(rng.integers(0, W))).values
+        tc.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        store.open(keys[int(i)]).curves.at(int(ds.timestep[int(rng.integers(0, N))])).values
+        tm.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    rep = check_store(store)
+    check_s = time.perf_counter() - t0
+    files, nbytes = _files_bytes(path)
+    rate_bytes = sum(_files_bytes(g / "rate")[1] + _files_bytes(g / "rate_se")[1] for g in store.groups_dir.glob("*.zarr"))
+    return {"cubes": len(keys), "open_index_s": open_index, "keys_s": keys_s, "find_ms": find_ms,
+            "curve_ms": 1e3 * float(np.median(tc)), "map_ms": 1e3 * float(np.median(tm)), "check_s": check_s,
+            "check_damaged": len(getattr(rep, "damaged", [])), "files": files,
+            "files_per_1000": 1000 * files / max(1, len(keys)), "bytes_per_cube": nbytes / max(1, len(keys)),
+            "rate_se_bytes_per_cube": rate_bytes / max(1, len(keys))}
+
+
+def scale_main(args) -> int:
+    """`--cubes N,...`: write and measure a synthetic store per N; print the table."""
+    import platform
+
+    sizes = [int(v) for v in args.cubes.split(",")]
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    results = {"cpu": cpu, "cpu_count": os.cpu_count(), "steps": args.steps, "per_group": args.per_group, "rows": []}
+    base = Path(args.workdir or tempfile.mkdtemp(prefix="bench-store-scale-"))
+    print(f"# {cpu}, {os.cpu_count()} cores; synthetic 64x64x{args.steps} cubes (rate + rate_se), "
+          f"{args.per_group} per group", flush=True)
+    try:
+        for n in sizes:
+            path = base / f"store-{n}"
+            shutil.rmtree(path, ignore_errors=True)
+            load0 = load_average()[0]
+            write_s = write_scale_store(path, n, steps=args.steps, per_group=args.per_group)
+            row = {"write_s": write_s, **measure_scale(path), "load": [load0, load_average()[0]]}
+            results["rows"].append(row)
+            print(f"{n:>6} cubes: write {write_s:.1f} s, open+index {row['open_index_s']:.3f} s, keys() "
+                  f"{row['keys_s'] * 1e3:.1f} ms, find {row['find_ms']:.1f} ms, curve {row['curve_ms']:.2f} ms, map "
+                  f"{row['map_ms']:.2f} ms, check {row['check_s']:.1f} s, {row['files_per_1000']:.0f} files per 1,000 "
+                  f"cubes, {row['bytes_per_cube'] / 1e3:.0f} kB per cube (rate + rate_se "
+                  f"{row['rate_se_bytes_per_cube'] / 1e3:.0f} kB); load {row['load'][0]:.1f} -> {row['load'][1]:.1f}",
+                  flush=True)
+            if not args.keep:
+                shutil.rmtree(path, ignore_errors=True)
+    finally:
+        if not args.keep and not args.workdir:
+            shutil.rmtree(base, ignore_errors=True)
+    last = results["rows"][-1]
+    missed = [k for k, v in GOALS.items() if last[k] > v]
+    print(f"goals at {last['cubes']} cubes: " + ", ".join(f"{k} {last[k]:.3g} (<= {v:g})" for k, v in GOALS.items())
+          + (f"; missed: {', '.join(missed)}" if missed else "; all met"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cubes", default=None, metavar="N,...",
+                    help="the data-set scale benchmark at these store sizes (e.g. 100,1000,10000)")
+    ap.add_argument("--steps", type=int, default=25, help="timesteps of the scale benchmark's cubes (default 25)")
+    ap.add_argument("--per-group", type=int, default=1000, help="cubes per group (one batch) in the scale benchmark")
+    ap.add_argument("--workdir", default=None, help="where the scale benchmark's stores go (default: a temp folder)")
+    ap.add_argument("--keep", action="store_true", help="keep the scale benchmark's stores")
     ap.add_argument("--quick", action="store_true", help="fewer reads, fewer candidates (a smoke run)")
     ap.add_argument("--json", default="bench-store.json", help="where to write the results")
     ap.add_argument("--model-store", default=os.path.join(tempfile.gettempdir(), "bench-store-model"),
@@ -114,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-model", action="store_true", help="skip the shipped model's cube")
     args = ap.parse_args(argv)
     import cache  # noqa: F401  (the accessor)
+
+    if args.cubes:
+        if args.json == "bench-store.json":
+            args.json = "bench-store-scale.json"
+        return scale_main(args)
 
     curves, maps = (20, 5) if args.quick else (200, 30)
     cands = CANDIDATES[:4] if args.quick else CANDIDATES
