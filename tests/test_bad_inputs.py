@@ -328,7 +328,7 @@ CASES: list[Case] = [
          check=_absent("maps")),
     Case("export-t_b-negative", lambda w: _export(w, "--t-b", "-5"), "t_b must be", check=_absent("maps")),
     Case("export-t_b-nan", lambda w: _export(w, "--t-b", "nan"), "t_b must be", check=_absent("maps")),
-    Case("export-format-gif", lambda w: _export(w, "--format", "gif"), "choose png and/or npy"),
+    Case("export-format-gif", lambda w: _export(w, "--format", "gif"), "--format gif: choose png"),
     Case("export-what-unknown", lambda w: _export(w, "--what", "speed"), "choose fluctuation"),
     Case("export-out-user-folder", lambda w: _export(w, out=w.tmp / "u"), "--overwrite", setup=_user_folder("u")),
     Case("export-out-is-file", lambda w: _export(w, out=w.tmp / "f"), "is a file, not a folder",
