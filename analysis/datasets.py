@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.errors import WorkbenchError
+from workbench.splits import DEFAULT_HELD_OUT, split_held_out
 
 __all__ = ["SaliencyItem", "load_osie", "load_cat2000", "load_pairs", "open_dataset", "resize_map",
            "fixation_points", "fixation_density", "DEFAULT_SIGMA_DEG_PX", "IMAGE_SUFFIXES", "dataset_images",
@@ -300,20 +301,26 @@ def dataset_images(path: str | Path) -> list[Path]:
     return [q for q in files if not q.stem.endswith(_MAP_SUFFIXES)]
 
 
-def select_images(images: list[Path], which: str | int, *, held_out: int = 50, dev: int = 24) -> list[Path]:
-    """Select images by sorted file name: 'held-out' = the last `held_out` (the shipped model was trained
-    on the others), 'dev' = `dev` evenly spaced images of the rest (stride len // dev), 'all', or a
-    number N = the first N held-out images."""
-    images = sorted(images, key=lambda q: q.name)
-    if not images:
+def select_images(images: list[Path], which: str | int, *, held_out: int = DEFAULT_HELD_OUT,
+                  dev: int = 24) -> list[Path]:
+    """Select images of the held-out split (`workbench.splits.split_held_out`, in its order):
+    'held-out' = the held-out part (the last `held_out` by file name; the shipped model was trained
+    on the others), 'dev' = `dev` evenly spaced images of the training part (stride len // dev),
+    'dev:N' the first N of those, 'all', or a number N = the first N held-out images. A selection
+    that comes out empty (a data set smaller than the split asks) is a one-line error."""
+    train, pool = split_held_out(images, held_out)
+    if not train and not pool:
         raise WorkbenchError("the data set has no images")
-    pool = images[-held_out:] if len(images) > held_out else images
     if which == "all":
-        return images
+        return train + pool
+    if not pool and (which == "held-out" or not str(which).startswith("dev")):
+        raise WorkbenchError(f"--images {which}: --held-out {held_out} holds no image out: use --held-out 1 or more")
     if which == "held-out":
         return pool
     if which == "dev" or str(which).startswith("dev:"):
-        train = images[:-held_out] if len(images) > held_out else images
+        if not train:
+            raise WorkbenchError(f"--images {which}: all {len(pool)} images are held out (--held-out {held_out}), "
+                                 "none is left for dev: lower --held-out")
         picked = train[::max(1, len(train) // dev)][:dev]
         if which == "dev":
             return picked

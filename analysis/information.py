@@ -29,6 +29,7 @@ import numpy as np
 
 from workbench.curve_kinds import CURVE_KINDS
 from workbench.errors import WorkbenchError
+from workbench.splits import DEFAULT_HELD_OUT, split_held_out
 
 from .density import GRID, fit_centre_bias, fit_map_density, fixation_counts, map_log_density, to_grid
 from .features import curve_features, timestep_maps
@@ -48,7 +49,7 @@ class InformationExperiment:
 
     store: str
     data: str
-    held_out: int = 50
+    held_out: int = DEFAULT_HELD_OUT
     rates: tuple[str, ...] = ()  # rate definitions to use; () = every definition in the store
     K: int | None = None  # only cubes with this K / steps / estimator (None: any; the largest K wins)
     steps: int | None = None
@@ -139,14 +140,6 @@ def _match(cubes: dict[str, str], paths: list[Path]) -> dict[Path, str]:
     return out
 
 
-def _split(images: list[Path], held_out: int) -> tuple[list[Path], list[Path]]:
-    images = sorted(images, key=lambda q: q.name)
-    if len(images) <= held_out:
-        raise WorkbenchError(f"the data set has {len(images)} images: a held-out split of {held_out} leaves none "
-                             "for training (lower --held-out)")
-    return images[:-held_out], images[-held_out:]
-
-
 def _stream(rate: str, curve: str) -> str:
     """The feature-name prefix of a rate definition's curve kind: 'h' (per-step), 'h+accumulated'."""
     return rate if curve == "rate" else f"{rate}+{curve}"
@@ -223,7 +216,7 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
     rates = [r for r in (cfg.rates or sorted(cubes, key=lambda d: (d != "h", d))) if r in cubes]
     if not rates:
         raise WorkbenchError(f"the store has no cubes of rate {', '.join(cfg.rates)}: compute them first")
-    train_paths, test_paths = _split(dataset_images(cfg.data), cfg.held_out)
+    train_paths, test_paths = split_held_out(dataset_images(cfg.data), cfg.held_out, need_train=True)
     cubes = {r: _match(cubes[r], train_paths + test_paths) for r in rates}
     rates = [r for r in rates if cubes[r]]
     if not rates:

@@ -25,8 +25,9 @@ import torch
 
 from bench.measure import load_average
 from workbench.default_model import DEFAULT_MODEL_DIR
+from workbench.splits import split_held_out
 from workbench.train import (BatchPrefetcher, TrainConfig, build_models, list_images, load_photo_bank,
-                             random_crops, split_holdout, train_step)
+                             random_crops, train_step)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "osie" / "data" / "stimuli"
 BASE = dict(resolution=64, batch_size=32, bf16=False, channels_last=False, prefetch=False)
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}, load {load_average()}")
-    files, _ = split_holdout(list_images(DATA), 50)
+    files, _ = split_held_out(list_images(DATA), 50, need_train=True)
     bank = load_photo_bank(files[:120], 300)
     abar = DDPMScheduler(**{k: v for k, v in default_scheduler_config().items()
                             if k != "set_alpha_to_one"}).alphas_cumprod

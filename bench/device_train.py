@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tiny:
         data = _tiny_photos(Path(tempfile.mkdtemp(prefix="device-train-")) / "photos")
         cfg = TrainConfig(data_dir=str(data), checkpoint_dir=str(out / "ckpt"), resolution=8, batch_size=2,
-                          holdout=1, max_steps=2, init=None, bf16=True, device=device,
+                          held_out=1, max_steps=2, init=None, bf16=True, device=device,
                           prediction=args.prediction, snr_gamma=args.snr_gamma)
     else:
         if device == "cpu":

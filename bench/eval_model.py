@@ -34,16 +34,17 @@ from workbench.model_eval import (EVAL_TIMESTEPS, fluctuation_maps, generate_sam
                                   photo_batch, reconstruction_psnrs, sample_vs_photo_stats, side_by_side, tile_grid,
                                   x0_from_noise)
 from workbench.fluctuation import grid_power
-from workbench.train import list_images, split_holdout
+from workbench.splits import split_held_out
+from workbench.train import list_images
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "osie" / "data" / "stimuli"
 FIGURES = ("mse", "psnr", "samples", "grid", "grid-photos", "fp16", "x0noise", "samplestats")
 GENERATION_SAMPLES = 32
 
 
-def heldout_files(data: Path = DATA, holdout: int = 50) -> list[Path]:
-    """The held-out photos: the last `holdout` of the folder by sorted name."""
-    return split_holdout(list_images(data), holdout)[1]
+def heldout_files(data: Path = DATA, held_out: int = 50) -> list[Path]:
+    """The held-out photos: the last `held_out` of the folder by file name (`workbench.splits`)."""
+    return split_held_out(list_images(data), held_out, need_train=True)[1]
 
 
 def _save_png(image, path: str | Path, scale: int = 2) -> str:

@@ -135,17 +135,17 @@ def test_information_on_real_osie_cubes(tmp_path):
 
 def test_cubes_split_selects_the_held_out_images_by_name(tmp_path):
     from cache.sources import ImageSource
-    from workbench.commands.cubes import _split
+    from workbench.commands.cubes import _select_split
     from workbench.errors import WorkbenchError
 
     paths = tuple(tmp_path / f"{n}.jpg" for n in ("c", "a", "e", "b", "d"))
     src = ImageSource("plain folder", tmp_path, tuple(sorted(paths)))
-    assert [p.stem for p in _split(src, "held-out", 2, None).images] == ["d", "e"]
-    assert [p.stem for p in _split(src, "train", 2, None).images] == ["a", "b", "c"]
-    assert [p.stem for p in _split(src, "train", 2, 2).images] == ["a", "b"]
-    assert _split(src, "all", 2, None).images == src.images
+    assert [p.stem for p in _select_split(src, "held-out", 2, None).images] == ["d", "e"]
+    assert [p.stem for p in _select_split(src, "train", 2, None).images] == ["a", "b", "c"]
+    assert [p.stem for p in _select_split(src, "train", 2, 2).images] == ["a", "b"]
+    assert _select_split(src, "all", 2, None).images == src.images
     with pytest.raises(WorkbenchError, match="no images in that split"):
-        _split(src, "train", 5, None)
+        _select_split(src, "train", 5, None)
 
 
 def test_information_report_is_staged_a_failure_leaves_the_earlier_report(tmp_path, monkeypatch, capsys):

@@ -169,7 +169,7 @@ def test_training_autocast_by_default_follows_the_measurement(no_forced, monkeyp
 
     monkeypatch.setattr(train_mod, "train_autocast", fake)
     cfg = train_mod.TrainConfig(data_dir=str(photos), checkpoint_dir=str(tmp_path / "ck"), resolution=8, batch_size=2,
-                                holdout=1, init=None, max_steps=1)
+                                held_out=1, init=None, max_steps=1)
     assert cfg.bf16 is None
     latest = train_mod.train(cfg)
     assert asked == [(2, 3, 8, 8)]

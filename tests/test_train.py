@@ -1,4 +1,4 @@
-"""workbench.train and `workbench train`: resume, signals, and bad inputs (issue 10 and 12)."""
+"""workbench.train and `workbench train`: resume, signals, and bad inputs."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +16,7 @@ from PIL import Image
 from workbench.cli import main
 from workbench.train import (CHECKPOINT_MARKER, TrainConfig, export_model, random_crops, train)
 
-FAST = ["--resolution", "8", "--batch-size", "2", "--holdout", "1", "--init", "scratch", "--nice", "0",
+FAST = ["--resolution", "8", "--batch-size", "2", "--held-out", "1", "--init", "scratch", "--nice", "0",
         "--no-bf16"]
 
 
@@ -42,7 +42,7 @@ def _one_error_line(capsys, rc: int, expect: str) -> None:
 
 
 def _cfg(photos: Path, ckpt: Path, **kw) -> TrainConfig:
-    base = dict(data_dir=str(photos), checkpoint_dir=str(ckpt), resolution=8, batch_size=2, holdout=1,
+    base = dict(data_dir=str(photos), checkpoint_dir=str(ckpt), resolution=8, batch_size=2, held_out=1,
                 init=None, bf16=False, max_steps=2)
     return TrainConfig(**{**base, **kw})
 
@@ -127,7 +127,7 @@ def test_signal_stops_cleanly_with_a_checkpoint(photos, tmp_path, signum, rc):
     assert json.loads((ckpt / "latest" / "state.json").read_text())["step"] >= 1
 
 
-# --- bad inputs (issue 10): one stderr line, exit 2, nothing lost ---------------------------------
+# --- bad inputs: one stderr line, exit 2, nothing lost -----------------------------------------------
 
 def test_foreign_files_in_latest_are_refused_and_kept(photos, tmp_path, capsys):
     ckpt = tmp_path / "ck"

@@ -36,8 +36,9 @@ from safetensors.torch import load_file, save_file
 from .default_model import DEFAULT_MODEL_DIR, default_scheduler_config, default_unet_config
 from .errors import WorkbenchError
 from .precision import train_autocast
+from .splits import DEFAULT_HELD_OUT, split_held_out
 
-__all__ = ["TrainConfig", "train", "list_images", "split_holdout", "load_photo_bank", "random_crops",
+__all__ = ["TrainConfig", "train", "list_images", "load_photo_bank", "random_crops",
            "noised", "train_target", "snr_weights", "train_step", "PREDICTIONS", "SCHEDULER_PREDICTION_TYPE", "BatchPrefetcher", "build_models", "export_model", "CHECKPOINT_MARKER"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -63,7 +64,7 @@ class TrainConfig:
     checkpoint_dir: str
     resolution: int = 32
     full_resolution: int = 64
-    holdout: int = 50
+    held_out: int = DEFAULT_HELD_OUT
     batch_size: int = 32
     lr: float = 3e-4
     warmup_steps: int = 100
@@ -96,7 +97,7 @@ class TrainConfig:
                  f"{flag} must be a positive multiple of 8 (the U-Net halves it 3 times; got {value})")
         need(self.resolution <= self.full_resolution,
              f"--resolution {self.resolution} exceeds the model size {self.full_resolution}: use at most that")
-        need(self.holdout >= 0, f"--holdout must be >= 0 (got {self.holdout})")
+        need(self.held_out >= 0, f"--held-out must be >= 0 (got {self.held_out})")
         need(self.max_steps >= 1, f"--steps must be at least 1 (got {self.max_steps})")
         need(self.max_minutes > 0, f"--minutes must be positive (got {self.max_minutes})")
         need(self.checkpoint_minutes > 0, f"--checkpoint-minutes must be positive (got {self.checkpoint_minutes})")
@@ -128,13 +129,6 @@ def list_images(folder: str | Path) -> list[Path]:
     if not files:
         raise WorkbenchError(f"no images (*.jpg, *.png, ...) in {folder}: point at a folder of photographs")
     return files
-
-
-def split_holdout(files: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:
-    """(train, held-out): the last `holdout` files by sorted name are held out."""
-    if holdout >= len(files):
-        raise WorkbenchError(f"--holdout {holdout} leaves no training images out of {len(files)}")
-    return files[: len(files) - holdout], files[len(files) - holdout:]
 
 
 def load_photo_bank(files: list[Path], short_side: int) -> list[torch.Tensor]:
@@ -443,7 +437,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
     summed over the resumed runs (`cpu_s`, from the first run that recorded it)."""
     ckpt = Path(cfg.checkpoint_dir) / "latest"
     prepare_checkpoint_folder(ckpt)
-    files, _ = split_holdout(list_images(cfg.data_dir), cfg.holdout)
+    files, _ = split_held_out(list_images(cfg.data_dir), cfg.held_out, need_train=True)
     resume = (ckpt / "state.json").is_file()
     if resume:
         was = _read_state(ckpt)["config"].get("prediction", "epsilon")  # a damaged checkpoint fails before the photos load

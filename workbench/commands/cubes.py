@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..estimators import DEFAULT_K, ESTIMATORS
-from .common import model_from, add_model_args, per_image_bar, progress_bar
+from ..errors import WorkbenchError
+from ..splits import split_held_out
+from .common import add_held_out_arg, model_from, add_model_args, per_image_bar, progress_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="all", choices=("all", "held-out", "train"),
                    help="held-out = the last --held-out images by sorted file name (the shipped model never saw "
                         "them), train = all the others; --limit applies after the split (default all)")
-    p.add_argument("--held-out", type=int, default=50, help="size of the held-out split (default 50)")
+    add_held_out_arg(p)
     p.add_argument("--refine-to", type=int, default=None, metavar="K2",
                    help="bring the images' stored Hutchinson cubes (any K below K2) to K2 probes: only the missing "
                         "probes run, merged exactly (as if K2 had run at once); the smaller cubes stay. Resumable "
@@ -76,7 +79,7 @@ def run(args) -> int:
 
         params = dataclasses.replace(params, K=args.refine_to)
     device, dtype = device_from(args)
-    source = _split(find_images(args.dir), args.split, args.held_out, args.limit)
+    source = _select_split(find_images(args.dir), args.split, args.held_out, args.limit)
     for image in source.images:  # headers only: an unreadable file or a decompression bomb stops us now
         check_image_file(image)
     check_writable(Path(args.store).expanduser(), "--store")
@@ -185,28 +188,21 @@ def _until_stable(args, store, images, adapter, params) -> int:
     return 0
 
 
-def _split(source, split: str, held_out: int, limit: int | None):
-    """The images of `source` in `split` ("all", "held-out": the last `held_out` by sorted file name,
-    "train": the others), then the first `limit` of them."""
-    import dataclasses
-
-    from ..errors import WorkbenchError
-
-    if held_out < 0:
-        raise WorkbenchError(f"--held-out must be 0 or more, got {held_out}")
+def _select_split(source, split: str, held_out: int, limit: int | None):
+    """The images of `source` in `split` ("all"; "held-out" and "train": the parts of
+    `workbench.splits.split_held_out`), in the source's order, then the first `limit` of them."""
     if limit is not None and limit < 1:
         raise WorkbenchError(f"--limit must be at least 1, got {limit}")
     images = list(source.images)
+    train, held = split_held_out(images, held_out)
     if split != "all":
-        by_name = sorted(images, key=lambda q: (q.name, str(q)))
-        cut = max(0, len(by_name) - held_out)
-        chosen = set(by_name[cut:] if split == "held-out" else by_name[:cut])
+        chosen = set(held if split == "held-out" else train)
         images = [q for q in images if q in chosen]
         if not images:
             raise WorkbenchError(f"--split {split}: no images in that split ({len(source.images)} images, "
                                  f"--held-out {held_out}); lower --held-out or use --split all")
     images = images[:limit] if limit is not None else images
-    return dataclasses.replace(source, images=tuple(images), layout=source.layout + (
+    return replace(source, images=tuple(images), layout=source.layout + (
         f", {split} split" if split != "all" else ""))
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..estimators import DEFAULT_K
-from .common import add_overwrite_arg, device_from
+from .common import add_held_out_arg, add_overwrite_arg, device_from
 
 WHICH = {"paired": ("paired",), "predictor": ("predictor",), "curves": ("curves",), "perceptual": ("perceptual",),
          "saliency": ("paired", "predictor", "curves", "perceptual"), "tune": ("tune",),
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", default="held-out",
                    help="held-out (last --held-out by name, default), dev (24 evenly spaced others), dev:N, all, "
                         "or N = first N held-out")
-    p.add_argument("--held-out", type=int, default=50, help="size of the held-out split (default 50)")
+    add_held_out_arg(p)
     p.add_argument("--model", default=None, help="model folder or HF-cache repo id (default: the shipped model)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("--dtype", default="float32", choices=("float32",), help=argparse.SUPPRESS)

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 from ..errors import WorkbenchError
-from .common import add_overwrite_arg
+from .common import add_held_out_arg, add_overwrite_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train or resume the default pixel-space DDPM on a folder of photographs")
-    p.add_argument("data", help="folder of photographs (the last --holdout by sorted name are held out)")
+    p.add_argument("data", help="folder of photographs (the last --held-out by file name are held out)")
     p.add_argument("--checkpoints", default="checkpoints/default",
                    help="checkpoint folder (resumes from CHECKPOINTS/latest if present)")
     p.add_argument("--init", default="shipped",
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a crop covers a random fraction in [this, 1] of the photo (default 0.5)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--holdout", type=int, default=50)
+    add_held_out_arg(p, help="how many photos to hold out of training: the last N by file name (default 50)")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="write a checkpoint this often")
     p.add_argument("--prediction", choices=("epsilon", "v"), default="epsilon",
                    help="what the network predicts: epsilon (the noise, default) or v = sqrt(abar) eps - "
@@ -99,7 +99,7 @@ def run(args) -> int:
     from ..train import TrainConfig, train
 
     cfg = TrainConfig(data_dir=args.data, checkpoint_dir=args.checkpoints, resolution=args.resolution,
-                      holdout=args.holdout, batch_size=args.batch_size, max_steps=args.steps, lr=args.lr,
+                      held_out=args.held_out, batch_size=args.batch_size, max_steps=args.steps, lr=args.lr,
                       max_minutes=args.minutes, checkpoint_minutes=args.checkpoint_minutes, device=args.device,
                       init=None if args.init == "scratch" else args.init, bf16=args.bf16,
                       channels_last=args.channels_last, prefetch=args.prefetch,
