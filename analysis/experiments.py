@@ -1,4 +1,5 @@
-"""The saliency experiments of issue 4, as one library call per experiment over shared inputs.
+"""The saliency experiments (fluctuation maps against human fixations), as one library call per
+experiment over shared inputs.
 
 `SaliencyExperiment` (a frozen dataclass) describes a run: the data set and image selection, the cube
 parameters (one or more rate definition x estimator variants), the fluctuation window L and cut t_b,

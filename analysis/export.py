@@ -94,7 +94,7 @@ def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float 
             m = fluctuation(rate, ts, window=window, t_b=t_b, axis=0, normalise=normalise, curve=curve)
             out[kind] = (resize_map(m, size), {"window": int(window), "t_b": float(t_b),
                                                "normalise": bool(normalise), "curve": curve})
-            if "rate_se" in ds and curve == "rate":  # issue 11: significance beside the map (cubes with standard errors)
+            if "rate_se" in ds and curve == "rate":  # with standard errors, a map's significance can stand beside it
                 from .fluctuation import significance_arrays
 
                 sig = significance_arrays(rate, ds["rate_se"].values, ts, window=window, t_b=t_b, normalise=normalise)

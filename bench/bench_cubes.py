@@ -1,4 +1,4 @@
-"""Cube benchmark (issue 3): cost and accuracy of the whole-map estimators against the exact map.
+"""Cube benchmark: cost and accuracy of the whole-map estimators against the exact map.
 
     python -m bench.bench_cubes [--quick] [--device cuda] [--json out.json]
 

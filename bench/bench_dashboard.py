@@ -1,4 +1,4 @@
-"""Dashboard latency benchmark (issue 6): first page load, click-to-curve, slider-to-map in Chromium.
+"""Dashboard latency benchmark: first page load, click-to-curve, slider-to-map in Chromium.
 
     python -m bench.bench_dashboard [--size 512] [--steps 50] [--events 20] [--idle 60] [--json out.json]
 

@@ -1,4 +1,4 @@
-"""Edit benchmark (issue 5): iterations per second and peak memory of the curve-matching loop.
+"""Edit benchmark: iterations per second and peak memory of the curve-matching loop.
 
     python -m bench.bench_edit [--iters 30] [--device cuda] [--sd full|small|tiny|none] [--json out.json]
 

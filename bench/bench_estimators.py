@@ -1,4 +1,4 @@
-"""Estimator benchmark (issue 11): accuracy, standard errors and refinement of Hutchinson cubes
+"""Estimator benchmark: accuracy, standard errors and refinement of Hutchinson cubes
 against the exact reference, side by side in one run.
 
     python -m bench.bench_estimators [--ks 16,32,64,128] [--images 2] [--json out.json]

@@ -16,6 +16,7 @@ from typing import Callable
 
 import xarray as xr
 
+from cache.store import CubeStore
 from workbench.errors import WorkbenchError
 
 __all__ = ["CubeCatalog", "cube_label", "cube_labels", "cube_variant"]
@@ -66,32 +67,13 @@ class CubeCatalog:
         self._lock = threading.RLock()
         self._open: OrderedDict[str, xr.Dataset] = OrderedDict()
         self._max_open = max_open
-        self._store = None
-        try:
-            from cache.store import CubeStore
-        except ImportError:  # before the cache package's store existed: a folder of .zarr cubes
-            CubeStore = None
-        if CubeStore is not None:
-            self._store = CubeStore(self.path, create=create)
-        elif not self.path.exists():
-            if not create:
-                raise WorkbenchError(f"no such cube store: {self.path} (check --store)")
-            self.path.mkdir(parents=True)
+        self._store = CubeStore(self.path, create=create)
 
     # -- listing -----------------------------------------------------------------------------
     def entries(self) -> list[dict]:
         """One dict per complete cube: key, name (image stem), source_image and the params attrs."""
-        if self._store is not None:
-            with self._lock:
-                rows = [dict(r) for r in self._store.index()]
-        else:
-            from analysis.cubes import open_cube
-
-            rows = []
-            for p in sorted(self.path.glob("*.zarr")):
-                ds = open_cube(p)
-                attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float))}
-                rows.append({**attrs, "key": p.stem, "name": p.stem})
+        with self._lock:
+            rows = [dict(r) for r in self._store.index()]
         for r in rows:
             r.setdefault("name", Path(str(r.get("source_image") or r["key"])).stem)
         return sorted(rows, key=lambda r: (str(r["name"]), r["key"]))
@@ -114,14 +96,8 @@ class CubeCatalog:
             if key in self._open:
                 self._open.move_to_end(key)
                 return self._open[key]
-        if self._store is not None:
-            with self._lock:
-                ds = self._store.open(key).load()
-        else:
-            from analysis.cubes import open_cube
-
-            ds = open_cube(self.path / f"{key}.zarr")
-        ds = ds.load()
+        with self._lock:
+            ds = self._store.open(key).load()
         if "rate" not in ds or "timestep" not in ds.coords:
             raise WorkbenchError(f"cube {key} has no rate/timestep: it is not a curve cube (recompute it)")
         with self._lock:
@@ -159,30 +135,21 @@ class CubeCatalog:
         on_batch: called with each `cache.anytime.CubeBatch` (the in-memory cube after each probe
         batch, the last one complete) while the cube is refined batch by batch; only the last is stored.
         batch_options: `cache.anytime.cube_batches` options (until_stable, window, t_b)."""
-        if self._store is not None:
-            from cache.build import compute_cube
-            from cache.params import CubeParams
+        from cache.build import compute_cube
+        from cache.params import CubeParams
 
-            params = params or CubeParams()
-            key = self._store.key_of(adapter, image, params)
-            with self._lock:
-                if key in self._store:
-                    return key
-            if on_batch is None:
-                ds = compute_cube(adapter, image, params, progress=progress)  # long: outside the lock
-            else:
-                from cache import anytime
+        params = params or CubeParams()
+        key = self._store.key_of(adapter, image, params)
+        with self._lock:
+            if key in self._store:
+                return key
+        if on_batch is None:
+            ds = compute_cube(adapter, image, params, progress=progress)  # long: outside the lock
+        else:
+            from cache import anytime
 
-                for step in anytime.cube_batches(adapter, image, params, progress=progress, **batch_options):
-                    on_batch(step)
-                    ds = step.ds
-            with self._lock:
-                return self._store.put(ds)
-        from analysis.cubes import compute_cube, save_cube
-
-        kw = {} if params is None else {k: getattr(params, k) for k in ("definition", "estimator", "K", "seed",
-                                                                       "steps", "channel")}
-        ds = compute_cube(adapter, image, progress=progress, **kw)
-        key = Path(str(image)).stem
-        save_cube(ds, self.path / f"{key}.zarr")
-        return key
+            for step in anytime.cube_batches(adapter, image, params, progress=progress, **batch_options):
+                on_batch(step)
+                ds = step.ds
+        with self._lock:
+            return self._store.put(ds)

@@ -48,7 +48,6 @@ def test_key_is_stable_and_sensitive(tmp_path):
     # pinned: changing the key recipe orphans every stored cube, so it must be deliberate
     assert k == "2ea80725910caa876fae8109733b209f"
     assert k == cube_key(b"abc", "fp", CubeParams(definition="h", estimator="hutchinson", K=32, seed=0, steps=50))
-    assert len(k) == 32 and int(k, 16) >= 0
     others = {cube_key(b"abd", "fp", p), cube_key(b"abc", "fp2", p), cube_key(b"abc", "fp", CubeParams(K=33)),
               cube_key(b"abc", "fp", CubeParams(seed=1)), cube_key(b"abc", "fp", CubeParams(steps=49)),
               cube_key(b"abc", "fp", CubeParams(channel=0)), cube_key(b"abc", "fp", CubeParams(estimator="rsvd")),

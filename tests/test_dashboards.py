@@ -446,4 +446,8 @@ def test_serve_refuses_remote_and_app_builds(ctx):
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
     with pytest.raises(WorkbenchError, match="allow"):
         serve(ctx, address="0.0.0.0", port=0)
-    assert WorkbenchApp(ctx).__panel__() is not None
+    app = WorkbenchApp(ctx)
+    header, tabs = app.__panel__().objects
+    assert list(tabs._names) == ["Explore", "Saliency", "Edit"] and str(ctx.catalog.path) in header.object
+    tabs.active = 2  # the tabs and the app's `active` parameter follow each other
+    assert app.active == 2

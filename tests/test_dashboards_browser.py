@@ -516,7 +516,8 @@ def test_explore_at_1200px_markers_everywhere_axes_follow_the_cube_and_tables_fi
     label = next(o for o in select.locator("option").all_inner_texts() if o.startswith("zz1"))
     assert "K 32" in label and "30 steps" in label  # the cube named fully
     select.select_option(label=label)
-    rng = _wait_for(plots.nth(1), "el => el._fullLayout.xaxis.range[1] < 20 && el._fullLayout.xaxis.range")
+    rng = _wait_for(plots.nth(1), "el => el._fullLayout && el._fullLayout.xaxis && el._fullLayout.xaxis.range[1] < 20 "
+                                  "&& el._fullLayout.xaxis.range")
     assert rng == pytest.approx([-0.5, 15.5], abs=1e-6)  # the 64-px cube's axes are gone
     assert plots.nth(1).evaluate("el => el._fullLayout.yaxis.range") == pytest.approx([15.5, -0.5], abs=1e-6)
 

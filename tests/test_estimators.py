@@ -184,7 +184,7 @@ def test_bench_quick_writes_the_fields(tiny_pixel_dir, tmp_path):
     assert data["load_before"] is not None
 
 
-# --- issue 11: probe seeds, sufficient statistics, standard errors ------------------------------
+# --- probe seeds, sufficient statistics, standard errors ------------------------------------------
 from workbench.estimators import (hutchinson_cube_stats, hutchinson_stats_batched, probe_block,  # noqa: E402
                                   refine_cube_stats)
 from workbench.uncertainty import (ProbeStats, channel_pairs, merge_stats, pixel_rates_se,  # noqa: E402

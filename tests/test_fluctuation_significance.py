@@ -1,4 +1,4 @@
-"""Fluctuation uncertainty, significance and grid power (issue 11) against independent computations:
+"""Fluctuation uncertainty, significance and grid power against independent computations:
 finite differences, Monte Carlo over simulated curve errors, the FFT (Parseval)."""
 from __future__ import annotations
 

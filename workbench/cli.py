@@ -47,13 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="workbench", description="Generation rates and curves of diffusion models.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"workbench.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"workbench.commands.{name}":
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(f"workbench.commands.{name}").register(sub)
     return parser
 
 

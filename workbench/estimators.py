@@ -13,7 +13,7 @@ norm ||J e_i||. Estimators of all n of them at once, each a pure function of ten
 `rate_cube` runs them over a trajectory with several timesteps in one pass (`batch`), the
 reverse passes bounded by `chunk` probe x timestep pairs (memory).
 
-Standard errors and refinement (issue 11; the numerics in `workbench.uncertainty`):
+Standard errors and refinement (the numerics in `workbench.uncertainty`):
   hutchinson_cube_stats(adapter, traj, spec, K=, seed=, first=0) -> ProbeStats (sums (N, C, H, W) and
       (N, C(C+1)/2, H, W), float64): what a cube keeps to report rate_se and to be refined exactly
   cube_rates_se(stats, channel) -> RatesWithSE(rate, rate_se) (N, H, W)

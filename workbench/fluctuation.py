@@ -12,7 +12,8 @@ labelled map over a cube.
 
 `fluctuation_se` propagates the curves' standard errors (a cube's `rate_se`) to F by the delta
 method; `grid_power` measures how much of a map's variance sits on the period of the model's
-downsampling (the 8-pixel grid of the shipped model, issue 11 item 7).
+downsampling (the 8-pixel grid of the shipped model, whose three 2x downsamplings leave a
+period-8 pattern in its maps).
 """
 from __future__ import annotations
 

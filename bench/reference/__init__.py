@@ -1,4 +1,4 @@
-"""The exact reference that tests and benchmarks share (issue 11, item 5).
+"""The exact reference that tests and benchmarks share (every estimator is scored against it).
 
 `exact_h50.npz` holds exact `h` rates of random pixels of shipped samples at all 50 DDIM steps of
 the shipped model (per channel), made by `python -m bench.reference.make_exact` (resumable; any
