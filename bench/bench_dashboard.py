@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dashboards.browser import CHROMIUM, launch, plot_point
+from devtools.browser import CHROMIUM, launch, plot_point
 from bench.measure import load_average
 
 __all__ = ["main"]
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from cache.store import CubeStore
     from dashboards.app import free_port, serve
     from dashboards.context import AppContext
-    from dashboards.synthetic import synthetic_cube
+    from devtools.synthetic import synthetic_cube
 
     res: dict = {"cube": [args.steps, args.size, args.size], "events": args.events, "host": platform.node(),
                  "cpus": os.cpu_count(), "load_before": load_average()}

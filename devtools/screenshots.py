@@ -1,6 +1,6 @@
 """Screenshots of the three views for the README, taken in headless Chromium on a real store.
 
-    python -m dashboards.screenshots --store runs/cubestore --dataset /work/shared/data/osie \\
+    python -m devtools.screenshots --store runs/cubestore --dataset /work/shared/data/osie \\
         --image 1654 --out docs/img [--edit-iter 20] [--edit-steps 10]
 
 Serves the dashboard on 127.0.0.1 (any free port), opens it in Debian's Chromium
@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dashboards.screenshots", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m devtools.screenshots", description=__doc__.split("\n")[0])
     ap.add_argument("--store", required=True)
     ap.add_argument("--dataset", default=None)
     ap.add_argument("--model", default=None)
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    from .app import free_port, serve
-    from .context import AppContext
+    from dashboards.app import free_port, serve
+    from dashboards.context import AppContext
 
     ctx = AppContext.from_paths(args.store, dataset=args.dataset, model=args.model)
     port = free_port()

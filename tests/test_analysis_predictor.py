@@ -57,7 +57,7 @@ def test_the_dashboard_and_the_report_give_the_same_sauc_for_the_same_map(tmp_pa
     from cache.store import CubeStore
     from dashboards.context import AppContext
     from dashboards.saliency import fluct_at_image, score_dataset
-    from dashboards.synthetic import synthetic_cube
+    from devtools.synthetic import synthetic_cube
 
     pairs = tmp_path / "pairs"
     pairs.mkdir()

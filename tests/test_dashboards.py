@@ -16,7 +16,7 @@ from PIL import Image
 from cache.store import CubeStore
 from dashboards import figures, selection
 from dashboards.context import AppContext
-from dashboards.synthetic import synthetic_cube
+from devtools.synthetic import synthetic_cube
 from workbench.errors import WorkbenchError
 
 

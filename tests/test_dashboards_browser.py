@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from dashboards.browser import CHROMIUM, click_plot, drag_box, launch, pane_text, plot_extent
+from devtools.browser import CHROMIUM, click_plot, drag_box, launch, pane_text, plot_extent
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
@@ -28,7 +28,7 @@ def server(tmp_path_factory, tiny_pixel_dir):
     from cache.store import CubeStore
     from dashboards.app import free_port, serve
     from dashboards.context import AppContext
-    from dashboards.synthetic import synthetic_cube
+    from devtools.synthetic import synthetic_cube
 
     root = tmp_path_factory.mktemp("dash")
     st = CubeStore(root / "store")
@@ -407,7 +407,7 @@ def test_an_idle_server_with_one_tab_open_stays_quiet(tmp_path, browser):
     psutil = pytest.importorskip("psutil")
     from cache.store import CubeStore
     from dashboards.app import free_port
-    from dashboards.synthetic import synthetic_cube
+    from devtools.synthetic import synthetic_cube
 
     st = CubeStore(tmp_path / "store")
     st.put(synthetic_cube(64, 64, 50, name="idle", seed=3))

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cache.store import CubeStore
 from dashboards.context import AppContext
-from dashboards.synthetic import synthetic_cube
+from devtools.synthetic import synthetic_cube
 
 
 def _cube(H, W, *, name, seed, K=32, size=None):

@@ -17,7 +17,7 @@ from cache.store import CubeStore
 from dashboards import figures
 from dashboards.context import AppContext
 from dashboards.jobs import ComputeQueue, Job
-from dashboards.synthetic import synthetic_cube
+from devtools.synthetic import synthetic_cube
 from workbench.errors import WorkbenchError
 
 
