@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 import xarray as xr
 
 from cache.build import compute_cube
+from cache.params import CubeParams
 from workbench.errors import WorkbenchError
 
 __all__ = ["compute_cube", "save_cube", "open_cube", "open_cubes", "cube_name", "cubes_for"]
@@ -86,18 +87,15 @@ def open_cubes(path: str | Path, *, params: dict | None = None) -> Iterator[tupl
         yield p.stem, open_cube(p)
 
 
-def cubes_for(images: list, adapter, *, store: str | Path, definition: str = "h", estimator: str = "hutchinson",
-              K: int = 32, seed: int = 0, steps: int = 50, channel: int | None = None,
+def cubes_for(images: list, adapter, *, store: str | Path, params: CubeParams = CubeParams(),
               progress: Callable[[int, int], None] | None = None,
               cube_progress: Callable[[int, int], None] | None = None) -> list[xr.Dataset]:
-    """The cube of every image (paths), loaded in memory: from the `CubeStore` at `store` when it is
-    there, else computed (`cache.build.compute_cube`) and stored. `progress(done, total)` counts
-    images, `cube_progress` the timesteps of a cube being computed."""
-    from cache.params import CubeParams
+    """The cube of every image (paths) under `params`, loaded in memory: from the `CubeStore` at
+    `store` when it is there, else computed (`cache.build.compute_cube`) and stored.
+    `progress(done, total)` counts images, `cube_progress` the work of a cube being computed."""
     from cache.store import CubeStore
 
     st = CubeStore(store)
-    params = CubeParams(definition=definition, estimator=estimator, K=K, seed=seed, steps=steps, channel=channel)
     out = []
     for i, img in enumerate(images):
         out.append(st.get_or_compute(adapter, img, params, progress=cube_progress).load())

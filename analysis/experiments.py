@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from cache.params import CubeParams
 from workbench.errors import WorkbenchError
 
 from .baselines import baseline_maps
@@ -108,8 +109,9 @@ def prepare(config: SaliencyExperiment, *, progress: Progress | None = None, ada
     cubes, maps, grid = {}, {}, {}
     for definition, estimator in config.variants:
         name = variant_name(definition, estimator)
-        cubes[name] = cubes_for([it.image_path for it in items], adapter, store=store, definition=definition,
-                                estimator=estimator, K=config.K, seed=config.seed, steps=config.steps,
+        params = CubeParams(definition=definition, estimator=estimator, K=config.K, seed=config.seed,
+                            steps=config.steps)
+        cubes[name] = cubes_for([it.image_path for it in items], adapter, store=store, params=params,
                                 progress=lambda d, n, name=name: _note(progress, f"cubes {name}", d, n))
         grid[name] = [fluctuation(ds["rate"].values, ds["timestep"].values, window=config.window, t_b=config.t_b,
                                   axis=0, normalise=config.normalise).astype(np.float32) for ds in cubes[name]]

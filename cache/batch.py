@@ -24,7 +24,40 @@ from . import schema, slots
 from .keys import cube_key, image_bytes, model_attrs, model_identity, same_model
 from .params import CubeParams
 
-__all__ = ["BatchPlan", "plan_batch", "build_batch", "compute_slot", "refine_bases"]
+__all__ = ["BatchPlan", "BatchOptions", "SlotJob", "plan_batch", "build_batch", "compute_slot", "refine_bases"]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs: `scheduler` = "tcp://HOST:PORT" runs one task per image on that
+    dask.distributed cluster, `local_cluster` = N on a new local cluster of N worker processes
+    (neither: in this process); cluster workers load the model from `model` (a path or "default";
+    None ships the adapter to them) on `device`. `refine`: start from the store's cubes of the same
+    image with fewer probes (`refine_bases`)."""
+
+    scheduler: str | None = None
+    local_cluster: int | None = None
+    model: str | None = None
+    device: str | None = None
+    refine: bool = False
+
+    @property
+    def distributed(self) -> bool:
+        """True when the cubes are computed by dask workers."""
+        return bool(self.scheduler or self.local_cluster)
+
+
+@dataclass(frozen=True)
+class SlotJob:
+    """One image of a batch: write the cube of `blob` (its file bytes, content key `key`) into slot
+    `slot` of the group at `group_path`; `base` = (group path, slot) of a stored cube of the same
+    image with fewer probes to refine."""
+
+    group_path: str
+    slot: int
+    blob: bytes
+    key: str
+    base: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,14 +99,12 @@ def plan_batch(store, images, adapter, params: CubeParams) -> BatchPlan:
 def _group_spec(adapter, params: CubeParams, slot_rows: list[dict], *, refinable: bool = False) -> slots.GroupSpec:
     from workbench.ddim import make_schedule
 
-    from .build import has_probe_stats
-
     sched = make_schedule(adapter, params.steps)
     C, H, W = adapter.model_shape
     return slots.GroupSpec(shape=(len(sched), H, W), image_shape=tuple(adapter.image_size),
                            timesteps=sched.timesteps.cpu().numpy(), alphas=sched.alphas.double().cpu().numpy(),
                            attrs=model_attrs(adapter, params), slots=slot_rows,
-                           stat_channels=C if refinable and has_probe_stats(params) else 0)
+                           stat_channels=C if refinable and params.refinable else 0)
 
 
 def _slot_row(key: str, path: Path) -> dict:
@@ -100,19 +131,22 @@ def _worker_adapter(model: str | None, device: str | None, dtype: str):
     return load_model(model, device=device, dtype=getattr(torch, dtype))
 
 
-def compute_slot(group_path: str, slot: int, blob: bytes, key: str, params: CubeParams, adapter=None, *,
-                 model: str | None = None, device: str | None = None, dtype: str = "float32",
-                 progress: Callable[[int, int], None] | None = None, base: tuple[str, int] | None = None) -> int:
-    """Compute one image's cube (image given as its file bytes) and write it into slot `slot` of the
-    group, done flag last. Runs in-process or as a dask task (then the model loads from `model`).
-    `base` = (group path, slot) of a stored cube of the same image with fewer probes: refine it
-    (only the missing probes run; see cache.build.compute_cube)."""
+def compute_slot(job: SlotJob, params: CubeParams, adapter=None, *, options: BatchOptions = BatchOptions(),
+                 dtype: str = "float32", progress: Callable[[int, int], None] | None = None) -> int:
+    """Compute one image's cube and write it into its slot (`job`), done flag last; returns the slot.
+    Runs in-process or as a dask task (then, without `adapter`, the model loads from `options.model`
+    on `options.device` in `dtype`). With `job.base`, only the missing probes run (refinement; see
+    cache.build.compute_cube)."""
     import io
 
     from .build import compute_cube
 
+    group_path, slot, blob, key, base = job.group_path, job.slot, job.blob, job.key, job.base
     if adapter is None:
-        adapter = _worker_adapter(model, device, dtype)
+        adapter = _worker_adapter(options.model, options.device, dtype)
+    if cube_key(blob, model_identity(adapter), params) != key:  # a worker with other weights would store wrong cubes
+        raise WorkbenchError(f"the worker's model is {model_identity(adapter)}, not the batch's: give "
+                             "every worker the same model weights (--model)")
     try:
         pil = Image.open(io.BytesIO(blob))
         pil.load()
@@ -122,32 +156,26 @@ def compute_slot(group_path: str, slot: int, blob: bytes, key: str, params: Cube
                              "command (the cubes finished so far are kept)") from None
     base_ds = slots.slot_dataset(slots.open_group(Path(base[0])), base[1]).load() if base else None
     ds = compute_cube(adapter, pil, params, progress=progress, base=base_ds)
-    got = cube_key(blob, model_identity(adapter), params)
-    if got != key:  # a worker with other weights would silently store wrong cubes
-        raise WorkbenchError(f"the worker's model is {model_identity(adapter)}, not the batch's: give "
-                             "every worker the same model weights (--model)")
     slots.write_slot(Path(group_path), slot, ds[schema.VAR_RATE].values, ds[schema.VAR_IMAGE].values,
                      **slots.slot_extras(ds))
     return slot
 
 
 def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
-                progress: Callable[[int, int], None] | None = None,
-                cube_progress: Callable[[int, int], None] | None = None, scheduler: str | None = None,
-                local_cluster: int | None = None, model: str | None = None, device: str | None = None,
-                plan: BatchPlan | None = None, refine: bool = False) -> list[str]:
+                options: BatchOptions = BatchOptions(), progress: Callable[[int, int], None] | None = None,
+                cube_progress: Callable[[int, int], None] | None = None, plan: BatchPlan | None = None) -> list[str]:
     """Compute the cubes of `images` that `store` lacks, resumably; returns every image's key.
 
-    `refine`: where the store holds a cube of the same image, model and parameters with fewer
-    probes (and its probe statistics), only the missing probes of `params.K` are run and merged
-    exactly (`refine_bases`); the smaller cube stays as it was, the refined one is a new cube
+    `options` (`BatchOptions`): where the cubes are computed (cluster workers must see the store's
+    folder), and `refine`: where the store holds a cube of the same image, model and parameters
+    with fewer probes (and its probe statistics), only the missing probes of `params.K` are run and
+    merged exactly (`refine_bases`); the smaller cube stays as it was, the refined one is a new cube
     (the key of params.K), written crash-safely like any other.
     `progress(done, total)` counts images (complete ones included); `cube_progress(done, total)`
-    counts the timesteps of the image being computed (local runs). `scheduler` = "tcp://HOST:PORT"
-    runs one task per image on that dask.distributed cluster, `local_cluster` = N on a new local
-    cluster of N worker processes; cluster workers load the model from `model` (a path or "default";
-    None ships `adapter` to them) and must see the store's folder.
+    the work of the image being computed (local runs; `cache.build.probe_blocks`). `plan`: the
+    batch's `plan_batch`, when the caller made it already.
     """
+    refine = options.refine
     plan = plan or plan_batch(store, images, adapter, params)
     total = len(plan.keys)
     if progress:
@@ -167,21 +195,19 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
         if progress:
             progress(finished, total)
         bases = refine_bases(store, plan, adapter, params) if refine else {}
-        if scheduler or local_cluster:
-            _run_dask(path, plan, jobs, adapter, params, scheduler=scheduler, local_cluster=local_cluster,
-                      model=model, device=device, progress=progress, start=finished, total=total, bases=bases)
+        work = [SlotJob(str(path.resolve()), s, plan.blobs[i], plan.keys[i], bases.get(i)) for s, i in jobs]
+        if options.distributed:
+            _run_dask(work, adapter, params, options, progress=progress, start=finished, total=total)
         else:
-            for s, i in jobs:
-                compute_slot(str(path), s, plan.blobs[i], plan.keys[i], params, adapter, progress=cube_progress,
-                             base=bases.get(i))
+            for job in work:
+                compute_slot(job, params, adapter, progress=cube_progress)
                 finished += 1
                 if progress:
                     progress(finished, total)
     leftovers = [i for i in plan.todo if plan.keys[i] not in slot_of]
     if leftovers:  # images of this batch that its existing group has no slot for (rare): a group of their own
         sub = plan_batch(store, [plan.images[i] for i in leftovers], adapter, params)
-        build_batch(store, sub.images, adapter, params, cube_progress=cube_progress, scheduler=scheduler,
-                    local_cluster=local_cluster, model=model, device=device, plan=sub, refine=refine)
+        build_batch(store, sub.images, adapter, params, options=options, cube_progress=cube_progress, plan=sub)
         if progress:
             progress(total, total)
     store.refresh()
@@ -194,9 +220,7 @@ def refine_bases(store, plan: BatchPlan, adapter, params: CubeParams) -> dict[in
     Hutchinson cubes only)."""
     import dataclasses
 
-    from .build import has_probe_stats
-
-    if not has_probe_stats(params):
+    if not params.refinable:
         raise WorkbenchError(f"--refine-to needs Hutchinson cubes (estimator {params.estimator}, rate "
                              f"{params.definition} have no probe statistics to add to)")
     others = sorted({int(r["K"]) for r in store.index() if r.get("K") is not None and int(r["K"]) < params.K},
@@ -224,9 +248,10 @@ def _prepare_group(store, path: Path, plan: BatchPlan, adapter, params: CubePara
     return {row["key"]: i for i, row in enumerate(attrs["slots"])}
 
 
-def _run_dask(path: Path, plan: BatchPlan, jobs, adapter, params, *, scheduler, local_cluster, model, device,
-              progress, start: int, total: int, bases: dict | None = None) -> None:
-    """One task per slot on a dask.distributed cluster; the coordinator only tracks completion."""
+def _run_dask(jobs: list[SlotJob], adapter, params: CubeParams, options: BatchOptions, *,
+              progress: Callable[[int, int], None] | None, start: int, total: int) -> None:
+    """One task per slot on a dask.distributed cluster; the coordinator only tracks completion
+    (`progress(done, total)` over the batch's images, `start` of them done before)."""
     import contextlib
 
     import logging
@@ -237,23 +262,22 @@ def _run_dask(path: Path, plan: BatchPlan, jobs, adapter, params, *, scheduler, 
         logging.getLogger(name).setLevel(logging.ERROR)  # shutdown chatter; real failures re-raise below
     dtype = str(adapter.dtype).replace("torch.", "")
     with contextlib.ExitStack() as stack:
-        if scheduler:
-            if not str(scheduler).startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-                raise WorkbenchError(f"--scheduler {scheduler!r} is not a dask address: write tcp://HOST:PORT")
+        if options.scheduler:
+            if not str(options.scheduler).startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+                raise WorkbenchError(f"--scheduler {options.scheduler!r} is not a dask address: write "
+                                     "tcp://HOST:PORT")
             try:
-                client = stack.enter_context(Client(scheduler, timeout="20s"))
+                client = stack.enter_context(Client(options.scheduler, timeout="20s"))
             except (OSError, TimeoutError) as exc:
-                raise WorkbenchError(f"cannot reach the dask scheduler at {scheduler} ({type(exc).__name__}): start "
-                                     "it (dask scheduler; dask worker ...) or drop --scheduler") from None
+                raise WorkbenchError(f"cannot reach the dask scheduler at {options.scheduler} ({type(exc).__name__}): "
+                                     "start it (dask scheduler; dask worker ...) or drop --scheduler") from None
         else:
-            cluster = stack.enter_context(LocalCluster(n_workers=int(local_cluster), threads_per_worker=1,
-                                                       processes=True, dashboard_address=None))
+            cluster = stack.enter_context(LocalCluster(n_workers=int(options.local_cluster),
+                                                       threads_per_worker=1, processes=True, dashboard_address=None))
             client = stack.enter_context(Client(cluster))
-        shipped = None if model is not None else client.scatter(adapter, broadcast=True)
-        futures = [client.submit(compute_slot, str(path.resolve()), s, plan.blobs[i], plan.keys[i], params, shipped,
-                                 model=model, device=device, dtype=dtype, key=f"cube-{plan.keys[i]}", pure=False,
-                                 base=(bases or {}).get(i))
-                   for s, i in jobs]
+        shipped = None if options.model is not None else client.scatter(adapter, broadcast=True)
+        futures = [client.submit(compute_slot, job, params, shipped, options=options, dtype=dtype,
+                                 key=f"cube-{job.key}", pure=False) for job in jobs]
         finished = start
         for fut in as_completed(futures):
             fut.result()  # re-raises a worker's error here

@@ -347,10 +347,13 @@ class CubeStore:
 
     def build(self, images: list, adapter, params: CubeParams = CubeParams(), *,
               progress: Callable[[int, int], None] | None = None, scheduler=None, **kw) -> list[str]:
-        """Compute the cubes of many images (resumable; see `cache.batch.build_batch`); returns their keys."""
-        from .batch import build_batch
+        """Compute the cubes of many images (resumable; see `cache.batch.build_batch`); returns their keys.
+        `kw`: the `cache.batch.BatchOptions` (local_cluster, model, device, refine) and `cube_progress`."""
+        from .batch import BatchOptions, build_batch
 
-        return build_batch(self, images, adapter, params, progress=progress, scheduler=scheduler, **kw)
+        opts = {k: kw.pop(k) for k in ("local_cluster", "model", "device", "refine") if k in kw}
+        return build_batch(self, images, adapter, params, options=BatchOptions(scheduler=scheduler, **opts),
+                           progress=progress, **kw)
 
     def refine(self, images: list, adapter, params: CubeParams, K2: int, *,
                progress: Callable[[int, int], None] | None = None, **kw) -> list[str]:
@@ -359,23 +362,27 @@ class CubeStore:
         crash-safe and resumable like `build`. Returns the K2 cubes' keys."""
         import dataclasses
 
-        from .batch import build_batch
-
-        return build_batch(self, images, adapter, dataclasses.replace(params, K=int(K2)), progress=progress,
-                           refine=True, **kw)
+        return self.build(images, adapter, dataclasses.replace(params, K=int(K2)), progress=progress, refine=True,
+                          **kw)
 
 
     def until_stable(self, images: list, adapter, params: CubeParams, R: float, *, window: int, t_b: float,
                      block: int | None = None, cap: int | None = None,
                      progress: Callable[[str, int, float], None] | None = None) -> list[dict]:
         """Cubes of `images` with as many probes as each fluctuation map needs to reach split-half
-        stability R (cache.stable; probe blocks of `block`, at most `cap` probes), stored under the key
-        of the probe count reached. An image that already has such a cube (R or more) is skipped.
+        stability R (`cache.build.StopRule.until_stable`; probe blocks of `block`, at most `cap` probes),
+        stored under the key of the probe count reached. An image that already has such a cube (R or
+        more) is skipped.
         Returns one dict per image: key, name, K, stability, computed (bool)."""
         import dataclasses
 
-        from .stable import compute_cube_until_stable
+        from .build import StopRule, compute_cube
+        from .params import FluctuationParams
 
+        if not params.refinable:
+            raise WorkbenchError("--until-stable needs Hutchinson cubes (rate h, eps or step)")
+        rule = StopRule.until_stable(R, int(block or max(2, params.K // 2)), int(cap or 8 * params.K))
+        fluct = FluctuationParams(window=window, t_b=t_b)
         out = []
         ident = model_identity(adapter)
         for img in images:
@@ -389,9 +396,9 @@ class CubeStore:
                             "computed": False}
                     break
             if done is None:
-                ds = compute_cube_until_stable(adapter, img, params, R, window=window, t_b=t_b, block=block, cap=cap,
-                                               progress=None if progress is None else
-                                               (lambda K, st, _n=Path(str(img)).stem: progress(_n, K, st)))
+                ds = compute_cube(adapter, img, params, rule=rule, fluct=fluct,
+                                  on_block=None if progress is None else
+                                  (lambda b, _n=Path(str(img)).stem: progress(_n, b.K, b.stability)))
                 done = {"key": self.put(ds), "K": int(ds.attrs["K"]), "stability": float(ds.attrs["stability"]),
                         "computed": True}
             out.append({"name": Path(str(img)).stem, **done})

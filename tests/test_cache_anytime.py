@@ -8,7 +8,7 @@ from PIL import Image
 from cache.anytime import batch_sizes, cube_batches
 from cache.build import compute_cube
 from cache.params import CubeParams
-from cache.stable import split_half_stability
+from cache.build import split_half_stability
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def test_run_cubes_query_catalog_and_experiment_agree_on_the_key(request, tmp_pa
     catalog = CubeCatalog(tmp_path / "r", create=False)
     assert catalog.add_image(adapter, image, params) == want  # found, not recomputed
     assert _keys(tmp_path / "r") == [want]
-    cubes = cubes_for([image], adapter, store=tmp_path / "r", K=K, steps=STEPS)
+    cubes = cubes_for([image], adapter, store=tmp_path / "r", params=params)
     assert cubes[0].attrs["key"] == want and _keys(tmp_path / "r") == [want]
 
 

@@ -25,6 +25,7 @@ Standard errors and refinement (the numerics in `workbench.uncertainty`):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -41,7 +42,7 @@ __all__ = ["ESTIMATORS", "DEFAULT_K", "PROBE_KINDS", "probe_block", "hutchinson_
            "hutchinson_cube_stats", "refine_cube_stats", "cube_rates_se", "SHIFT_GROUP", "probe_shift",
            "shifted_stats_batched", "hutchinson_element_rates", "rsvd_element_rates",
            "hutchinson_sq_batched", "rsvd_sq_batched", "diagpp_sq_batched", "element_rates", "rate_cube",
-           "check_estimator", "cube_chunk"]
+           "check_estimator", "cube_chunk", "has_probe_stats", "CubeEstimate", "estimate_cube"]
 
 ESTIMATORS = ("hutchinson", "rsvd", "rsvd+hutchinson", "exact")
 
@@ -417,3 +418,44 @@ def cube_rates_se(stats: ProbeStats, channel: int | None = None) -> RatesWithSE:
     """Pixel rates and their standard errors (N, H, W) float64 from a cube's statistics
     (`uncertainty.pixel_rates_se`: channel mean of element rates, delta method)."""
     return pixel_rates_se(stats, channel)
+
+
+def has_probe_stats(estimator: str, definition: str) -> bool:
+    """True when cubes of this estimator and rate definition carry Hutchinson probe statistics
+    (refinable, with standard errors): Hutchinson, any definition but the projected rate."""
+    return estimator == "hutchinson" and definition != "projected"
+
+
+@dataclass(frozen=True)
+class CubeEstimate:
+    """A cube's rates: `rate` and `rate_se` (N, H, W) float32 on the CPU (SE 0 for `exact`, NaN where
+    the estimator gives none) and the probe statistics `stats` (None for estimators without them)."""
+
+    rate: torch.Tensor
+    rate_se: torch.Tensor
+    stats: ProbeStats | None
+
+    @classmethod
+    def from_stats(cls, stats: ProbeStats, channel: int | None = None) -> "CubeEstimate":
+        """Rate and SE of Hutchinson probe statistics (`cube_rates_se`), with the statistics."""
+        r = cube_rates_se(stats, channel)
+        return cls(r.rate.float(), r.rate_se.float(), stats)
+
+
+def estimate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec, *, estimator: str, K: int,
+                  seed: int = 0, rank: int | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> CubeEstimate:
+    """The one estimator choice of a cube: rate, SE and statistics of a trajectory.
+
+    Hutchinson (`has_probe_stats`): K probes of `seed` at once, rate and SE from their statistics
+    (`CubeEstimate.from_stats`; probes run block by block are turned into a cube the same way).
+    Other estimators: `rate_cube` (K = the rSVD rank, `rank` the basis of rsvd+hutchinson, the
+    projected dimension is `spec.k`), SE 0 for `exact` and NaN otherwise. `progress(done, total)` as
+    in `rate_cube`."""
+    if has_probe_stats(estimator, spec.definition):
+        chunk = cube_chunk(adapter, trajectory.schedule, trajectory.states[0], spec, "hutchinson", K)
+        stats = hutchinson_cube_stats(adapter, trajectory, spec, K=K, seed=seed, chunk=chunk, progress=progress)
+        return CubeEstimate.from_stats(stats, spec.channel)
+    cube = rate_cube(adapter, trajectory, spec, estimator=estimator, K=K, seed=seed, progress=progress, rank=rank)
+    se = torch.zeros_like(cube) if estimator == "exact" else torch.full_like(cube, float("nan"))
+    return CubeEstimate(cube, se, None)

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    from cache.batch import build_batch, plan_batch
+    from cache.batch import BatchOptions, build_batch, plan_batch
     from cache.keys import model_identity
     from cache.params import CubeParams
     from cache.sources import find_images
@@ -103,10 +103,10 @@ def run(args) -> int:
     cube_bar = per_image_bar(params.steps)
     t0 = time.perf_counter()
     try:
-        keys = build_batch(store, source.images, adapter, params, progress=images_bar, cube_progress=cube_bar,
-                           scheduler=args.scheduler, local_cluster=args.local_cluster,
-                           model=_model_spec(args.model), device=args.device, plan=plan,
-                           refine=args.refine_to is not None)
+        options = BatchOptions(scheduler=args.scheduler, local_cluster=args.local_cluster,
+                               model=_model_spec(args.model), device=args.device, refine=args.refine_to is not None)
+        keys = build_batch(store, source.images, adapter, params, options=options, progress=images_bar,
+                           cube_progress=cube_bar, plan=plan)
     except KeyboardInterrupt:
         print("\n# stopped: cubes finished so far are stored; rerun the same command to compute the rest",
               file=sys.stderr)
@@ -171,7 +171,8 @@ def _check_flags(args, params) -> None:
 
 
 def _until_stable(args, store, images, adapter, params) -> int:
-    """--until-stable R: one cube per image with the probes its fluctuation map needed (cache.stable)."""
+    """--until-stable R: one cube per image with the probes its fluctuation map needed
+    (cache.build.StopRule.until_stable)."""
     from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
 
     t0 = time.perf_counter()

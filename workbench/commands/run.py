@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
     from cache.batch import build_batch, plan_batch
-    from cache.params import CubeParams
+    from cache.params import CubeParams, FluctuationParams
     from cache.sources import find_images
     from cache.store import CubeStore
 
@@ -38,16 +38,16 @@ def run(args) -> int:
 
     import numpy as np
 
-    from ..ddim import make_schedule
     from ..default_model import SAMPLES_DIR
     from ..images import check_image_file
     from ..outputs import OutputDir, check_writable
-    from ..validate import check_t_b, check_window
     from .common import check_against_model
     from .common import device_from, per_image_bar, progress_bar
 
-    window = check_window(DEFAULT_WINDOW if args.window is None else args.window)
-    t_b = check_t_b(DEFAULT_T_B if args.t_b is None else args.t_b)
+    # the flags' form is checked here, before the model loads; against its schedule once it has
+    fluct = FluctuationParams(window=DEFAULT_WINDOW if args.window is None else args.window,
+                              t_b=DEFAULT_T_B if args.t_b is None else args.t_b)
+    window, t_b = fluct.window, fluct.t_b
     params = CubeParams(steps=args.steps, **({} if args.K is None else {"K": args.K}))
     device, dtype = device_from(args)
     images = [img for src in (args.images or [SAMPLES_DIR]) for img in find_images(src).images]
@@ -60,16 +60,14 @@ def run(args) -> int:
     CubeStore.check_path(args.store)  # a file or a foreign folder: refused before any compute
     adapter = model_from(args, device, dtype)
     check_against_model(adapter, steps=params.steps)
-    check_t_b(t_b, num_train_timesteps=adapter.num_train_timesteps)
-    kept = int((make_schedule(adapter, params.steps).timesteps > t_b).sum())
-    check_window(window, n_kept=kept)
+    fluct.check_schedule(adapter, params.steps)
     store = CubeStore(args.store)
     print(f"# {len(images)} images -> cube store {store.path}; model {adapter.name} on {device}; rate "
           f"{params.definition}, {params.estimator} K={params.K}, {params.steps} DDIM steps", file=sys.stderr)
     plan = plan_batch(store, images, adapter, params)
     t0 = time.perf_counter()
     keys = build_batch(store, images, adapter, params, progress=progress_bar(len(images), "cubes"),
-                       cube_progress=per_image_bar(params.steps), plan=plan)
+                       cube_progress=per_image_bar(params.steps), plan=plan)  # in this process
     seconds = time.perf_counter() - t0
     cubes = [(Path(img).stem, store.open(key)) for img, key in zip(images, keys)]
     rows = []
