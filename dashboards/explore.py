@@ -110,6 +110,9 @@ class ExploreView(pn.viewable.Viewer):
                                          config={"displaylogo": False}, sizing_mode="stretch_width")
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.meta = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "12px"})
+        # the shown cube's full name, wrapped (a long name is cut in the closed Cube box)
+        self.shown = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10),
+                                      styles={"font-size": "12px"}, css_classes=["explore-shown"])
         self.t_label = pn.pane.Markdown("", margin=(0, 10))
         self.upload_widget = pn.widgets.FileInput(accept=".png,.jpg,.jpeg,.webp,.bmp", name="Drop an image",
                                                   sizing_mode="stretch_width")
@@ -175,7 +178,13 @@ class ExploreView(pn.viewable.Viewer):
         self._update_sig_controls()
         self._recompute_fluct()
         self.meta.object = self._meta_markdown()
+        self.shown.object = self.shown_label()
         self._build_figures()
+
+    def shown_label(self) -> str:
+        """'Shown: <the Cube box's label of the shown cube>' (wraps under the box)."""
+        label = next((k for k, v in (self.param.cube.names or {}).items() if v == self.cube), None)
+        return f"Shown: {label}" if label else ""
 
     @property
     def cube_keys(self) -> list[str]:
@@ -641,7 +650,7 @@ class ExploreView(pn.viewable.Viewer):
                                         sizing_mode="stretch_width", css_classes=["explore-t-slider"])
         boxes = self.number_boxes()
         return pn.Column(
-            cube, self.refresh_button, self.upload_widget,
+            cube, self.shown, self.refresh_button, self.upload_widget,
             pn.Row(*(b.box for b in boxes)), *(b.note for b in boxes),
             self.progress, self.job_status,
             pn.pane.Markdown("### Fluctuation", margin=(0, 10)),

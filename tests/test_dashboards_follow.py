@@ -53,7 +53,7 @@ def test_labels_name_the_cube_fully(two_sizes):
 
     ctx, _, (big, _, big8) = two_sizes
     v = ExploreView(ctx)
-    labels = {key: label for label, key in v.param.cube.objects.items()}
+    labels = {key: label for label, key in v.param.cube.names.items()}
     assert labels[big] == "big · rate h · hutchinson · K 32 · 30 steps"
     assert labels[big8] == "big · rate h · hutchinson · K 8 · 30 steps"  # not just another hash
 
@@ -68,8 +68,9 @@ def test_the_cube_box_names_a_live_computation(two_sizes):
     step = types.SimpleNamespace(ds=ctx.catalog.open(big), K=8, K_final=32, final=False, stability=float("nan"))
     v._show_batch(step)
     assert v.cube == LIVE and v.shape == (32, 48)
-    shown = next(label for label, key in v.param.cube.objects.items() if key == v.cube)
+    shown = next(label for label, key in v.param.cube.names.items() if key == v.cube)
     assert shown.startswith("photo.jpg — computing: K = 8 / 32")
+    assert v.shown.object == f"Shown: {shown}"  # the full name, wrapped under the box
     v.refresh_cubes()  # a refresh meanwhile keeps following the computation
     assert v.cube == LIVE and v._live
 
