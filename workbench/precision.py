@@ -174,17 +174,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_probe_step(adapter, *, probes: int = 4, definition: str = "h") -> Callable[[], float]:
+def time_probe_step(adapter, *, probes: int = 4, rows: int = 1, definition: str = "h") -> Callable[[], float]:
     """A timer of the rate function's inner loop on `adapter`: each call runs `probes` Hutchinson VJPs
-    of the `definition` rate at one mid-trajectory timestep of a random state (model_shape) and returns
+    of the `definition` rate at `rows` mid-trajectory timesteps of random states (model_shape), all in
+    one batch as a cube computes them (a cube keeps about 64 = probes x rows in flight), and returns
     the seconds per probe-step."""
     from .ddim import make_schedule
     from .estimators import hutchinson_probes, hutchinson_stats_batched
     from .rates import batched_rate_function
 
     schedule = make_schedule(adapter, 10)
-    idx = torch.tensor([len(schedule) // 2])
-    x = torch.randn((1, *adapter.model_shape), generator=torch.Generator().manual_seed(0))
+    idx = torch.arange(rows) % len(schedule)
+    x = torch.randn((rows, *adapter.model_shape), generator=torch.Generator().manual_seed(0))
     x = x.to(adapter.device, adapter.dtype)
     fb = batched_rate_function(adapter, schedule, idx, definition)
     with torch.no_grad():
@@ -196,7 +197,7 @@ def time_probe_step(adapter, *, probes: int = 4, definition: str = "h") -> Calla
         with adapter.autodiff():
             hutchinson_stats_batched(fb, x, u, first=0, chunk=probes)
         _sync(adapter.device)
-        return (time.perf_counter() - t0) / probes
+        return (time.perf_counter() - t0) / (probes * rows)
 
     return once
 
