@@ -209,3 +209,33 @@ def test_doctor_bad_threads(capsys):
     assert main(["doctor", "--threads", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("workbench doctor: error: --threads")
+
+
+def test_cubes_command_uses_the_cached_choice_and_records_it(no_forced, tiny_pixel_dir, tmp_path, capsys):
+    """`workbench cubes` with the default --dtype auto: a cached measurement saying bfloat16 wins gives a
+    bfloat16 cube whose attributes say why; an explicit float32 keeps its own key."""
+    from PIL import Image
+    import numpy as np
+
+    from cache.store import CubeStore
+    from workbench.adapters import load_model
+    from workbench.cli import main
+
+    ad = load_model(tiny_pixel_dir, device="cpu")
+    info = precision.machine_info("cpu")
+    precision.save_measurement(Measurement(seconds={"float32": 1.0, "bfloat16": 0.5}, machine=precision.machine_key(info),
+                                           model=str(ad.fingerprint()), cpu="test cpu", when="then"))
+    img = tmp_path / "im.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(img)
+    base = ["cubes", str(img), "--model", str(tiny_pixel_dir), "--device", "cpu", "--K", "2", "--steps", "2"]
+    assert main(base + ["--store", str(tmp_path / "a"), "--verbose"]) == 0
+    err = capsys.readouterr().err
+    assert "# dtype bfloat16 (auto: bfloat16" in err and "test cpu" in err
+    st = CubeStore(tmp_path / "a", create=False)
+    ds = st.open(st.keys()[0])
+    assert ds.attrs["dtype"] == "bfloat16" and ds.attrs["dtype_choice"].startswith("auto: bfloat16")
+    assert main(base + ["--store", str(tmp_path / "b"), "--dtype", "float32"]) == 0
+    st2 = CubeStore(tmp_path / "b", create=False)
+    ds2 = st2.open(st2.keys()[0])
+    assert ds2.attrs["dtype"] == "float32" and ds2.attrs["dtype_choice"] == "explicit"
+    assert st2.keys()[0] != st.keys()[0]
