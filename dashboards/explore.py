@@ -434,6 +434,7 @@ class ExploreView(pn.viewable.Viewer):
             if colorbar_title is not None:
                 hm.colorbar.title.text = colorbar_title
             fig.layout.title.text = title
+            fig.layout.margin.t = figures.title_margin(title)
 
         self._replace(pane, change)
 

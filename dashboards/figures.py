@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["COLOURS", "LIGHT", "Layer", "Frame", "TICKFORMAT", "PLAIN_TICKFORMAT", "tickformat", "band_alpha", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
+__all__ = ["COLOURS", "LIGHT", "Layer", "Frame", "title_margin", "TICKFORMAT", "PLAIN_TICKFORMAT", "tickformat", "band_alpha", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
            "markers_trace", "map_figure", "band_trace", "curves_figure", "click_to_pixel", "colour_lut", "overlay_rgb",
            "grid_to_source", "source_to_grid", "empty_figure", "finite_or_none", "pick_trace",
            "before_after_figure"]
@@ -189,13 +189,19 @@ def markers_trace(pixels: list[tuple[int, int]], *, name: str = "pixels", shape:
                       hoverinfo="skip", showlegend=False)
 
 
+def title_margin(title: str) -> int:
+    """The top margin (px) that holds the toolbar's strip and a title of this many lines ('<br>')."""
+    return 42 + 16 * (title.count("<br>") + 1)
+
+
 def _map_layout(fig: go.Figure, extent: tuple[int, int], frame: Frame) -> None:
     H0, W0 = extent
-    # the title sits above the plot area, the toolbar (modebar) over the plot's top right inside the
-    # margin below it: at 1200 px the two would otherwise overlap
+    # the title sits in the top margin under the toolbar (plotly draws the modebar in the figure's top
+    # 25 px): a long title or a narrow plot (1200 px windows) would otherwise run under it
     fig.update_layout(title=dict(text=frame.title, x=0.01, xanchor="left", y=1, yanchor="top", yref="container",
-                                 pad=dict(t=6), font=dict(size=13)),
-                      height=frame.height, margin=dict(l=45, r=10, t=58, b=30), template=LIGHT, hovermode="closest",
+                                 pad=dict(t=30), font=dict(size=13)),
+                      height=frame.height, margin=dict(l=45, r=10, t=title_margin(frame.title), b=30), template=LIGHT,
+                      hovermode="closest",
                       clickmode="event", uirevision=frame.uirevision, dragmode="zoom", showlegend=False)
     # axes in the original image's pixels, one unit the same length on both (the image's true shape)
     # an explicit full domain: plotly writes the domain it shrinks to into the layout it keeps, and an
@@ -294,12 +300,12 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
         shapes.append(dict(type="line", xref="x", yref="paper", x0=float(t_now), x1=float(t_now), y0=0, y1=1,
                            line=dict(color="#d62728", dash="dash", width=1.5)))
     layout = dict(template=LIGHT, shapes=shapes, annotations=notes,
-                  title=dict(text=title, x=0.01, xanchor="left", y=1, yanchor="top", yref="container", pad=dict(t=6),
+                  title=dict(text=title, x=0.01, xanchor="left", y=1, yanchor="top", yref="container", pad=dict(t=30),
                              font=dict(size=13)), height=height,
                   margin=dict(l=55, r=10, t=58, b=40 + 22 * min(4, max(1, (len(curves) + 1) // 2))),
                   hovermode="x unified",
                   # the legend under the axis title (inside the plot it covered the curves), two entries a row
-                  legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yref="paper", yanchor="top",
+                  legend=dict(orientation="h", x=0, xanchor="left", y=0, yref="container", yanchor="bottom",
                               font=dict(size=11), entrywidth=0.5, entrywidthmode="fraction"),
                   xaxis=dict(title=dict(text="timestep t")),
                   yaxis=dict(title=dict(text=yaxis_title), exponentformat="e"), uirevision="keep")

@@ -51,8 +51,10 @@ _TOOLTIPS = {"AUC-Judd": "AUC-Judd: ROC area, fixated pixels vs all pixels (high
              "KLD": "KL divergence of the density from the map (lower is better)", "image": "image name",
              "map": "saliency map", "images": "number of images"}
 #: table headers wrap instead of being cut ("AU...")
-_TABLE_CSS = (".tabulator .tabulator-col .tabulator-col-title { white-space: normal; overflow-wrap: anywhere; "
-              "text-overflow: clip; }")
+_TABLE_CSS = (".tabulator .tabulator-col .tabulator-col-title { white-space: normal !important; "
+              "overflow-wrap: anywhere; text-overflow: clip !important; } "
+              ".tabulator .tabulator-cell { white-space: normal !important; overflow-wrap: anywhere; "
+              "text-overflow: clip !important; }")
 #: data-set prefixes of sample copies (the shipped `osie-1654.jpg` is OSIE's `1654.jpg`, downscaled)
 _PREFIXES = ("osie", "cat2000", "mit1003", "mit300", "mit", "salicon", "figrim")
 
@@ -196,7 +198,7 @@ class SaliencyView(pn.viewable.Viewer):
         # fits from 1200 px up without a sideways scroll; no header-click sorting: "Sort images by" is the order
         table_kw = dict(disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_columns",
                         sortable=False, header_tooltips=_TOOLTIPS, stylesheets=[_TABLE_CSS])
-        self.table = pn.widgets.Tabulator(None, selectable=1, height=300, pagination=None,
+        self.table = pn.widgets.Tabulator(None, selectable=1, max_height=360, pagination=None,
                                           css_classes=["saliency-table"], **table_kw)
         self.table.on_click(self._on_row_click)
         self.averages = pn.widgets.Tabulator(None, css_classes=["saliency-averages"], **table_kw)
@@ -525,7 +527,7 @@ class SaliencyView(pn.viewable.Viewer):
         # the maps wrap: three across on a wide screen, two (then one) on a narrower one, each at least
         # 420 px wide, so a photo is never drawn as a thumbnail beside empty space
         for pane in (self.image_pane, self.truth_pane, self.fluct_pane):
-            pane.min_width, pane.sizing_mode = 420, "stretch_width"
+            pane.param.update(min_width=420, sizing_mode="stretch_width", styles={"flex": "1 1 440px"})
         maps = pn.FlexBox(self.image_pane, self.truth_pane, self.fluct_pane, flex_wrap="wrap",
                           sizing_mode="stretch_width", styles={"gap": "4px"})
         tables = pn.Column(pn.pane.Markdown("#### Per image (fluctuation map; click a row)", margin=(0, 10)),

@@ -28,6 +28,7 @@ def _fixations(rgb: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     grey = Image.fromarray(rgb).convert("L")
     edges = np.asarray(grey.filter(ImageFilter.FIND_EDGES).filter(ImageFilter.GaussianBlur(12)), dtype=np.float64)
     H, W = edges.shape
+    edges[:24], edges[-24:], edges[:, :24], edges[:, -24:] = 0, 0, 0, 0  # the frame is no edge of the scene
     yy, xx = np.mgrid[0:H, 0:W]
     centre = np.exp(-(((yy - H / 2) / (0.35 * H)) ** 2 + ((xx - W / 2) / (0.35 * W)) ** 2))
     p = (edges + 1e-3) * centre

@@ -47,7 +47,7 @@ def _explore(page, image: str | None, path: Path) -> None:
         handle.focus()
         for _ in range(12):
             page.keyboard.press("ArrowRight")
-    page.wait_for_timeout(2000)
+    page.wait_for_timeout(5000)  # a loaded server takes a while to redraw
     page.mouse.move(5, 5)
     page.screenshot(path=str(path), full_page=True)
     print(f"wrote {path}")
