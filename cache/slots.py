@@ -215,7 +215,7 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra:
     values = {schema.VAR_RATE: np.asarray(rate), schema.VAR_IMAGE: np.asarray(image),
               **{k: np.asarray(v) for k, v in extra.items() if v is not None}}
     with zarr.config.set({"array.write_empty_chunks": True}):  # every chunk on disk: an absent one is damage
-        g = zarr.open_group(str(path), mode="r+")
+        g = zarr.open_group(str(path), mode="r+", use_consolidated=False)  # the arrays' own metadata, not the copy
         if schema.VAR_RATE_SE in g and schema.VAR_RATE_SE not in values:  # a cube without SEs: unknown
             values[schema.VAR_RATE_SE] = np.full(values[schema.VAR_RATE].shape, np.nan, dtype=np.float32)
         missing = [v for v in g.array_keys() if v not in values and v in schema.EXTRA_VARS]
