@@ -421,7 +421,7 @@ class EditView(pn.viewable.Viewer):
             return
         its = np.arange(1, len(losses) + 1)
         fig = figures.curves_figure(its, [("loss", losses), ("moving average (the loop keeps its best)", ema(losses))],
-                                    title="Loss per iteration", height=240, yaxis_title="loss")
+                                    frame=figures.Frame(title="Loss per iteration", height=240), yaxis_title="loss")
         fig.update_xaxes(title="iteration", tickformat="d", dtick=max(1, int(np.ceil(len(losses) / 8))))
         self.loss_pane.object, self.loss_pane.visible = fig, True
 
@@ -444,8 +444,8 @@ class EditView(pn.viewable.Viewer):
         curves = [("region before", np.asarray(r.curve_before)), ("region after", np.asarray(r.curve_after))]
         if getattr(r, "reference_curve", None) is not None:
             curves.append(("reference", np.asarray(r.reference_curve)))
-        self.curve_pane.object = figures.curves_figure(np.asarray(r.timesteps), curves, title="Region's mean curve",
-                                                       height=320)
+        self.curve_pane.object = figures.curves_figure(np.asarray(r.timesteps), curves,
+                                                       frame=figures.Frame(title="Region's mean curve", height=320))
         metrics = {"psnr_outside_source": psnr_outside(source, self.composited, self.mask),
                    **{k: v for k, v in (r.metrics or {}).items() if k not in _NOT_METRICS}}
         rows = "\n".join(f"| {METRIC_LABELS.get(k, k)} | {format_metric(v)} |" for k, v in metrics.items())

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["COLOURS", "LIGHT", "Layer", "Frame", "title_margin", "TICKFORMAT", "PLAIN_TICKFORMAT", "tickformat", "band_alpha", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
-           "markers_trace", "map_figure", "band_trace", "curves_figure", "click_to_pixel", "colour_lut", "overlay_rgb",
-           "grid_to_source", "source_to_grid", "empty_figure", "finite_or_none", "pick_trace",
+__all__ = ["COLOURS", "LIGHT", "Layer", "Frame", "title_margin", "TICKFORMAT", "PLAIN_TICKFORMAT", "tickformat",
+           "band_alpha", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
+           "markers_trace", "map_figure", "band_trace", "curves_figure", "click_to_pixel", "colour_lut",
+           "overlay_rgb", "grid_to_source", "source_to_grid", "empty_figure", "finite_or_none", "pick_trace",
            "before_after_figure"]
 
 #: curve / marker colours (colour-blind-safe Okabe-Ito, then Tableau)
@@ -267,10 +268,11 @@ def band_trace(timesteps: np.ndarray, values: np.ndarray, half_width: np.ndarray
 
 
 def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *, t_now: float | None = None,
-                  t_b: float | None = None, title: str = "Generation curves", height: int = 430,
-                  yaxis_title: str = "generation rate", bands: list[np.ndarray | None] | None = None,
-                  note: str | None = None) -> go.Figure:
-    """Curves (label, values (N,)) over ascending timesteps; a line at `t_now`, the cut-off t <= t_b shaded.
+                  t_b: float | None = None, yaxis_title: str = "generation rate",
+                  bands: list[np.ndarray | None] | None = None, note: str | None = None,
+                  frame: Frame = Frame(title="Generation curves")) -> go.Figure:
+    """Curves (label, values (N,)) over ascending timesteps; a line at `t_now`, the cut-off t <= t_b shaded;
+    `frame` gives the title and height (px).
 
     bands: per curve (same order) a band half-width (N,) in the curve's units, or None (no band): each
     band is a translucent `band_trace` in its curve's colour (fading with the number of curves: `band_alpha`),
@@ -300,8 +302,8 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
         shapes.append(dict(type="line", xref="x", yref="paper", x0=float(t_now), x1=float(t_now), y0=0, y1=1,
                            line=dict(color="#d62728", dash="dash", width=1.5)))
     layout = dict(template=LIGHT, shapes=shapes, annotations=notes,
-                  title=dict(text=title, x=0.01, xanchor="left", y=1, yanchor="top", yref="container", pad=dict(t=30),
-                             font=dict(size=13)), height=height,
+                  title=dict(text=frame.title, x=0.01, xanchor="left", y=1, yanchor="top", yref="container", pad=dict(t=30),
+                             font=dict(size=13)), height=frame.height,
                   margin=dict(l=55, r=10, t=58, b=40 + 22 * min(4, max(1, (len(curves) + 1) // 2))),
                   hovermode="x unified",
                   # the legend under the axis title (inside the plot it covered the curves), two entries a row
