@@ -203,6 +203,39 @@ def measure_scale(path: Path, *, queries: int = 50, seed: int = 1) -> dict:
             "rate_se_bytes_per_cube": rate_bytes / max(1, len(keys))}
 
 
+def layout_bytes(K: int = 4, steps: int = 25, workdir: Path | None = None) -> dict:
+    """Bytes per cube of one shipped-model cube (osie-1654, Hutchinson K, `steps`) written in the
+    refinable layout (with the probe statistics, every batch's layout before they became opt-in) and in
+    the default one (rate + rate_se): per variable (chunk files, zarr.json excluded) and in total."""
+    import dataclasses
+
+    import torch
+
+    from cache import slots
+    from cache.build import compute_cube
+    from cache.params import CubeParams
+    from cache.store import group_spec_of
+    from workbench.adapters import load_model
+
+    ad = load_model(None, device="cpu", dtype=torch.float32)
+    t0 = time.perf_counter()
+    ds = compute_cube(ad, SAMPLES / "osie-1654.jpg", CubeParams(K=K, steps=steps))
+    out = {"K": K, "steps": steps, "cube_s": time.perf_counter() - t0, "load": load_average()}
+    with tempfile.TemporaryDirectory(prefix="bench-bytes-", dir=workdir) as tmp:
+        for name, keep in (("refinable", True), ("default", False)):
+            spec = group_spec_of(ds)
+            spec = spec if keep else dataclasses.replace(spec, stat_channels=0)
+            path = Path(tmp) / f"{name}.zarr"
+            slots.create_group(path, spec)
+            slots.write_slot(path, 0, ds.rate.values, ds.image.values, **slots.slot_extras(ds))
+            per = {v.name: sum(f.stat().st_size for f in v.rglob("*") if f.is_file() and f.name != "zarr.json")
+                   for v in path.iterdir() if v.is_dir()}
+            out[name] = {"per_var": per, "bytes": sum(per.values()),
+                         "files": sum(1 for f in path.rglob("*") if f.is_file()),
+                         "ratio": sum(per.values()) / (per["rate"] + per["rate_se"])}
+    return out
+
+
 def scale_main(args) -> int:
     """`--cubes N,...`: write and measure a synthetic store per N; print the table."""
     import platform
@@ -250,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-group", type=int, default=1000, help="cubes per group (one batch) in the scale benchmark")
     ap.add_argument("--workdir", default=None, help="where the scale benchmark's stores go (default: a temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the scale benchmark's stores")
+    ap.add_argument("--layout-bytes", default=None, metavar="K,STEPS",
+                    help="bytes per cube of one shipped-model cube, refinable layout vs default (e.g. 4,25)")
     ap.add_argument("--quick", action="store_true", help="fewer reads, fewer candidates (a smoke run)")
     ap.add_argument("--json", default="bench-store.json", help="where to write the results")
     ap.add_argument("--model-store", default=os.path.join(tempfile.gettempdir(), "bench-store-model"),
@@ -258,6 +293,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import cache  # noqa: F401  (the accessor)
 
+    if args.layout_bytes:
+        K, steps = (int(v) for v in args.layout_bytes.split(","))
+        res = layout_bytes(K, steps)
+        for name in ("refinable", "default"):
+            r = res[name]
+            print(f"{name:>10}: {r['bytes'] / 1e3:8.1f} kB per cube ({r['ratio']:.2f}x rate + rate_se), "
+                  f"{r['files']} files in a one-cube group; " + ", ".join(
+                      f"{k} {v / 1e3:.1f} kB" for k, v in sorted(r["per_var"].items(), key=lambda kv: -kv[1]) if v > 500))
+        print(f"(K={K}, {steps} steps, cube computed in {res['cube_s']:.0f} s, load {res['load'][0]:.1f})")
+        Path(args.json if args.json != "bench-store.json" else "bench-store-bytes.json").write_text(
+            json.dumps(res, indent=1))
+        return 0
     if args.cubes:
         if args.json == "bench-store.json":
             args.json = "bench-store-scale.json"
