@@ -110,3 +110,4 @@ def test_stop_mid_iteration_keeps_the_best_so_far(pix):
 def test_finish_takes_at_most_eight_parameters():
     assert len(inspect.signature(loop._finish).parameters) <= 8
     assert len(inspect.signature(loop._optimise).parameters) <= 8
+    assert len(inspect.signature(loop.run_edit).parameters) <= 8

@@ -203,8 +203,7 @@ class _Optimised:
 
 def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.ndarray, config: EditConfig, *,
              ref_xy: tuple[int, int] | None = None, callback: Callable[[dict], None] | None = None,
-             should_stop: Callable[[], bool] | None = None, baselines: bool = True,
-             budget: MemoryBudget | None = None) -> EditResult:
+             should_stop: Callable[[], bool] | None = None, baselines: bool = True) -> EditResult:
     """Run one edit. mask: bool (H0, W0) in source-image pixels (the source region; the object for
     removal; the foreground for blending). ref_xy: (x, y) in source-image pixels.
     callback(dict(iteration, n_iter, loss, best_loss, stage)) every iteration, and during the
@@ -212,9 +211,8 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
     raised by the callback abandons the edit. should_stop(): checked every HEARTBEAT_S seconds of
     network work; before the optimisation it raises EditCancelled, afterwards the best result so far
     is evaluated and returned (`cancelled`). x_T is optimised in float32 whatever the model's dtype;
-    a non-finite loss or gradient raises a one-line WorkbenchError.
-    budget: memory budget of the curves' JVP chunks and of the chain's checkpointing (default: the
-    adapter's, else automatic; `workbench.memory`)."""
+    a non-finite loss or gradient raises a one-line WorkbenchError. The curves' JVP chunks and the
+    chain's checkpointing follow the adapter's memory budget, else an automatic one (`workbench.memory`)."""
     started = time.perf_counter()
     pil = read_image(image) if not isinstance(image, Image.Image) else to_rgb(image)
     size = (pil.height, pil.width)
@@ -228,7 +226,7 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
 
     watch = _Watch(should_stop, heartbeat)
     with watch.attached(adapter):
-        run = _optimise(adapter, pil, mask, config, ref_xy, report, watch, budget)
+        run = _optimise(adapter, pil, mask, config, ref_xy, report, watch)
         run.started = started
         evaluating.update({"stage": "evaluate", "iteration": run.done, "n_iter": config.n_iter,
                            "loss": run.losses[-1] if run.losses else float("nan"), "best_loss": float("nan"),
@@ -242,7 +240,7 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
 
 
 def _optimise(adapter: ModelAdapter, pil: Image.Image, mask: np.ndarray, cfg: EditConfig, ref_xy, report,
-              watch: _Watch, budget: MemoryBudget | None) -> _Optimised:
+              watch: _Watch) -> _Optimised:
     """Invert, take the curves, optimise x_T (Algorithm 1's loop); `watch` switches to "optimise"."""
     size = (pil.height, pil.width)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -277,7 +275,7 @@ def _optimise(adapter: ModelAdapter, pil: Image.Image, mask: np.ndarray, cfg: Ed
     loss_fn = task_loss(cfg, has_ref)
     features = uses_features(cfg)
     orig_feats: dict[int, list[torch.Tensor]] = {}
-    checkpoint = _checkpointing(adapter, cfg, schedule, orig_states, budget)
+    checkpoint = _checkpointing(adapter, cfg, schedule, orig_states, None)
 
     state = torch.promote_types(adapter.dtype, torch.float32)  # optimisation state: float32 at least
     x_T_orig = traj.x_T[None].to(state).clone()
