@@ -1,6 +1,6 @@
 """Screenshots of the three views for the documentation, taken in headless Chromium on a real store.
 
-    python -m devtools.screenshots --store runs/cubestore --dataset /work/shared/data/osie \\
+    python -m devtools.screenshots --store runs/cubestore --dataset ../shared/data/osie \\
         --image 1654 --out docs/img [--widths 1200,1920] [--edit-iter 20] [--edit-steps 10] [--edit-launch]
 
 Serves the dashboard on 127.0.0.1 (any free port), opens it in Debian's Chromium
