@@ -210,7 +210,7 @@ class EditView(pn.viewable.Viewer):
         H0, W0 = self.size
         title = f"{Path(self.image_path).name} ({W0}×{H0} px): select a region, click a reference"
         fig = figures.map_figure(self.size, image=self._display,
-                                 frame=figures.Frame(title=title, height=460, uirevision=str(self.image_path)))
+                                 frame=figures.Frame(title=title, height=540, uirevision=str(self.image_path)))
         fig.data = fig.data[:-1]  # no pixel markers here
         if self.mask is not None:
             z, xs, ys = figures.downsample(self.mask.astype(np.float32), 160)

@@ -401,7 +401,9 @@ class ExploreView(pn.viewable.Viewer):
             return title + " — invalid"
         frac = self.significant_fraction()
         if frac is not None:
-            title += f"<br>shown: {100 * frac:.0f}% of pixels, {significance_text(self.significance_side)}"
+            # two short lines: plotly does not wrap a title, and a 1200 px window leaves ~60 characters
+            words = significance_text(self.significance_side).split(" than ")
+            title += f"<br>shown: {100 * frac:.0f}% of pixels, {words[0]}<br>than {words[1]}"
         elif self.significant_only:
             title += " — no SEs: not masked"
         return title

@@ -527,7 +527,7 @@ class SaliencyView(pn.viewable.Viewer):
         # the maps wrap: three across on a wide screen, two (then one) on a narrower one, each at least
         # 380 px wide, so a photo is never drawn as a thumbnail beside empty space
         for pane in (self.image_pane, self.truth_pane, self.fluct_pane):
-            pane.param.update(min_width=380, sizing_mode="stretch_width", styles={"flex": "1 1 400px"})
+            pane.param.update(min_width=380, max_width=760, sizing_mode="stretch_width", styles={"flex": "1 1 400px"})
         maps = pn.FlexBox(self.image_pane, self.truth_pane, self.fluct_pane, flex_wrap="wrap",
                           sizing_mode="stretch_width", styles={"gap": "4px"})
         tables = pn.Column(pn.pane.Markdown("#### Per image (fluctuation map; click a row)", margin=(0, 10)),

@@ -396,7 +396,8 @@ def test_explore_masks_the_fluctuation_map_to_significant_pixels(se_ctx):
         np.testing.assert_array_equal(np.isfinite(shown)[clear], keep[clear])
         np.testing.assert_allclose(np.asarray(shown)[keep & clear], F[keep & clear], rtol=1e-5)
         title = v.fluct_pane.object.layout.title.text
-        assert f"{100 * keep.mean():.0f}% of pixels, F significantly {side} than the image median" in title, title
+        assert f"{100 * keep.mean():.0f}% of pixels, F significantly {side}<br>than the image median" in title, title
+        assert "one-sided z" in title
     v.significant_only = False
     assert np.isfinite(_heat(v.fluct_pane.object).z).all()
 
