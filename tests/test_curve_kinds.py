@@ -137,3 +137,19 @@ def test_explore_plots_the_accumulated_curve(tmp_path):
     np.testing.assert_allclose(line.y, ref, rtol=1e-6)
     np.testing.assert_allclose(band.y[:len(ref)], ref + 2 * ref_se, rtol=1e-6)
     assert "accumulated" in fig.layout.yaxis.title.text
+
+
+def test_information_experiment_reads_the_accumulated_curve_beside_the_per_step_one(tmp_path):
+    from test_analysis_information import _make, _run
+
+    data, store = _make(tmp_path)
+    out = tmp_path / "out"
+    assert _run(data, store, out, "--min-train", "5", "--curves", "rate,accumulated") == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["curves"] == ["rate", "accumulated"]
+    assert {"curves[h]", "curves[h+accumulated]", "curves[h+accumulated]+lowlevel"} <= set(res["families"])
+    assert "timesteps[h+accumulated]" not in res["families"] and list(res["per_timestep"]) == ["h"]
+    assert {"h:fluct_L3", "h+accumulated:fluct_L3", "h+accumulated:log_mean"} <= set(res["single"])
+    assert not any(k.startswith("h+accumulated:peak") for k in res["single"])
+    assert set(res["key"]) == {"h", "h+accumulated"} and "h+accumulated:fluct_L3" in res["map_density"]
+    assert res["families"]["curves[h+accumulated]"]["n_test"] == res["families"]["curves[h]"]["n_test"]
