@@ -2,6 +2,7 @@
 
     python bench/code_metrics.py [TREE]          # TREE defaults to the repository root
     python bench/code_metrics.py TREE --json     # the same figures as one JSON object
+    python bench/code_metrics.py --table BEFORE.json AFTER.json   # before -> after, as Markdown
 
 Prints, for the packages `workbench`, `cache`, `analysis`, `dashboards` (and, for lines of code
 only, `tests` and `bench`):
@@ -42,7 +43,7 @@ import tokenize
 from collections import defaultdict
 from pathlib import Path
 
-__all__ = ["ALLOWED_LOCAL_IMPORTS", "measure", "main"]
+__all__ = ["ALLOWED_LOCAL_IMPORTS", "measure", "table", "main"]
 
 PACKAGES = ("workbench", "cache", "analysis", "dashboards")
 LOC_PACKAGES = PACKAGES + ("tests", "bench")
@@ -54,12 +55,12 @@ TOP_MODULES = re.compile(r"^workbench\.(cli|commands)(\.|$)")
 #: function-local imports that are fine, by imported module prefix: (reason, where it may be local).
 #: `where` is a module-name prefix of the importing module ("" = anywhere).
 ALLOWED_LOCAL_IMPORTS: dict[str, tuple[str, str]] = {
-    "panel": ("heavy (about 2 s): only the dashboards need it", ""),
+    "panel": ("heavy (about 8 s): only the dashboards need it", ""),
     "bokeh": ("heavy, comes with Panel: only the dashboards need it", ""),
     "playwright": ("optional (test extra): browser tests and screenshots only", ""),
     "dask.distributed": ("heavy; only `--scheduler`/`--local-cluster` batches use a cluster", ""),
     "distributed": ("heavy; only `--scheduler`/`--local-cluster` batches use a cluster", ""),
-    "transformers": ("heavy (several s); only text-conditioned models need a text encoder", ""),
+    "transformers": ("heavy (about 7 s on top of torch); only text-conditioned models need a text encoder", ""),
     "sklearn": ("optional (test extra)", ""),
     "matplotlib": ("optional (test extra)", ""),
     "pysaliency": ("optional: only for comparing with pysaliency's metrics", ""),
@@ -68,7 +69,8 @@ ALLOWED_LOCAL_IMPORTS: dict[str, tuple[str, str]] = {
     # `workbench --help` imports every command module to build its parser: a command loads the
     # layers and libraries it needs inside the function that runs it, so that help and a bad flag
     # answer at once (the standard library is not heavy and does not count here)
-    "diffusers": ("heavy (several s): `workbench --help` must not wait for it", "workbench.cli"),
+    "diffusers": ("heavy (about 10 s on top of torch): `workbench --help` imports the adapters, which load it "
+                  "only when a model is built", ""),
     "": ("heavy: `workbench --help` imports every command module, a command loads its layers when it runs",
          "workbench.commands"),
 }
@@ -434,12 +436,55 @@ def _print(r: dict) -> None:
         print(f"  {row}")
 
 
+def table(before: dict, after: dict) -> str:
+    """The before -> after figures of two `measure` results as Markdown table rows."""
+    def loc(r, pkg):
+        return r["lines_of_code"].get(pkg, {}).get("code", 0)
+
+    def top(r):
+        f = r["longest_functions"][0]
+        return f"{f['lines']} (`{f['function']}`)"
+
+    def local(r):
+        li = r["function_local_imports"]
+        return f"{li['total']} ({li['other']} not on the allowed list)"
+
+    rows = [(f"code lines, `{pkg}/`", loc(before, pkg), loc(after, pkg)) for pkg in LOC_PACKAGES]
+    rows += [
+        ("longest function (lines)", top(before), top(after)),
+        ("10th longest function (lines)", before["longest_functions"][-1]["lines"],
+         after["longest_functions"][-1]["lines"]),
+        ("largest parameter count", before["largest_parameter_count"], after["largest_parameter_count"]),
+        ("functions with more than 8 parameters", len(before["functions_over_8_parameters"]),
+         len(after["functions_over_8_parameters"])),
+        ("places that build a key or cube attributes", before["key_places"]["total"], after["key_places"]["total"]),
+        ("... of them: attribute dicts outside `cache.keys`", len(before["key_places"]["attribute_dicts"]),
+         len(after["key_places"]["attribute_dicts"])),
+        ("cube pipelines (cache functions that invert an image)", len(before["cube_pipelines"]),
+         len(after["cube_pipelines"])),
+        ("duplicated blocks (6+ lines, outside tests)", before["duplicated_blocks"]["pairs"],
+         after["duplicated_blocks"]["pairs"]),
+        ("import cycles (any import)", len(before["import_cycles_any_import"]), len(after["import_cycles_any_import"])),
+        ("imports pointing up the layers", len(before["upward_imports"]), len(after["upward_imports"])),
+        ("function-local imports", local(before), local(after)),
+    ]
+    out = ["| figure | before | after |", "|---|---|---|"]
+    out += [f"| {name} | {b} | {a} |" for name, b, a in rows]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: print (or --json) the figures for TREE."""
+    """Command line: print (or --json) the figures for TREE, or --table BEFORE.json AFTER.json."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("tree", nargs="?", default=str(Path(__file__).resolve().parents[1]))
     ap.add_argument("--json", action="store_true", help="one JSON object instead of the text report")
+    ap.add_argument("--table", nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="print the before -> after Markdown table of two --json outputs")
     args = ap.parse_args(argv)
+    if args.table:
+        before, after = (json.loads(Path(p).read_text()) for p in args.table)
+        print(table(before, after))
+        return 0
     root = Path(args.tree)
     if not (root / "workbench").is_dir():
         print(f"code_metrics: error: {root} has no workbench/ folder (give the repository root)", file=sys.stderr)
