@@ -23,6 +23,7 @@ from analysis.fluctuation import (DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW
                                   significance_arrays)
 from analysis.pixelcurves import SIDES, Z_SIGNIFICANT, fluctuation_name, pixel_curve, significance_text, significant
 from workbench.curve_kinds import CURVE_KINDS, accumulated, accumulated_se
+from workbench.cancel import checked_calls
 from workbench.errors import WorkbenchError
 from workbench.estimators import DEFAULT_K
 from workbench.validate import MAX_K, check_K, check_real, check_steps
@@ -564,7 +565,13 @@ class ExploreView(pn.viewable.Viewer):
                 report(batch=step, status=f"showing {self._batch_text(step)}; "
                                           + ("storing" if step.final else "adding probes"))
 
-            return ctx.catalog.add_image(adapter, path, params, progress=progress, on_batch=on_batch, **options)
+            def between_calls():  # within one network evaluation, however long one timestep takes
+                if _should_stop():
+                    raise Cancelled()
+
+            with checked_calls(adapter, between_calls):
+                return ctx.catalog.add_image(adapter, path, params, progress=progress, on_batch=on_batch,
+                                             **options)
 
         self._live, self._live_K, self._live_name = True, None, filename
         self._eta = Eta()

@@ -16,7 +16,6 @@ job when its tab closed) abandons the evaluation within one network evaluation.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import torch
 from PIL import Image
 
 from ..adapters import ModelAdapter
+from ..cancel import checked_calls
 from ..errors import WorkbenchError
 from ..images import read_image, to_rgb, to_uint8
 from ..memory import MemoryBudget, autodiff_chunk
@@ -60,37 +60,25 @@ class _StopNow(Exception):
 
 
 class _Watch:
-    """Checks for cancellation between the denoiser's module calls (a forward pre-hook on each of its
-    top-level modules, so eps, h and features are all covered), at most every HEARTBEAT_S seconds.
+    """Checks for cancellation between the denoiser's module calls (`workbench.cancel.checked_calls`:
+    eps, h and features are all covered), at most every HEARTBEAT_S seconds.
     `phase` picks what a check does: "prepare" raises EditCancelled on should_stop(), "optimise"
     raises _StopNow, "evaluate" calls `heartbeat()` (which may raise to abandon the evaluation)."""
 
     def __init__(self, should_stop: Callable[[], bool] | None, heartbeat: Callable[[], None]):
         self.should_stop, self.heartbeat = should_stop, heartbeat
         self.phase = "prepare"
-        self._last = time.perf_counter()
 
-    def check(self, *_args) -> None:
-        """The hook: nothing until HEARTBEAT_S seconds have passed since the last check."""
-        now = time.perf_counter()
-        if now - self._last < HEARTBEAT_S:
-            return
-        self._last = now
+    def check(self) -> None:
+        """What one check does in the current phase (called at most every HEARTBEAT_S seconds)."""
         if self.phase == "evaluate":
             self.heartbeat()
         elif self.should_stop is not None and self.should_stop():
             raise EditCancelled() if self.phase == "prepare" else _StopNow()
 
-    @contextlib.contextmanager
     def attached(self, adapter: ModelAdapter):
-        """Hook `check` onto the denoiser's top-level modules for the duration; always removed."""
-        modules = list(adapter.unet.children()) or [adapter.unet]
-        handles = [m.register_forward_pre_hook(self.check) for m in modules]
-        try:
-            yield self
-        finally:
-            for h in handles:
-                h.remove()
+        """Hook `check` onto the denoiser's module calls for the duration (`workbench.cancel`)."""
+        return checked_calls(adapter, self.check, every=HEARTBEAT_S)
 
 
 @dataclass
