@@ -17,7 +17,8 @@ __all__ = ["Z_SIGNIFICANT", "SIDES", "curve_scale", "pixel_curve", "significant"
 #: the significance masks keep pixels with z beyond this (one-sided: about 2.3 % by chance per side)
 Z_SIGNIFICANT = 2.0
 #: the two one-sided tests, with what each keeps
-SIDES = {"higher": "F significantly higher than the image median", "lower": "F significantly lower than the image median"}
+SIDES = {"higher": "F significantly higher than the image median",
+         "lower": "F significantly lower than the image median"}
 
 
 def curve_scale(curve: np.ndarray, timesteps: np.ndarray, t_b: float, normalise: bool) -> float:

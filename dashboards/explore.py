@@ -9,8 +9,8 @@ Uncertainty: a cube with standard errors (schema >= 3, `rate_se`) draws every cl
 a +-2 SE band, and `significant_only` masks the fluctuation map to the pixels whose F is
 significantly higher (or, with `significance_side="lower"`, lower) than the image's median F, one-sided
 z > 2 (`analysis.fluctuation.significance_arrays`, `analysis.pixelcurves`). The curves, their
-bands and the mask come from `analysis.pixelcurves`, so a notebook computes what the view shows. A dropped image's cube is shown after its first
-probe batch and refined live (`cache.anytime.cube_batches`): each poll shows the latest batch's
+bands and the mask come from `analysis.pixelcurves`, so a notebook computes what the view shows.
+A dropped image's cube is shown after its first probe batch and refined live (`cache.anytime.cube_batches`): each poll shows the latest batch's
 cube, keeping the clicked pixels; only the final cube goes into the store.
 """
 from __future__ import annotations

@@ -302,8 +302,8 @@ def curves_figure(timesteps: np.ndarray, curves: list[tuple[str, np.ndarray]], *
         shapes.append(dict(type="line", xref="x", yref="paper", x0=float(t_now), x1=float(t_now), y0=0, y1=1,
                            line=dict(color="#d62728", dash="dash", width=1.5)))
     layout = dict(template=LIGHT, shapes=shapes, annotations=notes,
-                  title=dict(text=frame.title, x=0.01, xanchor="left", y=1, yanchor="top", yref="container", pad=dict(t=30),
-                             font=dict(size=13)), height=frame.height,
+                  title=dict(text=frame.title, x=0.01, xanchor="left", y=1, yanchor="top", yref="container",
+                             pad=dict(t=30), font=dict(size=13)), height=frame.height,
                   margin=dict(l=55, r=10, t=58, b=40 + 22 * min(4, max(1, (len(curves) + 1) // 2))),
                   hovermode="x unified",
                   # the legend under the axis title (inside the plot it covered the curves), two entries a row
