@@ -12,6 +12,8 @@ All return float32 maps (H, W) with values in [0, 1].
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter, uniform_filter
 
 from workbench.errors import WorkbenchError
 
@@ -38,9 +40,6 @@ def centre_bias(shape: tuple[int, int], *, frac: float = 0.25) -> np.ndarray:
 def spectral_residual(image, *, width: int = 64, blur_sigma: float = 8.0, avg_size: int = 3) -> np.ndarray:
     """Spectral-residual saliency (Hou and Zhang 2007) of an RGB/grey image (PIL, path or (H, W[, 3])
     array), returned at the image's own size (H, W) in [0, 1]."""
-    from PIL import Image
-    from scipy.ndimage import gaussian_filter, uniform_filter
-
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
         from workbench.images import read_image
 

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.io as sio
+from PIL import Image
+from scipy.ndimage import gaussian_filter, maximum_filter
 
 from workbench.errors import WorkbenchError
 from workbench.splits import DEFAULT_HELD_OUT, split_held_out
@@ -88,8 +91,6 @@ def fixation_density(fixations: np.ndarray, sigma: float = DEFAULT_SIGMA_DEG_PX,
                      counts: np.ndarray | None = None) -> np.ndarray:
     """Blurred fixation map: Gaussian (sigma in pixels) over the fixation points (or `counts`, the
     number of fixations per pixel), scaled to [0, 1]. float32 (H, W)."""
-    from scipy.ndimage import gaussian_filter
-
     if sigma <= 0:
         raise WorkbenchError(f"the fixation blur sigma must be > 0 pixels, got {sigma}")
     src = np.asarray(counts if counts is not None else fixations, dtype=np.float64)
@@ -100,8 +101,6 @@ def fixation_density(fixations: np.ndarray, sigma: float = DEFAULT_SIGMA_DEG_PX,
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             return im.height, im.width
@@ -110,8 +109,6 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def _read_gray(path: Path) -> np.ndarray:
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("F"), dtype=np.float32)
@@ -135,8 +132,6 @@ def load_osie(root: str | Path, *, sigma: float = DEFAULT_SIGMA_DEG_PX, names: l
 
     An image with no fixation raises (or is dropped with `drop_empty=True`).
     """
-    import scipy.io as sio
-
     stim, mat = _osie_paths(Path(root))
     try:
         recs = np.atleast_1d(sio.loadmat(mat, squeeze_me=True, struct_as_record=False)["fixations"])
@@ -171,8 +166,6 @@ def load_osie(root: str | Path, *, sigma: float = DEFAULT_SIGMA_DEG_PX, names: l
 
 # ----------------------------------------------------------------------------------- CAT2000
 def _fixlocs(path: Path, size: tuple[int, int]) -> np.ndarray:
-    import scipy.io as sio
-
     try:
         m = sio.loadmat(path, squeeze_me=True)
     except Exception as exc:
@@ -188,8 +181,6 @@ def _fixlocs(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 def _local_maxima(d: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import maximum_filter
-
     return (d == maximum_filter(d, size=15)) & (d > 0.5 * d.max())
 
 

@@ -27,10 +27,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
+from scipy.optimize import minimize
+from scipy.special import logsumexp
 
 from workbench.errors import WorkbenchError
 
 from .datasets import resize_map
+from .infogain import log_likelihood
 
 __all__ = ["GRID", "fixation_counts", "to_grid", "standardise", "CentreBias", "fit_centre_bias",
            "MapDensity", "fit_map_density", "map_log_density"]
@@ -74,8 +78,6 @@ def logsumexp_rows(a: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def _blur(m: np.ndarray, sigma: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
     return gaussian_filter(m, sigma, mode="nearest") if sigma > 0 else m
 
 
@@ -101,8 +103,6 @@ def _points_of(counts: np.ndarray) -> np.ndarray:
 
 
 def _kde_log_density(points: np.ndarray, grid: tuple[int, int], bandwidth: float, eps: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
     h, w = grid
     hist = np.zeros((h, w), dtype=np.float64)
     if len(points):
@@ -119,8 +119,6 @@ def fit_centre_bias(train_counts: list[np.ndarray], *, bandwidths=(0.015, 0.02, 
                     eps_values=(0.0001, 0.001, 0.01, 0.05, 0.1, 0.2), folds: int = 5) -> CentreBias:
     """Fit the centre-bias KDE on training fixation counts (one (h, w) grid per image): bandwidth and
     eps maximise the mean per-image log-likelihood of held-out folds of images."""
-    from .infogain import log_likelihood
-
     if len(train_counts) < 2:
         raise WorkbenchError("the centre bias needs fixations of at least 2 training images")
     grid = np.shape(train_counts[0])
@@ -154,8 +152,6 @@ class MapDensity:
 
 def map_log_density(m: np.ndarray, params: MapDensity, log_cb: np.ndarray) -> np.ndarray:
     """log p (h, w) of the map `m` (on the grid of `log_cb`) under `params` (module docstring)."""
-    from scipy.special import logsumexp
-
     z = standardise(_blur(np.asarray(m, dtype=np.float64), params.sigma))
     s = params.alpha * z
     log_map = s - logsumexp(s)
@@ -179,8 +175,6 @@ def fit_map_density(maps: list[np.ndarray], counts: list[np.ndarray], log_cbs: l
     """Maximum-likelihood `MapDensity` on training images: maps, fixation counts and centre-bias
     log-densities, all on the same grid, one per image. sigma from `sigmas` (cells), then alpha and
     w (in (0, 1)) by L-BFGS on the mean per-image log-likelihood."""
-    from scipy.optimize import minimize
-
     if not maps or len(maps) != len(counts) or len(maps) != len(log_cbs):
         raise WorkbenchError(f"fit_map_density: {len(maps)} maps, {len(counts)} counts, {len(log_cbs)} centre biases")
     best = None

@@ -16,6 +16,8 @@ interval over images.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logsumexp
+from scipy.stats import wilcoxon
 
 from workbench.errors import WorkbenchError
 
@@ -27,8 +29,6 @@ _LN2 = float(np.log(2.0))
 
 def normalise_log_density(log_p: np.ndarray) -> np.ndarray:
     """A log-density on a grid made proper: log_p - logsumexp(log_p) (float64, same shape)."""
-    from scipy.special import logsumexp
-
     a = np.asarray(log_p, dtype=np.float64)
     return a - logsumexp(a)
 
@@ -100,8 +100,6 @@ def summarise(values, *, n_boot: int = 10000, seed: int = 0) -> dict:
 def paired_difference(a, b, *, n_boot: int = 10000, seed: int = 0) -> dict:
     """Per-image differences a - b (same images) summarised with a bootstrap interval, plus the
     fraction of images where a > b and a two-sided Wilcoxon signed-rank p-value."""
-    from scipy.stats import wilcoxon
-
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise WorkbenchError(f"paired difference of {a.shape} and {b.shape} values: the images must match")

@@ -14,8 +14,14 @@ maps at that size:
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+from skimage.color import rgb2hsv, rgb2lab
+from skimage.filters import sobel
 
 from workbench.errors import WorkbenchError
+
+from .baselines import spectral_residual
 
 __all__ = ["lowlevel_features", "LOWLEVEL_NAMES"]
 
@@ -23,8 +29,6 @@ LOWLEVEL_NAMES = ("contrast", "contrast_coarse", "edges", "spectral_residual", "
 
 
 def _load_rgb(image, width: int) -> np.ndarray:
-    from PIL import Image
-
     if isinstance(image, np.ndarray):
         a = image
         if a.ndim == 2:
@@ -46,12 +50,6 @@ def _load_rgb(image, width: int) -> np.ndarray:
 def lowlevel_features(image, *, width: int = 128) -> dict[str, np.ndarray]:
     """Every low-level feature of an image (path, PIL image or uint8 array): name -> (h, w) float64
     at `width` px wide (module docstring)."""
-    from scipy.ndimage import gaussian_filter
-    from skimage.color import rgb2hsv, rgb2lab
-    from skimage.filters import sobel
-
-    from .baselines import spectral_residual
-
     rgb = _load_rgb(image, width)
     lum = rgb @ np.array([0.2126, 0.7152, 0.0722])
     out = {}

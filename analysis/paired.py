@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.stats import binomtest, rankdata
 
 from workbench.errors import WorkbenchError
 
@@ -62,8 +63,6 @@ def draw_pairs(density: np.ndarray, rule: PairedRule, image_index: int) -> np.nd
 
 def pair_auc(values: np.ndarray, density: np.ndarray, frac: float) -> float:
     """P(value at a salient pixel > value at a non-salient pixel) over all pairs (ties count 1/2)."""
-    from scipy.stats import rankdata
-
     v = np.asarray(values, dtype=np.float64).ravel()
     top, bottom = salient_sets(density, frac)
     r = rankdata(np.concatenate([v[top], v[bottom]]))
@@ -83,8 +82,6 @@ def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float
 
 
 def _sign(wins: int, losses: int) -> float:
-    from scipy.stats import binomtest
-
     n = wins + losses
     return float(binomtest(wins, n, 0.5).pvalue) if n else 1.0
 

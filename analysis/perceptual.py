@@ -16,9 +16,11 @@ No external weights are needed for `unet` and `pixels`.
 from __future__ import annotations
 
 from typing import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import pearsonr, spearmanr
 
 from workbench.errors import WorkbenchError
 
@@ -61,8 +63,6 @@ def unet_features(adapter, t: int | None = None) -> FeatureFn:
 def dino_features(folder: str, *, size: int = 224) -> FeatureFn:
     """Patch-token features of a local DINO/ViT checkpoint (transformers layout; never downloaded).
     Images are model-space samples in [-1, 1] (pixel models) resized to `size`."""
-    from pathlib import Path
-
     if not Path(folder).is_dir():
         raise WorkbenchError(f"no DINO weights at {folder}: pass a local folder with config.json and weights")
     from transformers import AutoModel
@@ -129,8 +129,6 @@ def state_derivative(states: np.ndarray, timesteps) -> np.ndarray:
 def curve_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """Pearson r and Spearman rho of two curves, and the total-variation distance of the curves
     normalised to distributions over time (0 = same shape, 1 = disjoint)."""
-    from scipy.stats import pearsonr, spearmanr
-
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.std() == 0 or b.std() == 0:
         raise WorkbenchError("a flat curve has no correlation with another curve")

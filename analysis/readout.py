@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
 
 from workbench.errors import WorkbenchError
 
@@ -76,8 +78,6 @@ def _objective(params, X, n, o, lam):
 def fit_weights(X: np.ndarray, counts: np.ndarray, log_cb: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
     """theta (F,), beta maximising the penalised mean per-image log-likelihood. X (I, C, F),
     counts (I, C) fixations per cell, log_cb (I, C) centre-bias log-density."""
-    from scipy.optimize import minimize
-
     n = np.asarray(counts, dtype=np.float64)
     if (n.sum(1) <= 0).any():
         raise WorkbenchError("a training image has no fixations on the grid")
@@ -136,8 +136,6 @@ def fit_readout(features: list[dict[str, np.ndarray]], counts, log_cbs, names, *
 
 def readout_log_density(readout: Readout, features: dict[str, np.ndarray], log_cb: np.ndarray) -> np.ndarray:
     """The readout's natural-log cell probabilities (h, w) for one image."""
-    from scipy.special import logsumexp
-
     X = design_matrix([features], readout.names, readout.sigma)[0]
     q = np.asarray(log_cb, dtype=np.float64)
     s = X.astype(np.float64) @ readout.theta + readout.beta * q.ravel()

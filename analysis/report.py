@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+import plotly.graph_objects as go
 
 from .figures import line_plot, map_grid
 
@@ -31,8 +33,6 @@ def _ordered(names) -> list[str]:
 
 def build_figures(results: dict) -> dict:
     """name -> plotly Figure for every experiment present in `results`."""
-    import plotly.graph_objects as go
-
     figs = {}
     if "paired" in results:
         p = results["paired"]["maps"]
@@ -219,8 +219,6 @@ def _md_table_html(md: str) -> str:
 
 def grid_png(prep, n: int = 4):
     """image | fixation density | fluctuation (model grid) | centre bias | spectral residual, first n images."""
-    from PIL import Image
-
     name = next(iter(prep.grid_maps))
     rows, labels = [], []
     for i, it in enumerate(prep.items[:n]):
