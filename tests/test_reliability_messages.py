@@ -54,15 +54,21 @@ def images(tmp_path_factory):
 def test_refine_to_reports_refined_and_new_cubes(images, tiny_pixel_dir, tmp_path, capsys):
     store = tmp_path / "store"
     base = ["cubes", str(images), "--store", str(store), "--model", str(tiny_pixel_dir), *ARGS]
-    assert cli([*base, "--K", "2", "--refine-to", "2"]) == 0  # nothing stored yet: nothing to refine
+    assert cli([*base, "--K", "2", "--refine-to", "2", "--refinable"]) == 0  # nothing stored yet: nothing to refine
     out = capsys.readouterr().out
     assert "no cube to refine: computed 2 new cubes" in out, out
     assert cli([*base, "--K", "2", "--refine-to", "4"]) == 0
     out = capsys.readouterr().out
     assert "refined 2 cubes from K=2 to K=4" in out, out
     capsys.readouterr()
-    assert cli([*base, "--K", "2", "--refine-to", "3"]) == 2  # below the stored K=4: refused, nothing computed
-    assert "below the K=4 probes" in capsys.readouterr().err
+    assert cli([*base, "--K", "2", "--refine-to", "1"]) == 2  # below every stored K: refused, nothing computed
+    assert "below the K=2 probes" in capsys.readouterr().err
+    bare = ["cubes", str(images), "--store", str(tmp_path / "bare"), "--model", str(tiny_pixel_dir), *ARGS]
+    assert cli([*bare, "--K", "2"]) == 0  # without --refinable: no probe statistics to add to
+    capsys.readouterr()
+    assert cli([*bare, "--K", "2", "--refine-to", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "no cube to refine: computed 2 new cubes (2 stored cubes with fewer probes keep no probe" in out, out
 
 
 # --- the dashboard: password never from argv, Ctrl-C exits 130 --------------------------------------

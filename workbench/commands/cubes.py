@@ -132,22 +132,27 @@ def _refine_plan(store, plan, adapter, params) -> str:
     rows = store.index()
     k_of = {(str(store.group_path(r["group"])), r["slot"]): int(r["K"]) for r in rows if r.get("K") is not None}
     above = sorted({int(r["K"]) for r in rows if r.get("K") is not None and int(r["K"]) > params.K})
+    below = sorted({int(r["K"]) for r in rows if r.get("K") is not None and int(r["K"]) < params.K})
     ident = model_identity(adapter)
+    bare = 0  # images with a smaller stored cube that has no probe statistics: recomputed in full
     for i in plan.todo:
         if i in bases:
             continue
+        bare += any(cube_key(plan.blobs[i], ident, dataclasses.replace(params, K=k)) in store for k in below)
         for k in above:
             if cube_key(plan.blobs[i], ident, dataclasses.replace(params, K=k)) in store:
                 raise WorkbenchError(f"--refine-to {params.K} is below the K={k} probes the store already holds for "
                                      f"{Path(str(plan.images[i])).name}: refinement only adds probes; pass a K2 above "
                                      f"{k}, or --K {params.K} without --refine-to for new cubes with fewer probes")
     fresh = len(plan.todo) - len(bases)
+    why = (f" ({bare} stored cubes with fewer probes keep no probe statistics: all {params.K} probes ran; "
+           "`workbench cubes --refinable` keeps them)") if bare else ""
     if not bases:
-        return f"no cube to refine: computed {fresh} new cubes" if plan.todo else \
+        return f"no cube to refine: computed {fresh} new cubes{why}" if plan.todo else \
             f"no cube to refine: all {len(plan.keys)} images already have K={params.K} cubes"
     ks = sorted({k_of.get(loc, 0) for loc in bases.values()})
     line = f"refined {len(bases)} cubes from K={','.join(str(k) for k in ks)} to K={params.K}"
-    return line + (f"; computed {fresh} new cubes (no stored cube to refine)" if fresh else "")
+    return line + (f"; computed {fresh} new cubes{why or ' (no stored cube to refine)'}" if fresh else "")
 
 
 def _check_flags(args, params) -> None:
