@@ -22,7 +22,7 @@ from workbench.errors import WorkbenchError
 
 from . import meaning, schema, slots
 from .keys import cube_key, image_bytes, model_identity
-from .params import CubeParams
+from .params import CubeParams, FluctuationParams
 
 __all__ = ["CubeStore", "STORE_FILE", "creation_interrupted"]
 
@@ -366,23 +366,22 @@ class CubeStore:
                           **kw)
 
 
-    def until_stable(self, images: list, adapter, params: CubeParams, R: float, *, window: int, t_b: float,
+    def until_stable(self, images: list, adapter, params: CubeParams, R: float, *, fluct: FluctuationParams,
                      block: int | None = None, cap: int | None = None,
                      progress: Callable[[str, int, float], None] | None = None) -> list[dict]:
         """Cubes of `images` with as many probes as each fluctuation map needs to reach split-half
-        stability R (`cache.build.StopRule.until_stable`; probe blocks of `block`, at most `cap` probes),
+        stability R of the fluctuation map `fluct` (`cache.build.StopRule.until_stable`; probe blocks of
+        `block`, at most `cap` probes),
         stored under the key of the probe count reached. An image that already has such a cube (R or
         more) is skipped.
         Returns one dict per image: key, name, K, stability, computed (bool)."""
         import dataclasses
 
         from .build import StopRule, compute_cube
-        from .params import FluctuationParams
 
         if not params.refinable:
             raise WorkbenchError("--until-stable needs Hutchinson cubes (rate h, eps or step)")
         rule = StopRule.until_stable(R, int(block or max(2, params.K // 2)), int(cap or 8 * params.K))
-        fluct = FluctuationParams(window=window, t_b=t_b)
         out = []
         ident = model_identity(adapter)
         for img in images:

@@ -179,9 +179,11 @@ def _until_stable(args, store, images, adapter, params) -> int:
     """--until-stable R: one cube per image with the probes its fluctuation map needed
     (cache.build.StopRule.until_stable)."""
     from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
+    from cache.params import FluctuationParams
 
     t0 = time.perf_counter()
-    rows = store.until_stable(images, adapter, params, args.until_stable, window=DEFAULT_WINDOW, t_b=DEFAULT_T_B,
+    rows = store.until_stable(images, adapter, params, args.until_stable,
+                              fluct=FluctuationParams(window=DEFAULT_WINDOW, t_b=DEFAULT_T_B),
                               cap=args.max_K,
                               progress=lambda name, K, st: print(f"# {name}: K={K} stability {st:.4f}", file=sys.stderr))
     print(f"{'image':<24} {'K':>5} {'stability':>9}  key")
