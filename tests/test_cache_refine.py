@@ -183,6 +183,10 @@ def test_query_prints_the_curves_standard_error(tmp_path, capsys):
     assert "timestep,rate,rate_se" in capsys.readouterr().out
 
 
+#: a fluctuation map a 4-step tiny cube can give
+FLUCT = FluctuationParams(window=2, t_b=0)
+
+
 def test_until_stable_stops_at_the_stability_or_the_cap(tmp_path, adapter, image):
     from cache.build import split_half_stability
 
@@ -197,17 +201,17 @@ def test_until_stable_stops_at_the_stability_or_the_cap(tmp_path, adapter, image
     store = CubeStore(tmp_path / "st")
     params = CubeParams(K=4, steps=4, seed=5)
     seen = []
-    easy = store.until_stable([image], adapter, params, 0.01, fluct=FluctuationParams(window=2, t_b=0), block=2, cap=16,
+    easy = store.until_stable([image], adapter, params, 0.01, fluct=FLUCT, block=2, cap=16,
                               progress=lambda n, K, st: seen.append((K, st)))
     assert easy[0]["K"] == 4 and easy[0]["computed"] and seen[0][0] == 4
-    hard = store.until_stable([image], adapter, params, 0.99999, fluct=FluctuationParams(window=2, t_b=0), block=2, cap=8)
+    hard = store.until_stable([image], adapter, params, 0.99999, fluct=FLUCT, block=2, cap=8)
     assert hard[0]["K"] == 8 and hard[0]["stability"] < 0.99999
     # the stable cube is the K-probe cube computed at once (same seed, probes 0 .. K-1)
     once = compute_cube(adapter, image, CubeParams(K=8, steps=4, seed=5))
     ds = store.open(hard[0]["key"])
     assert hard[0]["key"] == once.attrs["key"] and ds.attrs["until_stable"] == 0.99999
     np.testing.assert_allclose(ds.rate.values, once.rate.values, rtol=1e-6)
-    again = store.until_stable([image], adapter, params, 0.01, fluct=FluctuationParams(window=2, t_b=0), block=2, cap=16)
+    again = store.until_stable([image], adapter, params, 0.01, fluct=FLUCT, block=2, cap=16)
     assert not again[0]["computed"]  # a cube stable enough is already stored
 
 
