@@ -248,6 +248,16 @@ def _prepare_group(store, path: Path, plan: BatchPlan, adapter, params: CubePara
     return {row["key"]: i for i, row in enumerate(attrs["slots"])}
 
 
+def _close_cluster(cluster) -> None:
+    """Close a local dask cluster. On a loaded machine its shutdown can time out after every cube is
+    stored (measured: 50 cubes done, then `TimeoutError` and exit 2 at load 21); the results are on
+    disk and the worker processes end with this one, so a slow shutdown is not the batch's error."""
+    try:
+        cluster.close(timeout=60)
+    except TimeoutError:
+        pass
+
+
 def _run_dask(jobs: list[SlotJob], adapter, params: CubeParams, options: BatchOptions, *,
               progress: Callable[[int, int], None] | None, start: int, total: int) -> None:
     """One task per slot on a dask.distributed cluster; the coordinator only tracks completion
@@ -272,8 +282,9 @@ def _run_dask(jobs: list[SlotJob], adapter, params: CubeParams, options: BatchOp
                 raise WorkbenchError(f"cannot reach the dask scheduler at {options.scheduler} ({type(exc).__name__}): "
                                      "start it (dask scheduler; dask worker ...) or drop --scheduler") from None
         else:
-            cluster = stack.enter_context(LocalCluster(n_workers=int(options.local_cluster),
-                                                       threads_per_worker=1, processes=True, dashboard_address=None))
+            cluster = LocalCluster(n_workers=int(options.local_cluster), threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            stack.callback(_close_cluster, cluster)
             client = stack.enter_context(Client(cluster))
         shipped = None if options.model is not None else client.scatter(adapter, broadcast=True)
         futures = [client.submit(compute_slot, job, params, shipped, options=options, dtype=dtype,

@@ -12,6 +12,8 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # tiny models (whose timings are noise) compute the numbers the tests compare with (tests/test_precision.py
 # exercises the choice with injected measurements)
 os.environ.setdefault("WORKBENCH_AUTO_DTYPE", "float32")
+# `workbench cubes` on a folder runs one process per core by default; the suite computes in-process
+os.environ.setdefault("WORKBENCH_WORKERS", "1")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -239,3 +239,26 @@ def test_cubes_command_uses_the_cached_choice_and_records_it(no_forced, tiny_pix
     ds2 = st2.open(st2.keys()[0])
     assert ds2.attrs["dtype"] == "float32" and ds2.attrs["dtype_choice"] == "explicit"
     assert st2.keys()[0] != st.keys()[0]
+
+
+def test_default_workers_for_folders():
+    """`workbench cubes` on a folder: one single-thread process per core on the CPU (measured faster on 2
+    cores), this process for one image, a GPU, a prompt; $WORKBENCH_WORKERS overrides."""
+    from workbench.commands.cubes import default_workers
+
+    assert default_workers("cpu", 50, cpus=2, env={}) == 2
+    assert default_workers("cpu", 1, cpus=2, env={}) == 1
+    assert default_workers("cpu", 3, cpus=8, env={}) == 3
+    assert default_workers("cuda", 50, cpus=2, env={}) == 1
+    assert default_workers("cpu", 50, cpus=2, env={}, default_prompt=False) == 1
+    assert default_workers("cpu", 50, cpus=2, env={"WORKBENCH_WORKERS": "1"}) == 1
+    with pytest.raises(precision.WorkbenchError, match="WORKBENCH_WORKERS"):
+        default_workers("cpu", 50, env={"WORKBENCH_WORKERS": "two"})
+
+
+def test_cubes_workers_flag_bad(capsys, tmp_path):
+    from workbench.cli import main
+
+    assert main(["cubes", str(tmp_path), "--store", str(tmp_path / "s"), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--workers must be at least 1" in err[0]
