@@ -26,8 +26,8 @@ import torch
 from bench.measure import load_average
 from workbench.default_model import DEFAULT_MODEL_DIR
 from workbench.splits import split_held_out
-from workbench.train import (BatchPrefetcher, TrainConfig, build_models, list_images, load_photo_bank,
-                             random_crops, train_step)
+from workbench.train import (BatchPrefetcher, StepOptions, TrainConfig, build_models, list_images,
+                             load_photo_bank, random_crops, train_step)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "osie" / "data" / "stimuli"
 BASE = dict(resolution=64, batch_size=32, bf16=False, channels_last=False, prefetch=False)
@@ -65,7 +65,8 @@ class _Runner:
     def step(self) -> None:
         x0, t, noise = next(self.batches)
         train_step(self.model, self.ema, self.opt, x0.contiguous(memory_format=self.fmt), t,
-                   noise.contiguous(memory_format=self.fmt), self.abar, lr=1e-5, ema_decay=0.999, bf16=self.cfg.bf16)
+                   noise.contiguous(memory_format=self.fmt), self.abar,
+                   StepOptions(lr=1e-5, ema_decay=0.999, bf16=self.cfg.bf16))
 
     def run(self, steps: int) -> tuple[int, float, float]:
         """(steps, wall seconds, process CPU seconds) of `steps` steps."""

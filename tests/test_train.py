@@ -198,7 +198,7 @@ def test_warm_up_restarts_with_the_optimiser_of_a_started_model(photos, tmp_path
     real = train_mod.train_step
 
     def spy(*a, **kw):
-        seen.append(kw["lr"])
+        seen.append(a[7].lr)  # the StepOptions
         return real(*a, **kw)
 
     latest = train(_cfg(photos, tmp_path / "a", max_steps=2))

@@ -38,7 +38,7 @@ from .errors import WorkbenchError
 from .precision import train_autocast
 from .splits import DEFAULT_HELD_OUT, split_held_out
 
-__all__ = ["TrainConfig", "train", "list_images", "load_photo_bank", "random_crops",
+__all__ = ["TrainConfig", "StepOptions", "train", "list_images", "load_photo_bank", "random_crops",
            "noised", "train_target", "snr_weights", "train_step", "PREDICTIONS", "SCHEDULER_PREDICTION_TYPE", "BatchPrefetcher", "build_models", "export_model", "CHECKPOINT_MARKER"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -247,29 +247,40 @@ def snr_weights(t: torch.Tensor, alphas_cumprod: torch.Tensor, prediction: str, 
     raise ValueError(f"unknown prediction {prediction!r}: one of {', '.join(PREDICTIONS)}")
 
 
-def train_step(model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, x0: torch.Tensor,
-               t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, *, lr: float,
-               ema_decay: float, bf16: bool = False, prediction: str = "epsilon",
-               snr_gamma: float | None = None) -> float:
-    """One AdamW step on the MSE to `train_target` (epsilon: Ho et al. 2020, Eq. 14), weighted per
-    sample by `snr_weights`, and an EMA update; returns the loss.
+@dataclass(frozen=True)
+class StepOptions:
+    """The settings of one `train_step`: learning rate `lr`, EMA decay `ema_decay` (both change with
+    the warm-ups), bfloat16 autocast `bf16`, the `prediction` target (one of PREDICTIONS) and the
+    Min-SNR `snr_gamma` (None: unweighted)."""
 
-    With `bf16` the forward and backward run under bfloat16 autocast (weights stay float32)."""
+    lr: float
+    ema_decay: float
+    bf16: bool = False
+    prediction: str = "epsilon"
+    snr_gamma: float | None = None
+
+
+def train_step(model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, x0: torch.Tensor,
+               t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, how: StepOptions) -> float:
+    """One AdamW step on the MSE to `train_target` (epsilon: Ho et al. 2020, Eq. 14), weighted per
+    sample by `snr_weights`, and an EMA update; returns the loss. x0, noise (B, 3, H, W), t (B,).
+
+    With `how.bf16` the forward and backward run under bfloat16 autocast (weights stay float32)."""
     xt = noised(x0, t, noise, alphas_cumprod)
-    target = train_target(x0, t, noise, alphas_cumprod, prediction)
-    with torch.autocast(device_type=x0.device.type, dtype=torch.bfloat16, enabled=bf16):
+    target = train_target(x0, t, noise, alphas_cumprod, how.prediction)
+    with torch.autocast(device_type=x0.device.type, dtype=torch.bfloat16, enabled=how.bf16):
         pred = model(xt, t).sample
     per_sample = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
-    loss = (snr_weights(t, alphas_cumprod, prediction, snr_gamma).to(per_sample) * per_sample).mean()
+    loss = (snr_weights(t, alphas_cumprod, how.prediction, how.snr_gamma).to(per_sample) * per_sample).mean()
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = how.lr
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     with torch.no_grad():
         for pe, pm in zip(ema.parameters(), model.parameters()):
-            pe.lerp_(pm, 1 - ema_decay)
+            pe.lerp_(pm, 1 - how.ema_decay)
     return float(loss.detach())
 
 
@@ -378,8 +389,10 @@ def prepare_checkpoint_folder(ckpt: Path) -> None:
         old.rename(ckpt)
 
 
-def _save_checkpoint(ckpt: Path, model, ema, opt, step: int, elapsed: float, cfg: TrainConfig,
-                     losses: list[float], origin: dict, cpu_s: float = 0.0) -> None:
+def _save_checkpoint(ckpt: Path, model, ema, opt, cfg: TrainConfig, clock: dict, losses: list[float],
+                     origin: dict) -> None:
+    """Write model, EMA, optimiser and state.json to `ckpt` (staged beside it, then renamed); `clock`:
+    {"step": int, "elapsed_s": float, "cpu_s": float} so far."""
     tmp, old = _sibling(ckpt, ".partial"), _sibling(ckpt, ".old")
     _remove_ours(tmp)
     tmp.mkdir(parents=True, exist_ok=False)
@@ -389,7 +402,8 @@ def _save_checkpoint(ckpt: Path, model, ema, opt, step: int, elapsed: float, cfg
     flat, meta = _optimizer_tensors(opt)
     save_file(flat, tmp / "optimizer.safetensors")
     (tmp / "state.json").write_text(json.dumps(
-        {"step": step, "elapsed_s": elapsed, "cpu_s": cpu_s, "config": asdict(cfg), "optimizer": meta,
+        {"step": int(clock["step"]), "elapsed_s": float(clock["elapsed_s"]), "cpu_s": float(clock["cpu_s"]),
+         "config": asdict(cfg), "optimizer": meta,
          "origin": origin,
          "recent_losses": losses[-200:], "hardware": f"{platform.processor() or platform.machine()}, "
          f"{torch.get_num_threads()} threads"}, indent=1))
@@ -487,8 +501,9 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
             # must not keep the starting weights in its EMA for thousands of steps.
             decay = min(cfg.ema_decay, (1 + since_start) / (10 + since_start))
             lr = _lr_at(since_start, cfg)
-            loss = train_step(model, ema, opt, x0, t, noise, abar, lr=lr, ema_decay=decay, bf16=bf16,
-                              prediction=cfg.prediction, snr_gamma=cfg.snr_gamma)
+            loss = train_step(model, ema, opt, x0, t, noise, abar,
+                              StepOptions(lr=lr, ema_decay=decay, bf16=bf16, prediction=cfg.prediction,
+                                          snr_gamma=cfg.snr_gamma))
             step += 1
             losses.append(loss)
             now = time.time()
@@ -496,8 +511,9 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
             stop = out_of_time or step >= cfg.max_steps or (should_stop is not None and should_stop())
             saved = stop or now - last_save > cfg.checkpoint_minutes * 60
             if saved:
-                _save_checkpoint(ckpt, model, ema, opt, step, elapsed + now - start, cfg, losses, origin,
-                                 cpu_before + time.process_time() - cpu0)
+                clock = {"step": step, "elapsed_s": elapsed + now - start,
+                         "cpu_s": cpu_before + time.process_time() - cpu0}
+                _save_checkpoint(ckpt, model, ema, opt, cfg, clock, losses, origin)
                 last_save = now
             if progress:
                 progress({"step": step, "loss": loss, "elapsed_s": elapsed + now - start, "saved": saved})
