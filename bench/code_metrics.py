@@ -66,6 +66,9 @@ ALLOWED_LOCAL_IMPORTS: dict[str, tuple[str, str]] = {
     "pysaliency": ("optional: only for comparing with pysaliency's metrics", ""),
     "psutil": ("optional (test extra)", ""),
     "google_crc32c": ("optional C extension; a pure-Python fallback exists", ""),
+    "torch": ("heavy (about 7 s): analysis works on NumPy and loads torch only for the one resize that uses it",
+              "analysis"),
+    "cv2": ("heavy-ish (1.3 s): only the classical edit baselines use OpenCV", "workbench.editing"),
     # `workbench --help` imports every command module to build its parser: a command loads the
     # layers and libraries it needs inside the function that runs it, so that help and a bad flag
     # answer at once (the standard library is not heavy and does not count here)

@@ -24,6 +24,7 @@ import torch
 import torch.utils.checkpoint
 
 from .adapters import ModelAdapter
+from .validate import check_steps
 
 __all__ = ["Schedule", "Trajectory", "make_schedule", "step_coefficients", "transfer_coefficients", "ddim_loop", "invert", "generate",
            "reconstruction_psnr"]
@@ -76,7 +77,6 @@ class Schedule:
 def make_schedule(adapter: ModelAdapter, steps: int = 50) -> Schedule:
     """DDIM 'leading' spacing as diffusers: t = k * (T // steps) + steps_offset, k = 0..steps-1."""
     T = adapter.num_train_timesteps
-    from .validate import check_steps
 
     check_steps(steps, num_train_timesteps=T)
     ts = torch.arange(steps, dtype=torch.long) * (T // steps) + adapter.steps_offset

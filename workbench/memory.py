@@ -23,6 +23,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Hashable
+import threading
 
 import torch
 
@@ -176,8 +177,6 @@ def measure_peak(fn: Callable[[], object], device: torch.device | str) -> int:
 def _sampled_peak(fn: Callable[[], object], every: float = 0.001) -> int:
     """Run fn() while a thread samples the RSS every `every` seconds; the largest sample. (The
     process's VmHWM is not reset: a benchmark measuring its own peak around us keeps its figure.)"""
-    import threading
-
     top, done = [_rss()], threading.Event()
 
     def sample() -> None:

@@ -16,6 +16,8 @@ import torch
 from .adapters import ModelAdapter
 from .ddim import Schedule
 from .linalg import jvp_columns, randomized_svd, vjp_rows
+from .errors import WorkbenchError
+from .validate import check_channel, check_int, check_k
 
 __all__ = ["RATE_DEFINITIONS", "RateSpec", "rate_function", "batched_rate_function", "rates_along", "tangent_basis", "rates_of", "exact_element_rates",
            "pixel_rates", "unit_tangents"]
@@ -34,9 +36,6 @@ class RateSpec:
     channel: int | None = None
 
     def __post_init__(self):
-        from .errors import WorkbenchError
-        from .validate import check_channel, check_int, check_k
-
         if self.definition not in RATE_DEFINITIONS:
             raise WorkbenchError(f"unknown rate definition {self.definition!r}: choose one of {', '.join(RATE_DEFINITIONS)}")
         check_k(self.k)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from scipy.ndimage import distance_transform_edt
 
 __all__ = ["feather_weights", "composite_change", "default_feather"]
 
@@ -24,8 +25,6 @@ def default_feather(source_size: tuple[int, int], model_size: tuple[int, int]) -
 def feather_weights(mask: np.ndarray, feather: float) -> np.ndarray:
     """float32 (H0, W0) weights: 1 inside `mask` (bool (H0, W0)), 1 - d / feather at distance d px outside
     it, 0 from distance `feather` on (exactly)."""
-    from scipy.ndimage import distance_transform_edt
-
     m = np.asarray(mask, dtype=bool)
     if feather <= 0:
         return m.astype(np.float32)

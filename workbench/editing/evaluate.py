@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..adapters import ModelAdapter
 from ..pipeline import prepare_image
@@ -19,8 +20,6 @@ def image_region_curve(adapter: ModelAdapter, image_u8: np.ndarray, pixels: list
                        config: EditConfig) -> np.ndarray:
     """Invert an image (H, W, 3) uint8 at the model's image size with `config.steps` and return the
     mean (over `pixels` and channels) curve, (N,) float64."""
-    from PIL import Image
-
     prep = prepare_image(adapter, Image.fromarray(image_u8), steps=config.steps)
     curves = channel_curves(adapter, prep.trajectory.schedule, prep.trajectory.states, pixels, config.rate)
     return curves.mean((0, 1)).double().numpy()

@@ -6,6 +6,7 @@ Curves are 1-D arrays over the ascending DDIM timesteps.
 from __future__ import annotations
 
 import numpy as np
+from skimage.metrics import structural_similarity
 
 from ..fluctuation import fluctuation as fluctuation_kernel
 
@@ -23,8 +24,6 @@ def psnr_outside(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 
 def ssim_outside(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     """Mean of the SSIM map (scikit-image, 7x7 window, channel-averaged) over the pixels outside `mask`."""
-    from skimage.metrics import structural_similarity
-
     win = min(7, a.shape[0], a.shape[1])
     win -= 1 - win % 2
     _, smap = structural_similarity(a, b, channel_axis=-1, data_range=255, full=True, win_size=win)
