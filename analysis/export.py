@@ -29,10 +29,11 @@ from typing import Iterable
 import numpy as np
 import xarray as xr
 
+from cache.params import FluctuationParams
 from workbench.curve_kinds import accumulated
 from workbench.errors import WorkbenchError
 from workbench.outputs import OutputDir, Staging
-from workbench.validate import MAX_TIMESTEP, check_t_b, check_timestep, check_window
+from workbench.validate import MAX_TIMESTEP, check_timestep
 
 from .cubes import open_cubes
 from .datasets import resize_map
@@ -141,9 +142,12 @@ def _npy_bytes(m: np.ndarray, dtype=np.float32) -> bytes:
 
 
 def export_maps(source, out_dir: str | Path | OutputDir | Staging, *, what="fluctuation",
-                window: int = DEFAULT_WINDOW, t_b: float = DEFAULT_T_B, normalise: bool = DEFAULT_NORMALISE,
-                formats=("png", "npy"), progress=None, overwrite: bool = False) -> dict:
+                fluct: FluctuationParams = FluctuationParams(), formats=("png", "npy"), progress=None,
+                overwrite: bool = False) -> dict:
     """Export maps of every cube in `source` (a store/cube path, or an iterable of (name, Dataset)).
+
+    `fluct`: the fluctuation's window, t_b and normalise (`cache.params.FluctuationParams`, checked
+    when it is made; the defaults are the analysis defaults).
 
     `out_dir`: a folder path (opened as an `OutputDir` of the `export` command, `overwrite` as
     `--overwrite`), an `OutputDir`, or a `Staging` of a larger output (`workbench run`), into which
@@ -154,16 +158,15 @@ def export_maps(source, out_dir: str | Path | OutputDir | Staging, *, what="fluc
     if not formats or any(f not in ("png", "npy", "pysaliency") for f in formats):
         raise WorkbenchError(f"--format {','.join(formats)}: choose png, npy and/or pysaliency")
     parse_what(what)
-    check_window(window)
-    check_t_b(t_b)
     if isinstance(out_dir, Staging):
-        return _export_into(source, out_dir, what, window, t_b, normalise, formats, progress)
+        return _export_into(source, out_dir, what, fluct, formats, progress)
     out = out_dir if isinstance(out_dir, OutputDir) else OutputDir(out_dir, "export", overwrite=overwrite)
     with out.staging() as st:
-        return _export_into(source, st, what, window, t_b, normalise, formats, progress)
+        return _export_into(source, st, what, fluct, formats, progress)
 
 
-def _export_into(source, st: Staging, what, window, t_b, normalise, formats, progress) -> dict:
+def _export_into(source, st: Staging, what, fluct: FluctuationParams, formats, progress) -> dict:
+    window, t_b, normalise = fluct.window, fluct.t_b, fluct.normalise
     cubes = open_cubes(source) if isinstance(source, (str, Path)) else source
     manifest = {"window": int(window), "t_b": float(t_b), "normalise": bool(normalise),
                 "what": what if isinstance(what, str) else ",".join(what),

@@ -153,11 +153,12 @@ def test_nan_cube_gives_one_line_error(tmp_path):
     import xarray as xr
 
     from analysis.export import export_maps
+    from cache.params import FluctuationParams
 
     ds = xr.Dataset({"rate": (("t", "y", "x"), np.full((10, 4, 4), np.nan, np.float32))},
                     coords={"timestep": ("t", np.arange(10) * 100)}, attrs={"source_image": "a.jpg"})
     with pytest.raises(WorkbenchError, match="NaN"):
-        export_maps([("a", ds)], tmp_path, window=3, t_b=0)
+        export_maps([("a", ds)], tmp_path, fluct=FluctuationParams(window=3, t_b=0))
     import analysis  # noqa: F401  (registers the accessor's fluctuation)
 
     with pytest.raises(WorkbenchError, match="NaN"):

@@ -33,6 +33,7 @@ def run(args) -> int:
 
     from analysis.export import export_maps
     from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW
+    from cache.params import FluctuationParams
 
     bars = []
 
@@ -42,10 +43,10 @@ def run(args) -> int:
         bars[0].update(1)
 
     try:
-        manifest = export_maps(args.store, args.out, what=args.what,
-                               window=DEFAULT_WINDOW if args.window is None else args.window,
-                               t_b=DEFAULT_T_B if args.t_b is None else args.t_b,
-                               normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise,
+        fluct = FluctuationParams(window=DEFAULT_WINDOW if args.window is None else args.window,
+                                  t_b=DEFAULT_T_B if args.t_b is None else args.t_b,
+                                  normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise)
+        manifest = export_maps(args.store, args.out, what=args.what, fluct=fluct,
                                formats=[f.strip() for f in args.format.split(",") if f.strip()], progress=progress,
                                overwrite=args.overwrite)
     finally:  # an error message then starts on a line of its own

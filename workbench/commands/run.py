@@ -72,7 +72,7 @@ def run(args) -> int:
     cubes = [(Path(img).stem, store.open(key)) for img, key in zip(images, keys)]
     rows = []
     with out.staging() as st:  # maps and figures appear together, or not at all
-        export_maps(cubes, st, what="fluctuation", window=window, t_b=t_b)
+        export_maps(cubes, st, what="fluctuation", fluct=fluct)
         for name, ds in cubes:
             fmap = np.load(st.staged_path(f"fluctuation/{name}.npy"))  # the exported map: computed once
             y, x = divmod(int(fmap.argmax()), fmap.shape[1])
