@@ -353,9 +353,11 @@ class SaliencyView(pn.viewable.Viewer):
         self.job = None
         if job.error:
             self._say(f"scoring failed: {job.error}", "danger")
-        elif not self.items:
+        elif self._items_key() in self.context._memo:
+            # the images and kinds of cube were (re-)read in the background (a new store stamp after *Re-read
+            # the store*): take them, not only the scores, so new images and new kinds of cube show
             self._say("")
-            self._set_items()  # read in the background: now memoised, as are the scores
+            self._set_items()
         elif self._memo_key() in self.context._memo:
             self._say("")
             self.results = self.context._memo[self._memo_key()]
