@@ -26,13 +26,13 @@ __all__ = ["main"]
 
 
 def _one_cube(adapter, image, steps: int, K: int) -> tuple[float, float]:
-    from workbench.estimators import cube_rates_se, hutchinson_cube_stats
+    from workbench.estimators import ProbeOptions, cube_rates_se, hutchinson_cube_stats
     from workbench.pipeline import prepare_image
 
     t0 = time.perf_counter()
     traj = prepare_image(adapter, image, steps=steps).trajectory
     t1 = time.perf_counter()
-    cube_rates_se(hutchinson_cube_stats(adapter, traj, K=K, seed=0))
+    cube_rates_se(hutchinson_cube_stats(adapter, traj, opts=ProbeOptions(K=K, seed=0)))
     return t1 - t0, time.perf_counter() - t1
 
 

@@ -196,7 +196,7 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
     """
     from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
     from workbench.curves import pixel_curves
-    from workbench.estimators import rate_cube
+    from workbench.estimators import ProbeOptions, rate_cube
 
     device = torch.device(device)
     N = len(traj.schedule)
@@ -249,8 +249,8 @@ def run_section(name: str, adapter, traj, *, estimators: list[dict], exact_times
             label += f" rank={e['rank']}"
         full = e.get("full", True)
         kw = {k: e[k] for k in ("rank", "batch") if e.get(k)}
-        run = lambda tr: rate_cube(adapter, tr, estimator=e["estimator"], K=e["K"], seed=seed,  # noqa: E731
-                                   chunk=e.get("chunk", chunk), **kw)
+        opts = ProbeOptions(e["estimator"], e["K"], seed, chunk=e.get("chunk", chunk), **kw)
+        run = lambda tr, opts=opts: rate_cube(adapter, tr, opts=opts)  # noqa: E731
         _log(f"[{name}] {label}: " + (f"full {N}-step cube" if full else f"maps at the {len(idx)} exact timesteps"))
         reset_peak(device)
         if full:

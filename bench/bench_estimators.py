@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
     from bench.reference.make_exact import exact_channel_curves
     from workbench.adapters import load_model
     from workbench.default_model import DEFAULT_MODEL_DIR, SAMPLES_DIR
-    from workbench.estimators import (cube_rates_se, diagpp_sq_batched, hutchinson_cube_stats, refine_cube_stats)
+    from workbench.estimators import (ProbeOptions, cube_rates_se, diagpp_sq_batched, hutchinson_cube_stats,
+                                      refine_cube_stats)
     from workbench.pipeline import prepare_image
 
     ad = load_model(a.model or DEFAULT_MODEL_DIR, device="cpu")
@@ -183,8 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
         row = dict(image=name, pixels=len(pixels), steps=len(ts), by_K=[])
         stats, wall, cpu = None, 0.0, 0.0
         for K in ks:
-            step = (lambda: hutchinson_cube_stats(ad, traj, K=K, seed=0, chunk=a.chunk)) if stats is None else \
-                (lambda: refine_cube_stats(ad, traj, stats, K, seed=0, chunk=a.chunk))
+            step = (lambda: hutchinson_cube_stats(ad, traj, opts=ProbeOptions(K=K, seed=0, chunk=a.chunk))) if stats is None else \
+                (lambda: refine_cube_stats(ad, traj, stats, opts=ProbeOptions(K=K, seed=0, chunk=a.chunk)))
             prevK = 0 if stats is None else stats.K
             stats, dt, dc = _timed(step)
             wall, cpu = wall + dt, cpu + dc
@@ -199,8 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
             row["error_correlation"] = _halves_correlation(ad, traj, ks[0], a.chunk, exact, pixels, ts, stats)
         # refinement K -> 2K against a fresh K-probe cube (equal VJP count)
         K0 = ks[0]
-        first, dt_first, dc_first = _timed(lambda: hutchinson_cube_stats(ad, traj, K=K0, seed=1, chunk=a.chunk))
-        _, dt_ref, dc_ref = _timed(lambda: refine_cube_stats(ad, traj, first, 2 * K0, seed=1, chunk=a.chunk))
+        first, dt_first, dc_first = _timed(lambda: hutchinson_cube_stats(ad, traj, opts=ProbeOptions(K=K0, seed=1, chunk=a.chunk)))
+        _, dt_ref, dc_ref = _timed(lambda: refine_cube_stats(ad, traj, first, opts=ProbeOptions(K=2 * K0, seed=1, chunk=a.chunk)))
         row["refinement"] = dict(K=K0, fresh_seconds=round(dt_first, 1), refine_seconds=round(dt_ref, 1),
                                  ratio_wall=round(dt_ref / dt_first, 3), ratio_cpu=round(dc_ref / max(dc_first, 1e-9), 3),
                                  load=load_average())
@@ -223,10 +224,10 @@ def _halves_correlation(ad, traj, K0: int, chunk: int, exact, pixels, ts, final)
     second obtained by subtracting the first from the 2 K0 merge), and the fluctuation's SE coverage
     at the final K with that correlation instead of 0."""
     from analysis.fluctuation import error_correlation, fluctuation, fluctuation_significance
-    from workbench.estimators import cube_rates_se, hutchinson_cube_stats
+    from workbench.estimators import ProbeOptions, cube_rates_se, hutchinson_cube_stats
 
-    A = hutchinson_cube_stats(ad, traj, K=K0, seed=0, chunk=chunk)
-    B = hutchinson_cube_stats(ad, traj, K=K0, seed=0, first=K0, chunk=chunk)
+    A = hutchinson_cube_stats(ad, traj, opts=ProbeOptions(K=K0, seed=0, chunk=chunk))
+    B = hutchinson_cube_stats(ad, traj, opts=ProbeOptions(K=K0, seed=0, chunk=chunk), first=K0)
     ra, rb = cube_rates_se(A), cube_rates_se(B)
     rho = error_correlation(ra.rate.numpy(), rb.rate.numpy(), ra.rate_se.numpy(), rb.rate_se.numpy())
     out = cube_rates_se(final)
@@ -243,24 +244,24 @@ def _compare(ad, traj, exact, pixels, ts, K: int, chunk: int, period: int, model
     (the model of `model_dir` loaded in bfloat16): rate and fluctuation
     Spearman, median relative error at the pixels, grid power of the fluctuation map."""
     from analysis.fluctuation import fluctuation, grid_power
-    from workbench.estimators import cube_rates_se, hutchinson_cube_stats, rate_cube
+    from workbench.estimators import ProbeOptions, cube_rates_se, hutchinson_cube_stats, rate_cube
     from workbench.rates import RateSpec
 
     out = []
     ys, xs = pixels[:, 0], pixels[:, 1]
     runs = [(f"hutchinson {k} K={K}", lambda k=k: cube_rates_se(hutchinson_cube_stats(
-        ad, traj, K=K, seed=2, kind=k, chunk=chunk)).rate.numpy()) for k in ("gaussian", "rademacher", "orthogonal")]
+        ad, traj, opts=ProbeOptions(K=K, seed=2, kind=k, chunk=chunk))).rate.numpy()) for k in ("gaussian", "rademacher", "orthogonal")]
     runs.append((f"hutchinson gaussian K={K} shift-averaged /{period}", lambda: cube_rates_se(hutchinson_cube_stats(
-        ad, traj, K=K, seed=2, chunk=chunk, shift_period=period)).rate.numpy()))
+        ad, traj, opts=ProbeOptions(K=K, seed=2, chunk=chunk, shift_period=period))).rate.numpy()))
     rank = max(1, K // 8)  # iters=1: rank * 4 products + (K - 4 rank) probes = K per timestep
     runs.append((f"diag++ rank={rank} iters=1 K={K - 4 * rank}", lambda: rate_cube(
-        ad, traj, RateSpec(iters=1), estimator="rsvd+hutchinson", K=K - 4 * rank, rank=rank, seed=2,
-        chunk=chunk).numpy()))
+        ad, traj, RateSpec(iters=1), ProbeOptions("rsvd+hutchinson", K - 4 * rank, 2, rank=rank,
+                                                  chunk=chunk)).numpy()))
     # the same estimator in bfloat16 (the CPU's AVX512-BF16 where it has it): at the same K, and at 2K
     half = _bfloat16_twin(model_dir)
     for k2 in (K, 2 * K):
         runs.append((f"hutchinson gaussian K={k2} bfloat16", lambda k2=k2: cube_rates_se(hutchinson_cube_stats(
-            half, traj, K=k2, seed=2, chunk=chunk)).rate.float().numpy()))
+            half, traj, opts=ProbeOptions(K=k2, seed=2, chunk=chunk))).rate.float().numpy()))
     for label, fn in runs:
         cube, dt, dc = _timed(fn)
         est = cube[:, ys, xs].T

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.measure import load_average
     from workbench import memory
     from workbench.curves import curve_chunk, pixel_curves
-    from workbench.estimators import cube_chunk, rate_cube
+    from workbench.estimators import ProbeOptions, cube_chunk, rate_cube
     from workbench.pipeline import prepare_image
     from workbench.rates import RateSpec
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         def cube():
             chunk = cube_chunk(adapter, prep.trajectory.schedule, prep.trajectory.states[0], spec, "hutchinson", args.K)
             t = time.perf_counter()
-            c = rate_cube(adapter, prep.trajectory, spec, K=args.K, chunk=chunk)
+            c = rate_cube(adapter, prep.trajectory, spec, ProbeOptions(K=args.K, chunk=chunk))
             dt = time.perf_counter() - t
             return {"chunk_probes": chunk, "cube_seconds": round(dt, 1), "finite": bool(torch.isfinite(c).all()),
                     "cube_50_steps_K64_seconds_extrapolated": round(dt * 50 * 64 / (args.steps * args.K))}

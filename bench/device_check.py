@@ -123,7 +123,7 @@ def _random_latent(ad) -> torch.Tensor:
 
 def _cube(ad, steps: int, K: int) -> dict:
     from workbench.ddim import invert, make_schedule
-    from workbench.estimators import rate_cube
+    from workbench.estimators import ProbeOptions, rate_cube
 
     reset_peak(ad.device)
     _sync(ad.device)
@@ -131,7 +131,7 @@ def _cube(ad, steps: int, K: int) -> dict:
     traj = invert(ad, _random_latent(ad).to(ad.device), make_schedule(ad, steps))
     _sync(ad.device)
     t1 = time.perf_counter()
-    cube = rate_cube(ad, traj, estimator="hutchinson", K=K, seed=0)
+    cube = rate_cube(ad, traj, opts=ProbeOptions("hutchinson", K, 0))
     _sync(ad.device)
     t2 = time.perf_counter()
     return {"steps": steps, "K": K, "invert_s": round(t1 - t0, 2), "rates_s": round(t2 - t1, 2),
@@ -163,7 +163,7 @@ def _dtype_agreement(make, device, steps: int, K: int, timesteps: int) -> dict:
     from scipy.stats import spearmanr
 
     from workbench.ddim import Trajectory, invert, make_schedule
-    from workbench.estimators import rate_cube
+    from workbench.estimators import ProbeOptions, rate_cube
 
     ad32 = make(torch.float32)
     sched = make_schedule(ad32, steps)
@@ -173,14 +173,14 @@ def _dtype_agreement(make, device, steps: int, K: int, timesteps: int) -> dict:
 
     sub = Trajectory(Schedule(sched.timesteps[idx], sched.alphas[idx], sched.alpha_final, sched.signal[idx],
                               sched.noise[idx], sched.signal_final, sched.noise_final), traj.states[idx], traj.x0)
-    ref = rate_cube(ad32, sub, estimator="hutchinson", K=K, seed=0).double()
+    ref = rate_cube(ad32, sub, opts=ProbeOptions("hutchinson", K, 0)).double()
     del ad32
     out = {"timesteps": [int(t) for t in sub.schedule.timesteps], "K": K}
     for name in ("bfloat16", "float16"):
         try:
             ad = make(getattr(torch, name))
             t0 = time.perf_counter()
-            got = rate_cube(ad, sub, estimator="hutchinson", K=K, seed=0).double()
+            got = rate_cube(ad, sub, opts=ProbeOptions("hutchinson", K, 0)).double()
             _sync(device)
             rel = ((got - ref).abs() / ref.clamp_min(1e-12)).flatten()
             out[name] = {"median_rel_diff": round(float(rel.median()), 5), "p95_rel_diff": round(float(rel.quantile(0.95)), 5),

@@ -227,8 +227,9 @@ def probe_blocks(adapter, inv: Inversion, params: CubeParams, rule: StopRule, *,
                     progress(start * N + d * count, last * N)
 
             first = 0 if base is None else base.first
-            st = estimators.hutchinson_cube_stats(adapter, traj, spec, K=count, seed=params.seed,
-                                                  first=first + start, chunk=chunk, progress=overall)
+            st = estimators.hutchinson_cube_stats(adapter, traj, spec,
+                                                  estimators.ProbeOptions(K=count, seed=params.seed, chunk=chunk),
+                                                  first=first + start, progress=overall)
             total = st if total is None else merge_stats(total, st)
             halves[h] = _add(halves[h], st)
         done = n

@@ -28,7 +28,7 @@ def test_batch_sizes_double_from_the_first_and_end_at_K():
 def test_batches_merge_exactly_report_stability_and_stop_when_stable(tiny):
     """Each batch's cube is the K-probe cube computed at once; the stability is the halves' by hand;
     `until_stable` stops at the first batch reaching it and keeps that cube (key of K probes)."""
-    from workbench.estimators import cube_rates_se, hutchinson_cube_stats
+    from workbench.estimators import ProbeOptions, cube_rates_se, hutchinson_cube_stats
     from workbench.fluctuation import fluctuation
     from workbench.pipeline import prepare_image
     from workbench.rates import RateSpec
@@ -45,7 +45,7 @@ def test_batches_merge_exactly_report_stability_and_stop_when_stable(tiny):
     # the stability after batch 2: halves are probes {0,1,4,5} and {2,3,6,7}, by hand
     traj = prepare_image(ad, Image.open(img), steps=4).trajectory
     ts = traj.schedule.timesteps.numpy()
-    blocks = {f: hutchinson_cube_stats(ad, traj, RateSpec("h"), K=2, seed=0, first=f) for f in (0, 2, 4, 6)}
+    blocks = {f: hutchinson_cube_stats(ad, traj, RateSpec("h"), ProbeOptions(K=2, seed=0), first=f) for f in (0, 2, 4, 6)}
 
     def half(a, b):  # two non-adjacent blocks: add their sums
         return ProbeStats(K=a.K + b.K, first=a.first, sum_s=a.sum_s + b.sum_s, sum_ss=a.sum_ss + b.sum_ss)

@@ -132,7 +132,7 @@ def test_incomplete_slot_is_never_served(tmp_path):
 def test_get_or_compute_does_not_recompute(tmp_path, tiny_pixel_dir, monkeypatch):
     from workbench.adapters import load_model
     from workbench.ddim import invert, make_schedule
-    from workbench.estimators import rate_cube
+    from workbench.estimators import ProbeOptions, rate_cube
     from workbench.images import read_image, to_tensor
     from workbench.rates import RateSpec
 
@@ -154,7 +154,7 @@ def test_get_or_compute_does_not_recompute(tmp_path, tiny_pixel_dir, monkeypatch
     # independent path: the engine's inversion and estimator called directly
     x0 = adapter.encode(to_tensor(read_image(img), adapter.image_size)[None])[0]
     traj = invert(adapter, x0, make_schedule(adapter, 4))
-    ref = rate_cube(adapter, traj, RateSpec("h", k=4), estimator="hutchinson", K=4, seed=1).numpy()
+    ref = rate_cube(adapter, traj, RateSpec("h", k=4), ProbeOptions("hutchinson", 4, 1)).numpy()
     np.testing.assert_allclose(ds.rate.values, ref, rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(ds.timestep.values, traj.schedule.timesteps.numpy())
     assert np.all(np.diff(ds.timestep.values) > 0)

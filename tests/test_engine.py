@@ -11,7 +11,7 @@ import torch
 from workbench.adapters import PixelAdapter, StableDiffusionAdapter, load_model
 from workbench.ddim import ddim_loop, invert, generate, make_schedule, step_coefficients
 from workbench.errors import WorkbenchError
-from workbench.estimators import element_rates
+from workbench.estimators import ProbeOptions, element_rates
 from workbench.rates import RATE_DEFINITIONS, RateSpec, exact_element_rates, rate_function, rates_of
 from workbench.curves import pixel_curves
 
@@ -79,7 +79,7 @@ def test_hutchinson_is_close_to_exact(tiny_pixel_dir):
     sched = make_schedule(ad, 8)
     x = torch.randn(ad.model_shape, generator=torch.Generator().manual_seed(4))
     ex = exact_element_rates(ad, sched, 3, x)
-    est = element_rates(ad, sched, 3, x, K=256, seed=0)
+    est = element_rates(ad, sched, 3, x, opts=ProbeOptions(K=256, seed=0))
     assert spearmanr(ex.flatten(), est.flatten())[0] > 0.97
 
 

@@ -12,8 +12,8 @@ from scipy.stats import chi2
 from workbench.adapters import load_model
 from workbench.ddim import invert, make_schedule
 from workbench.errors import WorkbenchError
-from workbench.estimators import (diagpp_sq_batched, element_rates, hutchinson_probes, hutchinson_sq_batched,
-                                  rate_cube, rsvd_sq_batched)
+from workbench.estimators import (ProbeOptions, diagpp_sq_batched, element_rates, hutchinson_probes,
+                                  hutchinson_sq_batched, rate_cube, rsvd_sq_batched)
 from workbench.rates import RateSpec, exact_element_rates
 
 
@@ -50,7 +50,7 @@ def test_hutchinson_ratios_follow_chi2(tiny_adapter):
     truth = J.pow(2).sum(0)  # squared column norms (n,)
     K = 16
     # elements share one seed's probes, so one seed is nearly one draw of the median: pool four seeds
-    est = torch.stack([element_rates(tiny_adapter, sched, 3, x, K=K, seed=s).double().flatten().pow(2)
+    est = torch.stack([element_rates(tiny_adapter, sched, 3, x, opts=ProbeOptions(K=K, seed=s)).double().flatten().pow(2)
                        for s in (7, 8, 9, 10)])
     ratio = (est / truth).numpy().ravel()
     lo, hi = chi2.ppf([0.005, 0.995], K) / K
@@ -66,22 +66,22 @@ def test_cube_is_hutchinson_with_the_same_probes_at_every_timestep(small_pixel, 
     at every timestep (common random numbers), and a different seed gives a different cube."""
     ad, traj = small_pixel
     K, seed = 8, 11
-    cube = rate_cube(ad, traj, estimator="hutchinson", K=K, seed=seed, batch=4, chunk=32)
+    cube = rate_cube(ad, traj, opts=ProbeOptions("hutchinson", K, seed, batch=4, chunk=32))
     out_shape = tuple(ad.h(traj.states[:1], 0).shape[1:])
     U = hutchinson_probes(out_shape, K, seed).reshape(K, -1).double()
     for i in range(len(traj.schedule)):
         want = (U @ small_dense[i]).pow(2).mean(0).sqrt().reshape(ad.model_shape).mean(0).float()
         torch.testing.assert_close(cube[i], want, rtol=1e-4, atol=1e-6)
-    other = rate_cube(ad, traj, estimator="hutchinson", K=K, seed=seed + 1)
+    other = rate_cube(ad, traj, opts=ProbeOptions("hutchinson", K, seed + 1))
     assert (other - cube).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("estimator", ["hutchinson", "rsvd", "rsvd+hutchinson"])
 def test_batched_cube_equals_per_timestep_maps(small_pixel, estimator):
     ad, traj = small_pixel
-    cube = rate_cube(ad, traj, estimator=estimator, K=8, seed=2, batch=3, chunk=24)
+    cube = rate_cube(ad, traj, opts=ProbeOptions(estimator, 8, 2, batch=3, chunk=24))
     for i in range(len(traj.schedule)):
-        one = element_rates(ad, traj.schedule, i, traj.states[i], estimator=estimator, K=8, seed=2).mean(0)
+        one = element_rates(ad, traj.schedule, i, traj.states[i], opts=ProbeOptions(estimator, 8, 2)).mean(0)
         torch.testing.assert_close(cube[i], one, rtol=1e-4, atol=1e-6)
 
 
@@ -96,11 +96,11 @@ def test_rsvd_at_full_rank_is_exact(which, small_pixel, tiny_sd_dir):
     i = 2
     J = _dense_jacobian(tiny_adapter, int(sched.timesteps[i]), traj.states[i])
     want = J.pow(2).sum(0).sqrt().reshape(tiny_adapter.model_shape).float()
-    got = element_rates(tiny_adapter, sched, i, traj.states[i], estimator="rsvd", K=n, chunk=128)
+    got = element_rates(tiny_adapter, sched, i, traj.states[i], opts=ProbeOptions("rsvd", n, chunk=128))
     torch.testing.assert_close(got, want, rtol=2e-3, atol=1e-5)
     full = min(n, J.shape[0])
-    got = element_rates(tiny_adapter, sched, i, traj.states[i], estimator="rsvd+hutchinson", K=4, rank=full,
-                        chunk=128)
+    got = element_rates(tiny_adapter, sched, i, traj.states[i],
+                        opts=ProbeOptions("rsvd+hutchinson", 4, rank=full, chunk=128))
     torch.testing.assert_close(got, want, rtol=2e-3, atol=1e-5)
     # the exact reference agrees with the dense Jacobian too
     torch.testing.assert_close(exact_element_rates(tiny_adapter, sched, i, traj.states[i]), want, rtol=1e-4,
@@ -113,7 +113,7 @@ def test_rsvd_low_rank_matches_dense_truncated_svd(small_pixel):
     J = _dense_jacobian(ad, int(traj.schedule.timesteps[i]), traj.states[i])
     _, S, Vh = torch.linalg.svd(J, full_matrices=False)
     want = (S[:k, None] ** 2 * Vh[:k] ** 2).sum(0).sqrt().reshape(ad.model_shape).float()
-    got = element_rates(ad, traj.schedule, i, traj.states[i], RateSpec(iters=8), estimator="rsvd", K=k)
+    got = element_rates(ad, traj.schedule, i, traj.states[i], RateSpec(iters=8), ProbeOptions("rsvd", k))
     torch.testing.assert_close(got, want, rtol=3e-2, atol=1e-4)
 
 
@@ -159,9 +159,9 @@ def test_rsvd_kernel_on_a_linear_map_is_the_truncated_svd():
 def test_bad_estimator_and_K_are_one_line_errors(small_pixel):
     ad, traj = small_pixel
     with pytest.raises(WorkbenchError, match="unknown estimator 'svd'"):
-        rate_cube(ad, traj, estimator="svd")
+        rate_cube(ad, traj, opts=ProbeOptions("svd"))
     with pytest.raises(WorkbenchError, match="K=0"):
-        rate_cube(ad, traj, K=0)
+        rate_cube(ad, traj, opts=ProbeOptions(K=0))
 
 
 def test_bench_quick_writes_the_fields(tiny_pixel_dir, tmp_path):
@@ -243,7 +243,7 @@ def test_cube_stats_and_se_match_dense_jacobians(small_pixel, small_dense):
     independent NumPy delta method (channel mean of element rates, channels' sample covariance)."""
     ad, traj = small_pixel
     K, seed = 6, 3
-    st = hutchinson_cube_stats(ad, traj, K=K, seed=seed, batch=4, chunk=24)
+    st = hutchinson_cube_stats(ad, traj, opts=ProbeOptions(K=K, seed=seed, batch=4, chunk=24))
     s = _dense_samples(ad, traj, small_dense, K, seed)
     torch.testing.assert_close(st.sum_s, s.sum(0), rtol=1e-4, atol=1e-9)
     torch.testing.assert_close(st.sum_ss[:, 1], (s[:, :, 0] * s[:, :, 1]).sum(0), rtol=1e-4, atol=1e-12)
@@ -253,7 +253,7 @@ def test_cube_stats_and_se_match_dense_jacobians(small_pixel, small_dense):
         rate, se = _delta_se_numpy(s[:, i].reshape(K, C, H * W).numpy())
         np.testing.assert_allclose(got.rate[i].numpy().ravel(), rate, rtol=1e-4)
         np.testing.assert_allclose(got.rate_se[i].numpy().ravel(), se, rtol=1e-3)
-    torch.testing.assert_close(rate_cube(ad, traj, K=K, seed=seed), got.rate.float(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(rate_cube(ad, traj, opts=ProbeOptions(K=K, seed=seed)), got.rate.float(), rtol=1e-5, atol=1e-7)
     one = pixel_rates_se(st, channel=2)
     rate2, se2 = _delta_se_numpy(s[:, 1, 2:3].reshape(K, 1, H * W).numpy())
     np.testing.assert_allclose(one.rate_se[1].numpy().ravel(), se2, rtol=1e-3)
@@ -262,16 +262,16 @@ def test_cube_stats_and_se_match_dense_jacobians(small_pixel, small_dense):
 def test_refinement_equals_all_probes_at_once(small_pixel):
     """K probes, then K more (disjoint, by probe index) merge into exactly the statistics of 2K at once."""
     ad, traj = small_pixel
-    once = hutchinson_cube_stats(ad, traj, K=8, seed=4)
-    first = hutchinson_cube_stats(ad, traj, K=4, seed=4)
-    refined = refine_cube_stats(ad, traj, first, 8, seed=4)
+    once = hutchinson_cube_stats(ad, traj, opts=ProbeOptions(K=8, seed=4))
+    first = hutchinson_cube_stats(ad, traj, opts=ProbeOptions(K=4, seed=4))
+    refined = refine_cube_stats(ad, traj, first, opts=ProbeOptions(K=8, seed=4))
     assert (refined.K, refined.first) == (8, 0)
     torch.testing.assert_close(refined.sum_s, once.sum_s, rtol=1e-6, atol=0)
     torch.testing.assert_close(refined.sum_ss, once.sum_ss, rtol=1e-6, atol=0)
     with pytest.raises(WorkbenchError, match="not adjacent"):
         merge_stats(first, first)
     with pytest.raises(WorkbenchError, match="below the 8 probes"):
-        refine_cube_stats(ad, traj, once, 4, seed=4)
+        refine_cube_stats(ad, traj, once, opts=ProbeOptions(K=4, seed=4))
 
 
 def test_merge_of_samples_is_exact_and_order_free():
@@ -348,7 +348,7 @@ def test_shipped_model_cube_against_the_exact_reference():
                     "`python -m bench.reference.make_exact` finish (it resumes)")
     traj = prepare_image(ad, SAMPLES_DIR / ref.images[0], steps=ref.steps).trajectory
     np.testing.assert_allclose(traj.states.flatten(1).double().norm(dim=1).numpy(), ref.state_norms[0], rtol=1e-4)
-    out = cube_rates_se(hutchinson_cube_stats(ad, traj, K=32, seed=0))
+    out = cube_rates_se(hutchinson_cube_stats(ad, traj, opts=ProbeOptions(K=32, seed=0)))
     ys, xs = ref.pixels[0][:, 0], ref.pixels[0][:, 1]
     est, se = out.rate.numpy()[:, ys, xs].T, out.rate_se.numpy()[:, ys, xs].T  # (P, N)
     exact = ref.pixel_curves(0)
@@ -402,7 +402,7 @@ def test_shift_averaged_stats_match_dense_jacobians_at_the_shifted_states(small_
     sch = full.schedule
     traj = Trajectory(Schedule(sch.timesteps[idx], sch.alphas[idx], sch.alpha_final), full.states[idx], full.x0)
     K, seed, period = SHIFT_GROUP + 4, 2, 4
-    st = hutchinson_cube_stats(ad, traj, K=K, seed=seed, shift_period=period)
+    st = hutchinson_cube_stats(ad, traj, opts=ProbeOptions(K=K, seed=seed, shift_period=period))
     out_shape = tuple(ad.h(traj.states[:1], 0).shape[1:])
     U = probe_block(out_shape, seed, 0, K).reshape(K, -1).double()
     C, H, W = ad.model_shape
@@ -419,8 +419,8 @@ def test_shift_averaged_stats_match_dense_jacobians_at_the_shifted_states(small_
             want[i] += torch.roll(row, (-dy, -dx), dims=(-2, -1)).pow(2)
     torch.testing.assert_close(st.sum_s, want, rtol=1e-4, atol=1e-9)
     assert len({probe_shift(seed, g * SHIFT_GROUP, period) for g in range(8)}) > 1
-    part = hutchinson_cube_stats(ad, traj, K=5, seed=seed, shift_period=period)
-    torch.testing.assert_close(refine_cube_stats(ad, traj, part, K, seed=seed, shift_period=period).sum_s,
+    part = hutchinson_cube_stats(ad, traj, opts=ProbeOptions(K=5, seed=seed, shift_period=period))
+    torch.testing.assert_close(refine_cube_stats(ad, traj, part, opts=ProbeOptions(K=K, seed=seed, shift_period=period)).sum_s,
                                st.sum_s, rtol=1e-6, atol=0)
 
 

@@ -82,7 +82,7 @@ _PEAK_SCRIPT = textwrap.dedent("""
     from workbench.adapters import PixelAdapter
     from workbench.default_model import default_scheduler_config
     from workbench.ddim import make_schedule, invert
-    from workbench.estimators import rate_cube
+    from workbench.estimators import ProbeOptions, rate_cube
     from workbench.memory import MemoryBudget, in_use
     torch.manual_seed(0)
     unet = UNet2DModel(sample_size=64, in_channels=3, out_channels=3, layers_per_block=1,
@@ -92,7 +92,7 @@ _PEAK_SCRIPT = textwrap.dedent("""
     traj = invert(ad, torch.rand(3, 64, 64) * 2 - 1, make_schedule(ad, 2))
     base = in_use("cpu")
     budget = None if sys.argv[1] == "none" else MemoryBudget(base + int(float(sys.argv[1]) * 1e6), "test")
-    rate_cube(ad, traj, K=64, chunk=64 if budget is None else None, budget=budget)
+    rate_cube(ad, traj, opts=ProbeOptions(K=64, chunk=64 if budget is None else None), budget=budget)
     print(base)
 """)
 
@@ -185,7 +185,7 @@ def test_edit_curve_and_cube_never_mix_host_and_device_tensors(tiny_pixel_dir):
     from workbench.adapters import load_model
     from workbench.curves import pixel_curves
     from workbench.editing import EditConfig, run_edit
-    from workbench.estimators import rate_cube
+    from workbench.estimators import ProbeOptions, rate_cube
     from workbench.pipeline import prepare_image
 
     dev = torch.device("cpu", 0)  # the "device": tensors sit on the CPU, but `.to(dev)` is told from `.cpu()`
@@ -198,7 +198,7 @@ def test_edit_curve_and_cube_never_mix_host_and_device_tensors(tiny_pixel_dir):
     with audit:
         prep = prepare_image(ad, img, steps=3)
         pixel_curves(ad, prep.trajectory, [(2, 3)], chunk=2)
-        rate_cube(ad, prep.trajectory, K=4, chunk=4)
+        rate_cube(ad, prep.trajectory, opts=ProbeOptions(K=4, chunk=4))
         run_edit(ad, img, mask, EditConfig(task="removal", n_iter=2, steps=3, refresh_every=1, curve_pixels=2,
                                            pixels_per_iter=2), ref_xy=(1, 1), baselines=False)
     assert not audit.mixed, audit.mixed

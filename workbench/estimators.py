@@ -14,18 +14,18 @@ norm ||J e_i||. Estimators of all n of them at once, each a pure function of ten
 reverse passes bounded by `chunk` probe x timestep pairs (memory).
 
 Standard errors and refinement (the numerics in `workbench.uncertainty`):
-  hutchinson_cube_stats(adapter, traj, spec, K=, seed=, first=0) -> ProbeStats (sums (N, C, H, W) and
+  hutchinson_cube_stats(adapter, traj, spec, ProbeOptions(K=, seed=), first=0) -> ProbeStats (sums (N, C, H, W) and
       (N, C(C+1)/2, H, W), float64): what a cube keeps to report rate_se and to be refined exactly
   cube_rates_se(stats, channel) -> RatesWithSE(rate, rate_se) (N, H, W)
-  refine_cube_stats(adapter, traj, stats, K2, spec, seed=) runs only the new probes and merges
+  refine_cube_stats(adapter, traj, stats, spec, ProbeOptions(K=K2, seed=)) runs only the new probes and merges
       (`uncertainty.merge_stats`): equal to K2 probes at once
   probe_block(out_shape, seed, first, count, kind=) probe i depends only on (seed, i)
-  shift_period=P (hutchinson_cube_stats / refine_cube_stats): the shift-averaged rate, each group of
+  ProbeOptions(shift_period=P) (hutchinson_cube_stats / refine_cube_stats): the shift-averaged rate, each group of
       SHIFT_GROUP probes at a random sub-grid shift of the states, undone on the VJP rows
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -38,7 +38,7 @@ from .memory import MemoryBudget, autodiff_chunk, default_cap
 from .rates import RateSpec, batched_rate_function, exact_element_rates, pixel_rates
 from .uncertainty import ProbeStats, RatesWithSE, merge_stats, pixel_rates_se, stats_from_samples
 
-__all__ = ["ESTIMATORS", "DEFAULT_K", "PROBE_KINDS", "probe_block", "hutchinson_probes", "hutchinson_stats_batched",
+__all__ = ["ESTIMATORS", "DEFAULT_K", "PROBE_KINDS", "ProbeOptions", "probe_block", "hutchinson_probes", "hutchinson_stats_batched",
            "hutchinson_cube_stats", "refine_cube_stats", "cube_rates_se", "SHIFT_GROUP", "probe_shift",
            "shifted_stats_batched", "hutchinson_element_rates", "rsvd_element_rates",
            "hutchinson_sq_batched", "rsvd_sq_batched", "diagpp_sq_batched", "element_rates", "rate_cube",
@@ -69,6 +69,33 @@ PROBE_KINDS = ("gaussian", "rademacher", "orthogonal")
 
 #: probes per orthogonalised block (kind "orthogonal"); probe i belongs to block i // ORTHO_BLOCK
 ORTHO_BLOCK = 32
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """How the estimators draw and run their probes (shared by `rate_cube`, `element_rates`,
+    `hutchinson_cube_stats` and `refine_cube_stats`).
+
+    estimator: one of ESTIMATORS. K: Hutchinson probes per timestep (the same probes at every
+    timestep) or, for `rsvd`, the rank. seed: the probes' seed. rank: the basis size of
+    `rsvd+hutchinson` (None: K // 2). kind: one of PROBE_KINDS (Hutchinson statistics).
+    shift_period: the shift-averaged rate (`shifted_stats_batched`), e.g. 8 for the shipped model's
+    downsampling; None is the plain rate. chunk: probe x timestep pairs per reverse pass (bounds
+    memory; None: from the memory budget in `rate_cube`, 64 elsewhere). batch: timesteps per pass
+    (None: as many as fit in `chunk` alongside their probes)."""
+
+    estimator: str = "hutchinson"
+    K: int = DEFAULT_K
+    seed: int = 0
+    rank: int | None = None
+    kind: str = "gaussian"
+    shift_period: int | None = None
+    chunk: int | None = None
+    batch: int | None = None
+
+    def basis_rank(self) -> int:
+        """The basis size of `rsvd+hutchinson`: `rank`, or K // 2 (at least 1) when it is None."""
+        return max(1, self.K // 2) if self.rank is None else int(self.rank)
 
 
 def _probe_generator(seed: int, index: int, tag: int = 0) -> torch.Generator:
@@ -259,18 +286,19 @@ def _passes_per_timestep(estimator: str, K: int, rank: int, iters: int) -> int:
 
 
 def _batch_sq(adapter: ModelAdapter, schedule: Schedule, idx: torch.Tensor, states: torch.Tensor, spec: RateSpec,
-              estimator: str, K: int, seed: int, chunk: int, rank: int, iters: int,
-              probes: torch.Tensor | None) -> torch.Tensor:
-    """Squared element rates (B, C, H, W) of the states at grid indices idx (B,)."""
+              opts: ProbeOptions, chunk: int, probes: torch.Tensor | None) -> torch.Tensor:
+    """Squared element rates (B, C, H, W) of the states at grid indices idx (B,); `chunk` is the
+    resolved number of probe x timestep pairs per pass (opts.chunk is not read)."""
     fb = batched_rate_function(adapter, schedule, idx, spec.definition)
     x = states.to(adapter.device, adapter.dtype)
     per = max(1, chunk // len(idx))  # probes per vmap call: about `chunk` samples in flight
+    iters = spec.iters
     with adapter.autodiff():
-        if estimator == "hutchinson":
+        if opts.estimator == "hutchinson":
             return hutchinson_sq_batched(fb, x, probes, chunk=per)
-        if estimator == "rsvd":
-            return rsvd_sq_batched(fb, x, K, iters=iters, seed=seed, chunk=per)
-        return diagpp_sq_batched(fb, x, probes, rank, iters=iters, seed=seed, chunk=per)
+        if opts.estimator == "rsvd":
+            return rsvd_sq_batched(fb, x, opts.K, iters=iters, seed=opts.seed, chunk=per)
+        return diagpp_sq_batched(fb, x, probes, opts.basis_rank(), iters=iters, seed=opts.seed, chunk=per)
 
 
 def _out_shape(adapter: ModelAdapter, schedule: Schedule, x: torch.Tensor, definition: str) -> tuple[int, ...]:
@@ -280,22 +308,20 @@ def _out_shape(adapter: ModelAdapter, schedule: Schedule, x: torch.Tensor, defin
 
 
 def element_rates(adapter: ModelAdapter, schedule: Schedule, i: int, x_t: torch.Tensor, spec: RateSpec = RateSpec(),
-                  *, estimator: str = "hutchinson", K: int = DEFAULT_K, seed: int = 0, chunk: int = 64,
-                  rank: int | None = None) -> torch.Tensor:
-    """Element rates (C, H, W) of one state x_t (C, H, W) at grid index i by the chosen estimator
-    (the same probes as `rate_cube` with the same seed). `projected` is always computed from its
-    own rank-spec.k basis, as in `rates.exact_element_rates`."""
-    check_estimator(estimator, K)
+                  opts: ProbeOptions = ProbeOptions()) -> torch.Tensor:
+    """Element rates (C, H, W) of one state x_t (C, H, W) at grid index i by the estimator of `opts`
+    (the same probes as `rate_cube` with the same seed; opts.chunk None is 64, opts.batch is not read).
+    `projected` is always computed from its own rank-spec.k basis, as in `rates.exact_element_rates`."""
+    check_estimator(opts.estimator, opts.K)
+    chunk = 64 if opts.chunk is None else opts.chunk
     x_t = x_t.to(adapter.device, adapter.dtype)
-    if estimator == "exact" or spec.definition == "projected":
+    if opts.estimator == "exact" or spec.definition == "projected":
         return exact_element_rates(adapter, schedule, i, x_t, spec, chunk=chunk)
-    rank = max(1, K // 2) if rank is None else rank
     probes = None
-    if estimator != "rsvd":
-        probes = hutchinson_probes(_out_shape(adapter, schedule, x_t, spec.definition), K, seed,
+    if opts.estimator != "rsvd":
+        probes = hutchinson_probes(_out_shape(adapter, schedule, x_t, spec.definition), opts.K, opts.seed,
                                    device=adapter.device, dtype=adapter.dtype)
-    sq = _batch_sq(adapter, schedule, torch.tensor([i]), x_t[None], spec, estimator, K, seed, chunk, rank,
-                   spec.iters, probes)
+    sq = _batch_sq(adapter, schedule, torch.tensor([i]), x_t[None], spec, opts, chunk, probes)
     return sq[0].sqrt().to(x_t.dtype)
 
 
@@ -311,24 +337,22 @@ def cube_chunk(adapter: ModelAdapter, schedule: Schedule, x_t: torch.Tensor, spe
                           budget=budget, what="probe")
 
 
-def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = RateSpec(), *,
-              estimator: str = "hutchinson", K: int = DEFAULT_K, seed: int = 0, chunk: int | None = None,
-              progress: Callable[[int, int], None] | None = None, batch: int | None = None,
-              rank: int | None = None, budget: MemoryBudget | None = None) -> torch.Tensor:
+def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = RateSpec(),
+              opts: ProbeOptions = ProbeOptions(), *, progress: Callable[[int, int], None] | None = None,
+              budget: MemoryBudget | None = None) -> torch.Tensor:
     """Per-pixel rates over the whole trajectory: (N, H, W) float32 on the CPU, indexed like the schedule.
 
-    estimator: one of ESTIMATORS. K: Hutchinson probes per timestep (the same probes at every
-    timestep) or, for `rsvd`, the rank. rank: the basis size of `rsvd+hutchinson` (default K // 2).
-    chunk: probe x timestep pairs per reverse pass (bounds memory); default: as many as the memory
-    budget allows (`budget`, else the adapter's, else automatic; see `workbench.memory`).
-    batch: timesteps per pass (default: as many as fit in `chunk` alongside their probes).
-    progress(done, N) is called after every pass. `exact` and the `projected` definition go one
-    timestep at a time through `rates.exact_element_rates`.
+    opts: the estimator and its probes (`ProbeOptions`); opts.chunk None is as many probe x timestep
+    pairs per reverse pass as the memory budget allows (`budget`, else the adapter's, else automatic;
+    see `workbench.memory`). progress(done, N) is called after every pass. `exact` and the
+    `projected` definition go one timestep at a time through `rates.exact_element_rates`.
     """
+    estimator, K, seed = opts.estimator, opts.K, opts.seed
     check_estimator(estimator, K)
     N = len(trajectory.schedule)
     _, H, W = adapter.model_shape
     cube = torch.empty(N, H, W, dtype=torch.float32)
+    chunk = opts.chunk
     if chunk is None:
         chunk = cube_chunk(adapter, trajectory.schedule, trajectory.states[0], spec, estimator, K, budget)
     if estimator == "exact" or spec.definition == "projected":
@@ -339,11 +363,9 @@ def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = Ra
                 progress(i + 1, N)
         return cube
     if estimator == "hutchinson":
-        stats = hutchinson_cube_stats(adapter, trajectory, spec, K=K, seed=seed, chunk=chunk, batch=batch,
-                                      progress=progress)
+        stats = hutchinson_cube_stats(adapter, trajectory, spec, replace(opts, chunk=chunk), progress=progress)
         return cube_rates_se(stats, spec.channel).rate.float()
-    rank = max(1, K // 2) if rank is None else int(rank)
-    iters = spec.iters
+    batch = opts.batch
     if batch is None:
         batch = max(1, chunk // max(1, K if estimator != "rsvd" else K + RSVD_OVERSAMPLE))
     batch = max(1, min(int(batch), N))
@@ -353,8 +375,7 @@ def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = Ra
         probes = hutchinson_probes(out_shape, K, seed, device=adapter.device, dtype=adapter.dtype)
     for s in range(0, N, batch):
         idx = torch.arange(s, min(s + batch, N))
-        sq = _batch_sq(adapter, trajectory.schedule, idx, trajectory.states[idx], spec, estimator, K, seed, chunk,
-                       rank, iters, probes)
+        sq = _batch_sq(adapter, trajectory.schedule, idx, trajectory.states[idx], spec, opts, chunk, probes)
         cube[idx] = pixel_rates(sq.sqrt(), spec.channel).float().cpu()
         if progress:
             progress(int(idx[-1]) + 1, N)
@@ -362,16 +383,19 @@ def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = Ra
 
 
 # --- cubes with standard errors, refinable -------------------------------------------------------
-def hutchinson_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = RateSpec(), *,
-                          K: int = DEFAULT_K, seed: int = 0, first: int = 0, kind: str = "gaussian", chunk: int = 64,
-                          batch: int | None = None, progress: Callable[[int, int], None] | None = None,
-                          shift_period: int | None = None) -> ProbeStats:
-    """Hutchinson sufficient statistics of a whole trajectory from probes first .. first + K - 1 of
-    `seed` (the same probes at every timestep): `ProbeStats` with sums (N, C, H, W) and
+def hutchinson_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = RateSpec(),
+                          opts: ProbeOptions = ProbeOptions(), *, first: int = 0,
+                          progress: Callable[[int, int], None] | None = None) -> ProbeStats:
+    """Hutchinson sufficient statistics of a whole trajectory from probes first .. first + opts.K - 1
+    of opts.seed (the same probes at every timestep): `ProbeStats` with sums (N, C, H, W) and
     (N, C(C+1)/2, H, W) float64 on the CPU. `cube_rates_se` turns them into rate and rate_se (N, H, W);
-    `merge_stats` adds a later block exactly. chunk/batch/progress as in `rate_cube`.
-    shift_period: the shift-averaged rate (`shifted_stats_batched`), e.g. 8 for the shipped model's
-    downsampling; None (default) is the plain rate."""
+    `merge_stats` adds a later block exactly. opts (`ProbeOptions`): K, seed, kind, shift_period, chunk
+    (None: 64) and batch; its estimator must be hutchinson. progress as in `rate_cube`."""
+    if opts.estimator != "hutchinson":
+        raise WorkbenchError(f"probe statistics come from the hutchinson estimator, not {opts.estimator!r}: "
+                             "pass ProbeOptions(estimator='hutchinson')")
+    K, seed, kind, shift_period = opts.K, opts.seed, opts.kind, opts.shift_period
+    chunk = 64 if opts.chunk is None else opts.chunk
     check_estimator("hutchinson", K)
     if spec.definition == "projected":
         raise WorkbenchError("the projected rate has no Hutchinson estimate: use definition h, eps or step")
@@ -380,7 +404,7 @@ def hutchinson_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, spec: R
     N = len(trajectory.schedule)
     out_shape = _out_shape(adapter, trajectory.schedule, trajectory.states[0], spec.definition)
     probes = probe_block(out_shape, seed, first, K, kind=kind, device=adapter.device, dtype=adapter.dtype)
-    batch = max(1, min(int(batch or max(1, chunk // K)), N))
+    batch = max(1, min(int(opts.batch or max(1, chunk // K)), N))
     parts = []
     for s in range(0, N, batch):
         idx = torch.arange(s, min(s + batch, N))
@@ -397,20 +421,20 @@ def hutchinson_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, spec: R
                       sum_ss=torch.cat([b for _, b in parts]))
 
 
-def refine_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, stats: ProbeStats, K2: int,
-                      spec: RateSpec = RateSpec(), *, seed: int = 0, kind: str = "gaussian", chunk: int = 64,
-                      batch: int | None = None, progress: Callable[[int, int], None] | None = None,
-                      shift_period: int | None = None) -> ProbeStats:
-    """Statistics of K2 probes from those of stats.K <= K2: runs only the probes stats.first + stats.K ..
-    stats.first + K2 - 1 (new, disjoint) and merges them exactly, equal (to float64 rounding) to
-    `hutchinson_cube_stats(..., K=K2, first=stats.first)`. `seed`, `kind` and `shift_period` must be
-    the ones the stats were made with."""
+def refine_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, stats: ProbeStats, spec: RateSpec = RateSpec(),
+                      opts: ProbeOptions = ProbeOptions(), *,
+                      progress: Callable[[int, int], None] | None = None) -> ProbeStats:
+    """Statistics of K2 = opts.K probes from those of stats.K <= K2: runs only the probes
+    stats.first + stats.K .. stats.first + K2 - 1 (new, disjoint) and merges them exactly, equal (to
+    float64 rounding) to `hutchinson_cube_stats(adapter, trajectory, spec, opts, first=stats.first)`.
+    opts' seed, kind and shift_period must be the ones the stats were made with."""
+    K2 = opts.K
     if K2 < stats.K:
         raise WorkbenchError(f"--refine-to {K2} is below the {stats.K} probes the cube already has: pass K2 >= {stats.K}")
     if K2 == stats.K:
         return stats
-    more = hutchinson_cube_stats(adapter, trajectory, spec, K=K2 - stats.K, seed=seed, first=stats.first + stats.K,
-                                 kind=kind, chunk=chunk, batch=batch, progress=progress, shift_period=shift_period)
+    more = hutchinson_cube_stats(adapter, trajectory, spec, replace(opts, K=K2 - stats.K), first=stats.first + stats.K,
+                                 progress=progress)
     return merge_stats(stats, more)
 
 
@@ -454,8 +478,9 @@ def estimate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec,
     in `rate_cube`."""
     if has_probe_stats(estimator, spec.definition):
         chunk = cube_chunk(adapter, trajectory.schedule, trajectory.states[0], spec, "hutchinson", K)
-        stats = hutchinson_cube_stats(adapter, trajectory, spec, K=K, seed=seed, chunk=chunk, progress=progress)
+        stats = hutchinson_cube_stats(adapter, trajectory, spec, ProbeOptions(K=K, seed=seed, chunk=chunk),
+                                      progress=progress)
         return CubeEstimate.from_stats(stats, spec.channel)
-    cube = rate_cube(adapter, trajectory, spec, estimator=estimator, K=K, seed=seed, progress=progress, rank=rank)
+    cube = rate_cube(adapter, trajectory, spec, ProbeOptions(estimator, K, seed, rank=rank), progress=progress)
     se = torch.zeros_like(cube) if estimator == "exact" else torch.full_like(cube, float("nan"))
     return CubeEstimate(cube, se, None)

@@ -185,14 +185,14 @@ def fluctuation_maps(adapter: ModelAdapter, images: torch.Tensor, *, steps: int 
                      t_b: float = 0, seed: int = 0) -> np.ndarray:
     """Fluctuation maps (n, H, W) of images (n, 3, H, W) in [-1, 1]: DDIM-`steps` inversion, Hutchinson
     rate cube (h-space rate, K probes), windowed variance of the sum-normalised curves (DESIGN.md 1)."""
-    from .estimators import rate_cube
+    from .estimators import ProbeOptions, rate_cube
     from .fluctuation import fluctuation
     from .pipeline import prepare_image
 
     maps = []
     for img in images:
         prep = prepare_image(adapter, Image.fromarray(to_uint8(img)), steps=steps)
-        cube = rate_cube(adapter, prep.trajectory, estimator="hutchinson", K=K, seed=seed)
+        cube = rate_cube(adapter, prep.trajectory, opts=ProbeOptions("hutchinson", K, seed))
         maps.append(fluctuation(cube.numpy(), prep.trajectory.schedule.timesteps.cpu().numpy(), window=window,
                                 t_b=t_b, axis=0, normalise=True))
     return np.stack(maps)
