@@ -346,8 +346,8 @@ def test_saliency_notices_cubes_from_an_external_workbench_cubes(server, browser
     names: set = set()
     while time.time() < deadline and names != {"zz3"}:
         time.sleep(0.5)
-        names = {rows.nth(i).locator(".tabulator-cell[tabulator-field=\"image\"]").inner_text()
-                 for i in range(rows.count())}
+        # one read of all the cells: the table is replaced while it is re-scored
+        names = set(page.locator(".saliency-table .tabulator-cell[tabulator-field=\"image\"]").all_inner_texts())
     assert names == {"zz3"}
     assert "K 2 · 4 steps" in pane_text(page.locator(".saliency-scored"))
     assert not errors, errors
