@@ -35,7 +35,7 @@ from zarr.storage import LocalStore
 
 from workbench.errors import WorkbenchError
 
-from . import meaning, schema
+from . import schema
 
 __all__ = ["DamagedChunk", "CheckedStore", "array_info", "is_protected", "verify_slot", "crc32c",
            "done_bytes", "SLOT_VARS", "DIGEST_ATTR", "write_digest", "read_digest", "digest_path", "slot_chunks"]
@@ -294,6 +294,6 @@ def verify_slot(group: Path, i: int) -> None:
             raise
         except Exception as exc:  # a decoder failure on an unprotected chunk whose header looked fine
             raise damaged(group, f"{var}/c/{i}", f"undecodable ({type(exc).__name__})") from None
-        problem = meaning.value_problem(var, values)
+        problem = schema.value_problem(var, values)
         if problem:
             raise damaged(group, f"{var}/c/{i}", f"damaged ({problem})")

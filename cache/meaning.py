@@ -12,7 +12,7 @@ that those bytes belong where they lie. This module checks the rest:
   attributes (a key, a plain file name, a positive source size);
 - `flag_problems(path, n)`: done flags that are neither 0 nor 1 (a garbage flag used to make its
   cube vanish silently);
-- `value_problem(var, values)`: values no cube can hold (rates NaN, infinite or negative; standard
+- `value_problem(var, values)` (defined in `cache.schema`, beside the arrays it constrains): values no cube can hold (rates NaN, infinite or negative; standard
   errors infinite or negative; probe statistics not finite).
 
 Each returns plain-language reasons; `cache.check` reports and repairs them, and `cache.store`
@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from . import schema
+from .integrity import CheckedStore, crc32c
+from .schema import value_problem
 
 __all__ = ["LAYOUT_ATTR", "Problem", "layout_record", "expected_arrays", "group_problems", "slot_problems",
            "flag_problems", "value_problem", "shared_values"]
@@ -98,8 +100,6 @@ def shared_values(path: Path, var: str) -> np.ndarray:
     """The values of a shared array (timestep, alpha), read through the checksum-verifying store
     (raises integrity.DamagedChunk or another exception when unreadable)."""
     import zarr
-
-    from .integrity import CheckedStore  # function-local: cache.integrity imports this module
 
     arr = zarr.open_array(CheckedStore(Path(path), read_only=True), path=var, mode="r", zarr_format=3)
     return np.asarray(arr[...])
@@ -212,8 +212,6 @@ def slot_problems(attrs: dict, i: int) -> list[str]:
 
 def flag_problems(path: Path, n: int) -> list[tuple[int, str]]:
     """(slot, reason) of every done flag that is neither 0 nor 1 (absent = 0)."""
-    from .integrity import crc32c  # function-local: cache.integrity imports this module
-
     valid = {b"\x00", b"\x01", b"\x00" + crc32c(b"\x00"), b"\x01" + crc32c(b"\x01")}
     folder = Path(path) / schema.VAR_DONE / "c"
     out = []
@@ -230,24 +228,3 @@ def flag_problems(path: Path, n: int) -> list[tuple[int, str]]:
         if data not in valid:
             out.append((int(f.name), f"its done flag holds {data[:8].hex() or 'nothing'}, neither 0 nor 1"))
     return out
-
-
-def value_problem(var: str, values: np.ndarray) -> str | None:
-    """Why `values` of per-slot array `var` cannot be a cube's (None when they can)."""
-    v = np.asarray(values)
-    if var == schema.VAR_RATE:
-        if not np.isfinite(v).all():
-            return "it holds NaN/inf rates"
-        if (v < 0).any():
-            return "it holds negative rates"
-    elif var == schema.VAR_RATE_SE:  # NaN = no standard error (rSVD, cubes stored without one)
-        if np.isinf(v).any():
-            return "it holds infinite standard errors"
-        if (v < 0).any():
-            return "it holds negative standard errors"
-    elif var in (schema.VAR_SUM_S, schema.VAR_SUM_SS):
-        if not np.isfinite(v).all():
-            return "it holds NaN/inf probe statistics"
-        if var == schema.VAR_SUM_S and (v < 0).any():
-            return "it holds negative sums of squares"
-    return None

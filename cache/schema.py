@@ -248,3 +248,24 @@ def label_group(ds: xr.Dataset) -> xr.Dataset:
     for k, v in GROUP_ATTRS.items():
         out.attrs.setdefault(k, v)
     return out
+
+
+def value_problem(var: str, values: np.ndarray) -> str | None:
+    """Why `values` of per-slot array `var` cannot be a cube's (None when they can)."""
+    v = np.asarray(values)
+    if var == VAR_RATE:
+        if not np.isfinite(v).all():
+            return "it holds NaN/inf rates"
+        if (v < 0).any():
+            return "it holds negative rates"
+    elif var == VAR_RATE_SE:  # NaN = no standard error (rSVD, cubes stored without one)
+        if np.isinf(v).any():
+            return "it holds infinite standard errors"
+        if (v < 0).any():
+            return "it holds negative standard errors"
+    elif var in (VAR_SUM_S, VAR_SUM_SS):
+        if not np.isfinite(v).all():
+            return "it holds NaN/inf probe statistics"
+        if var == VAR_SUM_S and (v < 0).any():
+            return "it holds negative sums of squares"
+    return None

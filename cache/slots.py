@@ -224,7 +224,7 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra:
                                  "with cache.build.compute_cube")
         arrays = {}
         for var, v in values.items():
-            problem = meaning.value_problem(var, v)
+            problem = schema.value_problem(var, v)
             if problem:  # values no cube can hold are never stored (check and reads refuse them)
                 raise WorkbenchError(f"cube {var} for slot {i} of {path.name}: {problem}; it was not stored")
             if var not in g:
