@@ -25,6 +25,7 @@ from typing import Iterator
 
 import numpy as np
 import xarray as xr
+import zarr
 
 from workbench.errors import WorkbenchError
 
@@ -142,7 +143,9 @@ def create_group(path: Path, spec: GroupSpec) -> Path:
     tmp = path.with_name(f"{path.name}{PARTIAL_MARK}-{socket.gethostname()}-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    template.to_zarr(tmp, compute=False, encoding=encoding, zarr_format=3, consolidated=False, mode="w")
+    # every label chunk on disk, also one equal to the fill value (an empty source path): an absent one is damage
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        template.to_zarr(tmp, compute=False, encoding=encoding, zarr_format=3, consolidated=False, mode="w")
     consolidate(tmp)  # inside the folder that is renamed into place: the group appears consolidated or not at all
     try:
         tmp.rename(path)
@@ -210,7 +213,6 @@ def _fsync_tree_dir(folder: Path) -> None:
 def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra: np.ndarray) -> None:
     """Write slot `i` (rate (N, H, W), image (iy, ix, 3), and any further per-slot variables of the
     group named in `extra`, e.g. rate_se (N, H, W)) in full, then set its done flag."""
-    import zarr
 
     values = {schema.VAR_RATE: np.asarray(rate), schema.VAR_IMAGE: np.asarray(image),
               **{k: np.asarray(v) for k, v in extra.items() if v is not None}}

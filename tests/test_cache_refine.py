@@ -91,9 +91,9 @@ def test_refine_k_to_2k_equals_2k_at_once(tmp_path, adapter, image, monkeypatch)
     calls = []
     real = est.hutchinson_cube_stats
 
-    def spy(*a, **k):
-        calls.append((k.get("K"), k.get("first", 0)))
-        return real(*a, **k)
+    def spy(adapter, trajectory, spec, opts, **k):
+        calls.append((opts.K, k.get("first", 0)))
+        return real(adapter, trajectory, spec, opts, **k)
 
     monkeypatch.setattr(est, "hutchinson_cube_stats", spy)
     # a refinable store: the layout every batch had before probe statistics became opt-in

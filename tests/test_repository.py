@@ -21,7 +21,7 @@ def test_no_committed_file_holds_a_machine_path():
     hits = []
     for name in files:
         path = ROOT / name
-        if name.endswith(BINARY) or not path.is_file():
+        if name.endswith(BINARY) or not path.is_file() or path == Path(__file__).resolve():  # this file holds examples
             continue
         for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             if MACHINE_PATH.search(line):
