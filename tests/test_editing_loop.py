@@ -14,20 +14,7 @@ from workbench.editing import EditConfig, run_edit
 from workbench.editing import loop
 from workbench.editing.loop import EditCancelled
 
-FAST = dict(steps=5, t_b=100, blend_t=500, curve_pixels=2, refresh_every=4)
-
-
-def _image(h=16, w=16, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([yy * 255 / h, xx * 255 / w, np.full((h, w), 120.0)], -1)
-    return Image.fromarray(np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8))
-
-
-def _mask(h=16, w=16):
-    m = np.zeros((h, w), bool)
-    m[4:11, 5:12] = True
-    return m
+from test_editing import FAST, _image, _mask  # the edit tests' small inputs
 
 
 @pytest.fixture(scope="module")

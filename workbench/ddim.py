@@ -122,17 +122,20 @@ class Trajectory:
 
 
 StepCallback = Callable[[dict], None]
+#: gradient modes of ddim_loop: no graph, a full graph, a graph recomputed per step in the backward pass
+GRAD_MODES = ("off", "on", "checkpointed")
 
 
 def ddim_loop(adapter: ModelAdapter, x: torch.Tensor, schedule: Schedule, *, direction: str,
               start: int | None = None, stop: int | None = None, callback: StepCallback | None = None,
-              differentiable: bool = False, checkpoint: bool = False) -> torch.Tensor:
+              grad: str = "off") -> torch.Tensor:
     """Run DDIM on a batch x (B, C, H, W) between grid indices.
 
     direction="generate": from index `start` (default N-1, i.e. x_T) down to index `stop`
     (default -1, the clean sample); direction="invert": from `start` (default -1, clean) up to
     `stop` (default N-1). `callback(dict(i, t, x, eps))` after every step, `x` the new state at
-    grid index i. With `differentiable`, gradients flow (optionally checkpointed per step).
+    grid index i. `grad`: "off" (no graph), "on" (gradients flow) or "checkpointed" (gradients flow,
+    each step recomputed in the backward pass instead of kept).
     """
     N = len(schedule)
     if direction == "generate":
@@ -144,7 +147,9 @@ def ddim_loop(adapter: ModelAdapter, x: torch.Tensor, schedule: Schedule, *, dir
     else:
         raise ValueError(f"direction must be 'generate' or 'invert', got {direction!r}")
 
-    ctx = torch.enable_grad() if differentiable else torch.no_grad()
+    if grad not in GRAD_MODES:
+        raise ValueError(f"grad must be one of {GRAD_MODES}, got {grad!r}")
+    ctx = torch.enable_grad() if grad != "off" else torch.no_grad()
     with ctx:
         for src, dst in pairs:
             # generation evaluates eps at the source; inversion at the source point with the target's t
@@ -157,7 +162,7 @@ def ddim_loop(adapter: ModelAdapter, x: torch.Tensor, schedule: Schedule, *, dir
                 e = adapter.eps(xx, t_eval, level=level)
                 return A * xx + B * e, e
 
-            if differentiable and checkpoint:
+            if grad == "checkpointed":
                 x, e = torch.utils.checkpoint.checkpoint(one_step, x, use_reentrant=False)
             else:
                 x, e = one_step(x)

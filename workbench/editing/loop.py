@@ -122,7 +122,8 @@ def sampled_rates(adapter: ModelAdapter, x_T: torch.Tensor, schedule, i: int, ta
     """Differentiable rates at grid index i of the trajectory generated from x_T (1, C, H, W):
     (x_t (1, C, H, W), rates (k,)) for tangents (k, C, H, W), r_k = ||J(x_t)[v_k]|| (a JVP, so that
     backward through it is second-order AD). `blend` as in `generate_to`. Call inside adapter.autodiff()."""
-    x_t = generate_to(adapter, x_T.to(adapter.dtype), schedule, i, differentiable=True, checkpoint=checkpoint, **blend)
+    x_t = generate_to(adapter, x_T.to(adapter.dtype), schedule, i,
+                      grad="checkpointed" if checkpoint else "on", **blend)
     f = rate_function(adapter, schedule, i, definition)
     primal = x_t.expand(len(tangents), *x_t.shape[1:]).contiguous()
     _, jv = torch.func.jvp(f, (primal,), (tangents,))

@@ -29,16 +29,16 @@ def _blended_at(schedule: Schedule, i: int, blend_t: int | None) -> bool:
 
 def generate_to(adapter: ModelAdapter, x_T: torch.Tensor, schedule: Schedule, stop: int, *,
                 original_states: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                blend_t: int | None = None, differentiable: bool = False, checkpoint: bool = False) -> torch.Tensor:
+                blend_t: int | None = None, grad: str = "off") -> torch.Tensor:
     """Generate from x_T (B, C, H, W) at grid index N-1 down to grid index `stop` (-1 = clean).
 
     After each step that lands on a state with t >= blend_t, the state is blended with
     `original_states[i]` (N, C, H, W) outside `mask` (no blending when blend_t or mask is None).
+    `grad` as in `workbench.ddim.ddim_loop`.
     """
     x = x_T
     for j in range(len(schedule) - 1, stop, -1):
-        x = _step(adapter, x, schedule, j, original_states=original_states, mask=mask, blend_t=blend_t,
-                  differentiable=differentiable, checkpoint=checkpoint)
+        x = _step(adapter, x, schedule, j, original_states=original_states, mask=mask, blend_t=blend_t, grad=grad)
     return x
 
 
@@ -56,11 +56,9 @@ def generate_states(adapter: ModelAdapter, x_T: torch.Tensor, schedule: Schedule
     return torch.stack(states), x[0]
 
 
-def _step(adapter, x, schedule, j, *, original_states=None, mask=None, blend_t=None, differentiable=False,
-          checkpoint=False):
+def _step(adapter, x, schedule, j, *, original_states=None, mask=None, blend_t=None, grad="off"):
     """One generation step from grid index j to j - 1, then the blend if that state is at t >= blend_t."""
-    x = ddim_loop(adapter, x, schedule, direction="generate", start=j, stop=j - 1,
-                  differentiable=differentiable, checkpoint=checkpoint)
+    x = ddim_loop(adapter, x, schedule, direction="generate", start=j, stop=j - 1, grad=grad)
     if blend_t is not None and mask is not None and original_states is not None and _blended_at(schedule, j - 1, blend_t):
         x = blend_states(x, original_states[j - 1][None], mask)
     return x
