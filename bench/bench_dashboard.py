@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devtools.browser import CHROMIUM, launch, plot_point
+from devtools.browser import CHROMIUM, launch, plot_point, wait_for_port
 from bench.measure import load_average
 
 __all__ = ["main"]
@@ -138,7 +138,6 @@ def measure_server(ctx, max_side: int, events: int) -> dict:
 def measure_idle(store: Path, seconds: float) -> dict:
     """CPU share (of one core) of a `workbench dashboard` process with one untouched tab, over `seconds`."""
     import subprocess
-    import urllib.request
 
     import psutil
     from playwright.sync_api import sync_playwright
@@ -149,13 +148,7 @@ def measure_idle(store: Path, seconds: float) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--store", str(store), "--port",
                              str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
-                break
-            except OSError:
-                time.sleep(0.5)
+        wait_for_port(port, 120)
         with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
             ctx = launch(p, profile)
             page = ctx.new_page()

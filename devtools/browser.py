@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "launch", "plot_point", "click_plot", "drag_box", "plot_extent",
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "launch", "wait_for_port", "plot_point", "click_plot", "drag_box", "plot_extent",
            "pane_text"]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -19,6 +19,25 @@ def launch(playwright, profile_dir: str | Path, *, width: int = 1500, height: in
     return playwright.chromium.launch_persistent_context(str(profile_dir), executable_path=str(CHROMIUM),
                                                          headless=True, args=CHROMIUM_ARGS,
                                                          viewport={"width": width, "height": height})
+
+
+def wait_for_port(port: int, timeout: float = 60.0, host: str = "127.0.0.1") -> bool:
+    """Wait until a server listens on `port` (True) or `timeout` seconds pass (False).
+
+    Only a TCP connection, never an HTTP request: a GET of a Panel page opens a Bokeh session that no
+    browser ever connects to, which the server discards about 17 s later with a full `gc.collect()`
+    (0.3 s of CPU with torch loaded), a burst an idle-CPU measurement would take for the server's own."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 def plot_point(plot, x: float, y: float) -> tuple[float, float]:

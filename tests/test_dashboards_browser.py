@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from devtools.browser import CHROMIUM, click_plot, drag_box, launch, pane_text, plot_extent
+from devtools.browser import CHROMIUM, click_plot, drag_box, launch, pane_text, plot_extent, wait_for_port
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
@@ -50,15 +50,7 @@ def server(tmp_path_factory, tiny_pixel_dir):
     _SERVER_ERRORS.clear()
     for name in ("asyncio", "tornado.application", "tornado.general", "bokeh"):
         logging.getLogger(name).addHandler(_COLLECT)
-    deadline = time.time() + 30
-    import urllib.request
-
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
-            break
-        except OSError:
-            time.sleep(0.3)
+    wait_for_port(port, 30)
     yield f"http://127.0.0.1:{port}/", st, root
     srv.stop()
     for name in ("asyncio", "tornado.application", "tornado.general", "bokeh"):
@@ -374,15 +366,7 @@ def bare_server(tmp_path_factory):
     Image.fromarray(fix).save(pairs / "lone_map.png")
     port = free_port()
     srv = serve(AppContext.from_paths(st.path, dataset=pairs, device="cpu"), port=port, address="127.0.0.1")
-    import urllib.request
-
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
-            break
-        except OSError:
-            time.sleep(0.3)
+    wait_for_port(port, 30)
     for name in ("asyncio", "tornado.application", "tornado.general", "bokeh"):
         logging.getLogger(name).addHandler(_COLLECT)
     yield f"http://127.0.0.1:{port}/"
@@ -429,15 +413,7 @@ def test_an_idle_server_with_one_tab_open_stays_quiet(tmp_path, browser):
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--store", str(st.path), "--port",
                              str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        import urllib.request
-
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
-                break
-            except OSError:
-                time.sleep(0.5)
+        assert wait_for_port(port, 60), proc.stderr.read().decode()[-2000:]
         page, errors = _open(browser, f"http://127.0.0.1:{port}/")
         server = psutil.Process(proc.pid)
         # let the first render settle: on a loaded machine it takes longer than a fixed pause
