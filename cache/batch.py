@@ -9,18 +9,27 @@ must see the store's folder (a shared file system); images travel to them as byt
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import hashlib
+import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from PIL import Image
 
+from workbench.adapters import load_model
+from workbench.ddim import make_schedule
 from workbench.errors import WorkbenchError
+from workbench.images import check_pixels
 
 from . import schema, slots
+from .build import compute_cube
 from .keys import cube_key, image_bytes, model_attrs, model_identity, same_model
 from .params import CubeParams
 
@@ -97,8 +106,6 @@ def plan_batch(store, images, adapter, params: CubeParams) -> BatchPlan:
 
 
 def _group_spec(adapter, params: CubeParams, slot_rows: list[dict], *, refinable: bool = False) -> slots.GroupSpec:
-    from workbench.ddim import make_schedule
-
     sched = make_schedule(adapter, params.steps)
     C, H, W = adapter.model_shape
     return slots.GroupSpec(shape=(len(sched), H, W), image_shape=tuple(adapter.image_size),
@@ -116,18 +123,12 @@ def _slot_row(key: str, path: Path) -> dict:
                              "(a decompression bomb?): downscale it first") from None
     except Exception:
         raise WorkbenchError(f"{path} is not a readable image: remove it from the folder or fix it") from None
-    from workbench.images import check_pixels
-
     check_pixels(w, h, path)
     return {"key": key, "source_image": str(path.resolve()), "source_size": [h, w], "name": path.stem}
 
 
 @functools.lru_cache(maxsize=2)
 def _worker_adapter(model: str | None, device: str | None, dtype: str):
-    import torch
-
-    from workbench.adapters import load_model
-
     return load_model(model, device=device, dtype=getattr(torch, dtype))
 
 
@@ -137,10 +138,6 @@ def compute_slot(job: SlotJob, params: CubeParams, adapter=None, *, options: Bat
     Runs in-process or as a dask task (then, without `adapter`, the model loads from `options.model`
     on `options.device` in `dtype`). With `job.base`, only the missing probes run (refinement; see
     cache.build.compute_cube)."""
-    import io
-
-    from .build import compute_cube
-
     group_path, slot, blob, key, base = job.group_path, job.slot, job.blob, job.key, job.base
     if adapter is None:
         adapter = _worker_adapter(options.model, options.device, dtype)
@@ -218,8 +215,6 @@ def refine_bases(store, plan: BatchPlan, adapter, params: CubeParams) -> dict[in
     """image index -> (group path, slot) of the stored cube with the most probes below params.K of the
     same image, model and other parameters, for the images of `plan` still to compute (refinable
     Hutchinson cubes only)."""
-    import dataclasses
-
     if not params.refinable:
         raise WorkbenchError(f"--refine-to needs Hutchinson cubes (estimator {params.estimator}, rate "
                              f"{params.definition} have no probe statistics to add to)")
@@ -262,10 +257,6 @@ def _run_dask(jobs: list[SlotJob], adapter, params: CubeParams, options: BatchOp
               progress: Callable[[int, int], None] | None, start: int, total: int) -> None:
     """One task per slot on a dask.distributed cluster; the coordinator only tracks completion
     (`progress(done, total)` over the batch's images, `start` of them done before)."""
-    import contextlib
-
-    import logging
-
     from distributed import Client, LocalCluster, as_completed
 
     for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler"):

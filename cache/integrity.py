@@ -1,8 +1,9 @@
 """Chunk integrity: every chunk a done slot needs is present and undamaged, or reading it is a one-line error.
 
 Groups of schema version >= 2 append a CRC32C checksum to every chunk (`zarr.codecs.Crc32cCodec`
-after Blosc) and write every chunk of a slot, empty ones included. Reads go through `CheckedStore`,
-a zarr `LocalStore` that verifies each chunk before zarr decodes it:
+after Blosc) and write every chunk of a slot, empty ones included. Reads verify each chunk before
+it is decoded: the workbench's own reads through `verified_chunk` (one synchronous read of the one
+chunk needed, in either layout, cache.chunks), zarr's through `CheckedStore`:
 
 - protected arrays (crc32c in the codec list): the stored checksum must match (truncated, zeroed
   and bit-flipped chunks all fail it);
@@ -14,31 +15,37 @@ a zarr `LocalStore` that verifies each chunk before zarr decodes it:
 
 Groups with the attribute `content_digest` also bind every slot's content to its key: before the
 done flag, `write_digest` records a SHA-256 of (cube key, chunk name, chunk bytes) for every chunk
-of the slot in `done/digests/<slot>.json`. A chunk copied from another cube (its checksum valid)
-or rewritten through zarr (a NaN written into a rate chunk) no longer matches, and every read of it
-is refused like a damaged chunk.
+of the slot in `done/digests/<slot>.json` (a compacted group keeps every slot's record in one
+file, `done/digests.json`: the chunks and their names are the same). A chunk copied from another
+cube (its checksum valid) or rewritten through zarr (a NaN written into a rate chunk) no longer
+matches, and every read of it is refused like a damaged chunk.
 
 A damaged chunk raises `DamagedChunk` (a `WorkbenchError`) naming the chunk, its cube and the fix,
-`workbench check STORE --repair`. `verify_slot` reads every chunk of one slot (what `workbench check`
-does for every done slot), checks the slot's content record and the values (cache.meaning).
+`workbench check STORE --repair`. `verify_slot` reads every chunk of one slot once (what `workbench
+check` does for every done slot), checks the slot's content record and the values (cache.meaning).
+Done flags: one file per slot (`done/c/<i>`), or, in a compacted group, one chunk holding every
+slot's flag (`read_flags`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 
 import numpy as np
+import zarr
+from zarr.abc.store import RangeByteRequest
 from zarr.storage import LocalStore
 
 from workbench.errors import WorkbenchError
 
-from . import schema
+from . import chunks, schema
+from .chunks import crc32c
 
 __all__ = ["DamagedChunk", "CheckedStore", "array_info", "is_protected", "verify_slot", "crc32c",
-           "done_bytes", "SLOT_VARS", "DIGEST_ATTR", "write_digest", "read_digest", "digest_path", "slot_chunks"]
+           "done_bytes", "SLOT_VARS", "DIGEST_ATTR", "write_digest", "read_digest", "digest_path", "slot_chunks",
+           "verified_chunk", "decoded_chunk", "read_flags", "slot_done", "DIGESTS_FILE", "slot_values", "Records"]
 
 #: the per-slot arrays whose chunks a done slot needs
 SLOT_VARS = (schema.VAR_RATE, schema.VAR_IMAGE, *schema.EXTRA_VARS)
@@ -46,17 +53,12 @@ _BLOSC_HEADER = 16
 #: group attribute: "sha256" when every slot's chunks are bound to its key (see the module doc)
 DIGEST_ATTR = "content_digest"
 DIGEST_DIR = "digests"
+#: a compacted group's content records, every slot's in one file (inside the done array's folder)
+DIGESTS_FILE = "digests.json"
 
 
 class DamagedChunk(WorkbenchError):
     """A chunk of a done slot is missing or damaged (the message names it and the fix)."""
-
-
-def crc32c(data: bytes) -> bytes:
-    """CRC32C of `data` as the 4 little-endian bytes zarr's Crc32cCodec appends."""
-    import google_crc32c
-
-    return np.uint32(google_crc32c.value(bytes(data))).tobytes()
 
 
 def done_bytes(protected: bool) -> bytes:
@@ -66,22 +68,14 @@ def done_bytes(protected: bool) -> bytes:
 
 def array_info(group: Path, var: str) -> dict | None:
     """What verification needs of array `var` of a group (None when absent): `crc` and `blosc`
-    (codecs), `chunk_nbytes` (decoded bytes of one chunk), `slotted` (leading image_id dim), `sep`."""
-    try:
-        meta = json.loads((Path(group) / var / "zarr.json").read_text())
-    except (OSError, ValueError):
+    (codecs), `chunk_nbytes` (decoded bytes of one chunk), `slotted` (leading image_id dim), `sep`,
+    `layout` (cache.chunks.ArrayLayout; sharded arrays describe their inner chunks)."""
+    lay = chunks.array_layout(group, var)
+    if lay is None:
         return None
-    names = [c.get("name") for c in meta.get("codecs", []) if isinstance(c, dict)]
-    chunks = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", [])
-    try:
-        itemsize = np.dtype(meta.get("data_type") if isinstance(meta.get("data_type"), str) else "uint8").itemsize
-    except TypeError:  # a variable-length type (the "string" labels): no fixed chunk size to check
-        itemsize = 1
-    dims = meta.get("dimension_names") or []
-    sep = meta.get("chunk_key_encoding", {}).get("configuration", {}).get("separator", "/")
-    return {"crc": "crc32c" in names, "blosc": "blosc" in names, "shape": list(meta.get("shape", [])),
-            "chunks": list(chunks), "chunk_nbytes": int(math.prod(chunks)) * itemsize,
-            "slotted": bool(dims) and dims[0] == schema.DIMS["image"], "sep": sep}
+    return {"crc": lay.crc, "blosc": lay.blosc, "shape": list(lay.shape), "chunks": list(lay.chunks),
+            "chunk_nbytes": lay.chunk_nbytes, "slotted": bool(lay.dims) and lay.dims[0] == schema.DIMS["image"],
+            "sep": lay.sep, "layout": lay}
 
 
 def is_protected(group: Path) -> bool:
@@ -90,11 +84,57 @@ def is_protected(group: Path) -> bool:
     return bool(info and info["crc"])
 
 
-def _slot_done(group: Path, i: int) -> bool:
+def read_flags(group: Path, n: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """The done flags of a group of `n` slots ((n,) bool; an absent or unreadable flag is not done) and
+    (slot, reason) for every flag that is neither 0 nor 1. Reads the flag files `done/c/<i>` directly
+    (1 raw byte each, plus its checksum; absent = 0), or a compacted group's one flag chunk."""
+    valid = {b"\x00": 0, b"\x01": 1, b"\x00" + crc32c(b"\x00"): 0, b"\x01" + crc32c(b"\x01"): 1}
+    done = np.zeros(n, dtype=bool)
+    bad: list[tuple[int, str]] = []
+    folder = Path(group) / schema.VAR_DONE / "c"
+    lay = chunks.array_layout(group, schema.VAR_DONE)
+    if lay is not None and lay.shard is None and lay.chunks and lay.chunks[0] > 1:  # compacted: one chunk
+        try:
+            data = (folder / "0").read_bytes()
+        except FileNotFoundError:
+            return done, bad
+        except OSError as exc:
+            return done, [(i, f"its done flag is unreadable ({exc.strerror or type(exc).__name__})") for i in range(n)]
+        m = lay.chunks[0]
+        if len(data) != m + 4 or crc32c(data[:-4]) != data[-4:]:
+            return done, [(i, "its done flag is damaged (the flag chunk fails its CRC32C checksum)") for i in range(n)]
+        flags = np.frombuffer(data[:n], dtype=np.uint8)
+        done[:] = flags == 1
+        bad = [(int(i), f"its done flag holds {int(flags[i]):02x}, neither 0 nor 1") for i in np.nonzero(flags > 1)[0]]
+        return done, bad
+    if not folder.is_dir():
+        return done, bad
+    for f in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not f.name.isdigit() or int(f.name) >= n:
+            continue
+        try:
+            data = f.read_bytes()
+        except OSError as exc:
+            bad.append((int(f.name), f"its done flag is unreadable ({exc.strerror or type(exc).__name__})"))
+            continue
+        if data in valid:
+            done[int(f.name)] = bool(valid[data])
+        else:
+            bad.append((int(f.name), f"its done flag holds {data[:8].hex() or 'nothing'}, neither 0 nor 1"))
+    return done, bad
+
+
+def slot_done(group: Path, i: int) -> bool:
+    """Whether slot `i`'s done flag is set (its flag file, or a compacted group's flag chunk)."""
     try:
-        return (Path(group) / schema.VAR_DONE / "c" / str(i)).read_bytes() in (done_bytes(True), done_bytes(False))
+        if (Path(group) / schema.VAR_DONE / "c" / str(i)).read_bytes() in (done_bytes(True), done_bytes(False)):
+            return True
     except OSError:
+        pass
+    lay = chunks.array_layout(group, schema.VAR_DONE)
+    if lay is None or not lay.chunks or lay.chunks[0] <= 1:
         return False
+    return bool(i < lay.shape[0] and read_flags(group, lay.shape[0])[0][i])
 
 
 def _cube_of(group: Path, i: int | None) -> str:
@@ -116,14 +156,14 @@ def damaged(group: Path, key: str, reason: str) -> DamagedChunk:
 
 
 def check_chunk(group: Path, key: str, data: bytes | None, info: dict) -> None:
-    """Raise DamagedChunk when chunk `key` (raw file bytes, None when absent) of an array described
+    """Raise DamagedChunk when chunk `key` (raw bytes, None when absent) of an array described
     by `info` (array_info) is missing from a done slot or fails its checksum / Blosc header."""
     parts = key.split("/")
     slot = int(parts[2]) if info["slotted"] and len(parts) > 2 and parts[2].isdigit() else None
     if data is None:
         var = parts[0]
         required = info["crc"] or var == schema.VAR_RATE
-        if slot is not None and required and _slot_done(group, slot):
+        if slot is not None and required and slot_done(group, slot):
             raise damaged(group, key, "missing")
         return
     if info["crc"]:
@@ -139,8 +179,53 @@ def check_chunk(group: Path, key: str, data: bytes | None, info: dict) -> None:
                                       f"{len(data)} and the chunk needs {info['chunk_nbytes']})")
 
 
+class Records:
+    """The content records of a group's slots, re-read when their file changes (either layout)."""
+
+    def __init__(self, group: Path):
+        self.group = Path(group)
+        self._cache: dict = {}
+
+    def get(self, i: int) -> dict | None:
+        merged = self.group / schema.VAR_DONE / DIGESTS_FILE
+        path = merged if merged.exists() else digest_path(self.group, i)
+        try:
+            st = path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            return None
+        name = path.name if path == merged else i
+        hit = self._cache.get(name)
+        if hit is None or hit[0] != stamp:
+            hit = (stamp, _load_records(path, merged=path == merged))
+            self._cache[name] = hit
+        return hit[1].get(i) if path == merged else hit[1]
+
+
+def _load_records(path: Path, *, merged: bool):
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {} if merged else None
+    if merged:
+        slots_ = rec.get("slots") if isinstance(rec, dict) else None
+        if not isinstance(slots_, dict):
+            return {}
+        return {int(k): v for k, v in slots_.items() if str(k).isdigit() and isinstance(v, dict)
+                and isinstance(v.get("sha256"), dict)}
+    return rec if isinstance(rec, dict) and isinstance(rec.get("sha256"), dict) else None
+
+
+def _group_attrs(group: Path) -> dict:
+    try:
+        return json.loads((Path(group) / "zarr.json").read_text())["attributes"]
+    except Exception:  # the group's own metadata is checked elsewhere (cache.meaning)
+        return {}
+
+
 class CheckedStore(LocalStore):
-    """A read-only zarr LocalStore over one cube group that verifies every chunk it serves (see module doc)."""
+    """A read-only zarr LocalStore over one cube group that verifies every chunk it serves (see module doc);
+    a compacted group's shards are verified inner chunk by inner chunk."""
 
     def _info(self, var: str) -> dict | None:
         cache = self.__dict__.setdefault("_infos", {})
@@ -148,52 +233,74 @@ class CheckedStore(LocalStore):
             cache[var] = array_info(Path(self.root), var)
         return cache[var]
 
-    def _verify(self, key: str, buf):
+    def _verify(self, key: str, buf, byte_range=None):
         parts = key.split("/")
         if len(parts) < 3 or parts[1] != "c" or parts[0] == schema.VAR_DONE:
             return buf
         info = self._info(parts[0])
         if info is None:
             return buf
+        lay = info["layout"]
+        if lay.shard is not None:
+            return self._verify_shard(key, buf, byte_range, info)
+        if byte_range is not None:
+            return buf
         data = None if buf is None else buf.to_bytes()
+        self._check(key, data, info)
+        return buf
+
+    def _check(self, key: str, data: bytes | None, info: dict) -> None:
         check_chunk(Path(self.root), key, data, info)
+        parts = key.split("/")
         if data is not None and parts[0] in SLOT_VARS and info["slotted"] and len(parts) > 2 and parts[2].isdigit() \
                 and self._bound():
-            self._check_bound(key, int(parts[2]), data)
+            i = int(parts[2])
+            slots_ = self.__dict__["_attrs"].get("slots") or []
+            cube_key = slots_[i].get("key") if i < len(slots_) and isinstance(slots_[i], dict) else None
+            check_bound(Path(self.root), key, data, self._records().get(i), cube_key)
+
+    def _records(self) -> Records:
+        return self.__dict__.setdefault("_recs", Records(Path(self.root)))
+
+    def _verify_shard(self, key: str, buf, byte_range, info: dict):
+        """Inner chunks of a shard: a read of one (a byte range the index names) or of the whole shard."""
+        if buf is None or not (byte_range is None or isinstance(byte_range, RangeByteRequest)):
+            return buf  # an absent shard (every chunk missing: found by check) or the index (zarr checks its CRC32C)
+        lay = info["layout"]
+        per = tuple(s // c for s, c in zip(lay.shard, lay.chunks))
+        shard = tuple(int(v) for v in key.split("/")[2:])
+        try:
+            index = chunks.shard_index(Path(self.root) / key, int(np.prod(per)))
+        except (OSError, ValueError) as exc:
+            raise damaged(Path(self.root), key, f"damaged ({exc})") from None
+        data = buf.to_bytes()
+        for pos, (off, n) in enumerate(index.tolist()):
+            if off == int(chunks.EMPTY):
+                continue
+            if byte_range is not None and (off, off + n) != (byte_range.start, byte_range.end):
+                continue
+            within = np.unravel_index(pos, per)
+            idx = tuple(int(s * p + w) for s, p, w in zip(shard, per, within))
+            part = data if byte_range is not None else data[off:off + n]
+            self._check(chunks.chunk_key(lay, idx), part, info)
         return buf
 
     def _bound(self) -> bool:
         if "_attrs" not in self.__dict__:
-            try:
-                self.__dict__["_attrs"] = json.loads((Path(self.root) / "zarr.json").read_text())["attributes"]
-            except Exception:  # the group's own metadata is checked elsewhere (cache.meaning)
-                self.__dict__["_attrs"] = {}
+            self.__dict__["_attrs"] = _group_attrs(Path(self.root))
         return self.__dict__["_attrs"].get(DIGEST_ATTR) == "sha256"
-
-    def _check_bound(self, key: str, i: int, data: bytes) -> None:
-        group = Path(self.root)
-        cache = self.__dict__.setdefault("_records", {})
-        try:
-            stamp = digest_path(group, i).stat().st_mtime_ns
-        except OSError:
-            stamp = None
-        if cache.get(i, (None,))[0] != stamp or stamp is None:
-            cache[i] = (stamp, read_digest(group, i))
-        slots_ = self.__dict__["_attrs"].get("slots") or []
-        cube_key = slots_[i].get("key") if i < len(slots_) and isinstance(slots_[i], dict) else None
-        check_bound(group, key, data, cache[i][1], cube_key)
 
     async def get(self, key, prototype=None, byte_range=None):
         buf = await super().get(key, prototype, byte_range)
-        return buf if byte_range is not None else self._verify(key, buf)
+        return self._verify(key, buf, byte_range)
 
     def get_sync(self, key, *, prototype=None, byte_range=None):
         buf = super().get_sync(key, prototype=prototype, byte_range=byte_range)
-        return buf if byte_range is not None else self._verify(key, buf)
+        return self._verify(key, buf, byte_range)
 
 
 def digest_path(group: Path, i: int) -> Path:
-    """Where slot `i`'s content record lies (next to its done flag)."""
+    """Where slot `i`'s content record lies (next to its done flag) in a group that is not compacted."""
     return Path(group) / schema.VAR_DONE / DIGEST_DIR / f"{int(i)}.json"
 
 
@@ -207,22 +314,22 @@ def slot_chunks(group: Path, i: int) -> list[str]:
     for var in SLOT_VARS:
         info = array_info(group, var)
         if info is not None and info["slotted"]:
-            keys += _chunk_keys(var, info, i)
+            keys += [chunks.chunk_key(info["layout"], idx) for idx in _slot_grid(info["layout"], i)]
     return keys
 
 
 def write_digest(group: Path, i: int, cube_key: str) -> None:
     """Record the SHA-256 of every chunk of slot `i` bound to `cube_key` (before its done flag is set)."""
     group = Path(group)
-    chunks = {}
+    recs = {}
     for rel in slot_chunks(group, i):
         with open(group / rel, "rb") as fh:
-            chunks[rel] = _hash(cube_key, rel, fh.read())
+            recs[rel] = _hash(cube_key, rel, fh.read())
     target = digest_path(group, i)
     target.parent.mkdir(exist_ok=True)
     tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
     with open(tmp, "w") as fh:
-        fh.write(json.dumps({"key": cube_key, "sha256": chunks}))
+        fh.write(json.dumps({"key": cube_key, "sha256": recs}))
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(target)
@@ -230,11 +337,7 @@ def write_digest(group: Path, i: int, cube_key: str) -> None:
 
 def read_digest(group: Path, i: int) -> dict | None:
     """Slot `i`'s content record ({"key", "sha256": {chunk: hex}}), None when absent or unreadable."""
-    try:
-        rec = json.loads(digest_path(group, i).read_text())
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) and isinstance(rec.get("sha256"), dict) else None
+    return Records(Path(group)).get(int(i))
 
 
 def check_bound(group: Path, key: str, data: bytes, record: dict | None, cube_key: str | None) -> None:
@@ -249,51 +352,90 @@ def check_bound(group: Path, key: str, data: bytes, record: dict | None, cube_ke
                                   "the cube: copied from another cube or changed after it was written)")
 
 
-def _chunk_keys(var: str, info: dict, i: int) -> list[str]:
-    """Keys of every chunk of slot `i` of a slotted array."""
-    grid = [math.ceil(s / c) for s, c in zip(info["shape"][1:], info["chunks"][1:])]
-    keys = []
-    for idx in np.ndindex(*grid):
-        keys.append(f"{var}/c{info['sep']}" + info["sep"].join(str(v) for v in (i, *idx)))
-    return keys
+def _slot_grid(lay: chunks.ArrayLayout, i: int) -> list[tuple[int, ...]]:
+    """Chunk grid coordinates of every chunk of slot `i` of a slotted array (one image per chunk row)."""
+    return [(int(i), *idx) for idx in np.ndindex(*lay.grid[1:])]
+
+
+def verified_chunk(group: Path, info: dict, idx: tuple[int, ...], records: Records | None = None,
+                   cube_key: str | None = None) -> bytes | None:
+    """The raw bytes of chunk `idx` of the array `info` (array_info) describes, read once (either
+    layout) and verified as `CheckedStore` verifies them: present if its slot is done, checksum or
+    Blosc header, and, with `records` (the group's content records), bound to `cube_key`. None when
+    absent from a slot that is not done."""
+    lay = info["layout"]
+    key = chunks.chunk_key(lay, idx)
+    try:
+        data = chunks.raw_chunk(group, lay, idx)
+    except ValueError as exc:
+        raise damaged(group, key, f"unreadable ({exc})") from None
+    except OSError as exc:
+        raise damaged(group, key, f"unreadable ({exc.strerror or type(exc).__name__})") from None
+    check_chunk(group, key, data, info)
+    if data is not None and records is not None and info["slotted"]:
+        check_bound(group, key, data, records.get(int(idx[0])), cube_key)
+    return data
+
+
+def decoded_chunk(group: Path, info: dict, idx: tuple[int, ...], records: Records | None = None,
+                  cube_key: str | None = None) -> np.ndarray | None:
+    """Chunk `idx` read and verified (`verified_chunk`) and decoded to the chunk shape (a fast-decodable
+    array: cache.chunks.ArrayLayout.fast); None when absent from a slot that is not done."""
+    data = verified_chunk(group, info, idx, records, cube_key)
+    if data is None:
+        return None
+    try:
+        return chunks.decode(info["layout"], data)
+    except Exception as exc:  # a frame whose checksum held but that does not decode (unprotected groups)
+        raise damaged(group, chunks.chunk_key(info["layout"], idx), f"undecodable ({type(exc).__name__})") from None
+
+
+def slot_values(group: Path, info: dict, i: int, records: Records | None, cube_key: str | None) -> np.ndarray:
+    """Slot `i` of a fast-decodable slotted array (cache.chunks.ArrayLayout.fast), every chunk verified
+    and decoded (`decoded_chunk`): shape = the array's shape without its first dimension."""
+    lay = info["layout"]
+    out = np.full(lay.shape[1:], lay.fill, dtype=lay.dtype)
+    for idx in _slot_grid(lay, i):
+        block = decoded_chunk(group, info, idx, records, cube_key)
+        if block is None:
+            continue
+        region = tuple(slice(j * c, min((j + 1) * c, s)) for j, c, s in zip(idx[1:], lay.chunks[1:], lay.shape[1:]))
+        out[region] = block[0][tuple(slice(0, r.stop - r.start) for r in region)]
+    return out
 
 
 def verify_slot(group: Path, i: int) -> None:
-    """Read and verify every chunk of slot `i` (presence, checksum / Blosc header, decoding, finite
-    rates); raise DamagedChunk naming the first bad one."""
-    import zarr
-
+    """Read and verify every chunk of slot `i` once (presence, checksum / Blosc header, content record,
+    decoding, values no cube can hold); raise DamagedChunk naming the first bad one."""
     group = Path(group)
+    attrs = _group_attrs(group)
     try:
-        attrs = json.loads((group / "zarr.json").read_text())["attributes"]
         cube_key = attrs["slots"][i]["key"]
     except Exception:  # the group's own metadata is checked elsewhere (cache.meaning)
-        attrs, cube_key = {}, None
-    record = read_digest(group, i) if attrs.get(DIGEST_ATTR) == "sha256" else None
+        cube_key = None
+    records = Records(group) if attrs.get(DIGEST_ATTR) == "sha256" else None
+    slow = []
     for var in SLOT_VARS:
         info = array_info(group, var)
         if info is None or not info["slotted"]:
             continue
-        for key in _chunk_keys(var, info, i):
-            try:
-                data = (group / key).read_bytes()
-            except FileNotFoundError:
-                data = None
-            except OSError as exc:
-                raise damaged(group, key, f"unreadable ({exc.strerror or type(exc).__name__})") from None
-            check_chunk(group, key, data, info)
-            if data is not None and attrs.get(DIGEST_ATTR) == "sha256":
-                check_bound(group, key, data, record, cube_key)
-    g = zarr.open_group(CheckedStore(group, read_only=True), mode="r", zarr_format=3)
-    for var in SLOT_VARS:
-        if var not in g:
+        if not info["layout"].fast:
+            for idx in _slot_grid(info["layout"], i):
+                verified_chunk(group, info, idx, records, cube_key)
+            slow.append(var)
             continue
-        try:
-            values = np.asarray(g[var][i])
-        except DamagedChunk:
-            raise
-        except Exception as exc:  # a decoder failure on an unprotected chunk whose header looked fine
-            raise damaged(group, f"{var}/c/{i}", f"undecodable ({type(exc).__name__})") from None
-        problem = schema.value_problem(var, values)
+        problem = schema.value_problem(var, slot_values(group, info, i, records, cube_key))
         if problem:
             raise damaged(group, f"{var}/c/{i}", f"damaged ({problem})")
+    if slow:  # codecs this module does not decode (older groups): through zarr
+        g = zarr.open_group(CheckedStore(group, read_only=True), mode="r", zarr_format=3)
+        for var in slow:
+            try:
+                values = np.asarray(g[var][i])
+            except DamagedChunk:
+                raise
+            except Exception as exc:  # a decoder failure on an unprotected chunk whose header looked fine
+                raise damaged(group, f"{var}/c/{i}", f"undecodable ({type(exc).__name__})") from None
+            problem = schema.value_problem(var, values)
+            if problem:
+                raise damaged(group, f"{var}/c/{i}", f"damaged ({problem})")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import schema
-from .integrity import CheckedStore, crc32c
+from .integrity import CheckedStore, read_flags
 from .schema import value_problem
 
 __all__ = ["LAYOUT_ATTR", "Problem", "layout_record", "expected_arrays", "group_problems", "slot_problems",
@@ -211,20 +211,6 @@ def slot_problems(attrs: dict, i: int) -> list[str]:
 
 
 def flag_problems(path: Path, n: int) -> list[tuple[int, str]]:
-    """(slot, reason) of every done flag that is neither 0 nor 1 (absent = 0)."""
-    valid = {b"\x00", b"\x01", b"\x00" + crc32c(b"\x00"), b"\x01" + crc32c(b"\x01")}
-    folder = Path(path) / schema.VAR_DONE / "c"
-    out = []
-    if not folder.is_dir():
-        return out
-    for f in sorted(folder.iterdir(), key=lambda p: p.name):
-        if not f.name.isdigit() or int(f.name) >= n:
-            continue
-        try:
-            data = f.read_bytes()
-        except OSError as exc:
-            out.append((int(f.name), f"its done flag is unreadable ({exc.strerror or type(exc).__name__})"))
-            continue
-        if data not in valid:
-            out.append((int(f.name), f"its done flag holds {data[:8].hex() or 'nothing'}, neither 0 nor 1"))
-    return out
+    """(slot, reason) of every done flag that is neither 0 nor 1 (absent = 0), in either layout
+    (cache.integrity.read_flags)."""
+    return read_flags(Path(path), n)[1]

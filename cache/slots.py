@@ -26,10 +26,11 @@ from typing import Iterator
 import numpy as np
 import xarray as xr
 import zarr
+from xarray.core import indexing
 
 from workbench.errors import WorkbenchError
 
-from . import integrity, meaning, schema
+from . import integrity, meaning, reader, schema
 
 __all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "create_group", "write_slot",
            "read_done", "clear_done", "read_attrs", "slot_extras",
@@ -272,23 +273,15 @@ def _fsync_tree(folder: Path) -> None:
 def read_done(path: Path) -> np.ndarray:
     """The done flags (n,) bool of a group; an unreadable flag counts as not done.
 
-    Reads the flag files `done/c/<i>` directly (1 raw byte each, absent = 0): much faster than
-    opening the array for stores with many groups."""
+    Reads the flag files `done/c/<i>` directly (1 raw byte each, absent = 0), or a compacted group's
+    one flag chunk (cache.integrity.read_flags): much faster than opening the array."""
     meta = Path(path) / schema.VAR_DONE / "zarr.json"
     try:
         n = int(json.loads(meta.read_text())["shape"][0])
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         raise WorkbenchError(f"{path} is corrupt (its done flags are unreadable): delete that folder; "
                              "`workbench cubes` recomputes its cubes") from None
-    out = np.zeros(n, dtype=bool)
-    folder = Path(path) / schema.VAR_DONE / "c"
-    flags = (integrity.done_bytes(True), integrity.done_bytes(False))
-    if folder.is_dir():
-        for f in folder.iterdir():
-            if f.name.isdigit() and int(f.name) < n:
-                with contextlib.suppress(OSError):
-                    out[int(f.name)] = f.read_bytes() in flags
-    return out
+    return integrity.read_flags(Path(path), n)[0]
 
 
 def clear_done(path: Path, i: int) -> None:
@@ -313,13 +306,29 @@ def read_attrs(path: Path) -> dict:
 
 def open_group(path: Path) -> xr.Dataset:
     """The group as a lazy multi-image Dataset (image_id, t, y, x), all slots incl. the `done` flags,
-    labelled (cache.schema.label_group: groups written before labels read like new ones)."""
+    labelled (cache.schema.label_group: groups written before labels read like new ones). The
+    per-slot arrays are read synchronously, chunk by verified chunk (cache.reader.SlotArray); the
+    labels, written once with the group, are read here; `done` stays lazy (it changes as slots complete)."""
+    path = Path(path)
     try:
-        ds = xr.open_dataset(integrity.CheckedStore(Path(path), read_only=True), engine="zarr", consolidated=False,
+        ds = xr.open_dataset(integrity.CheckedStore(path, read_only=True), engine="zarr", consolidated=False,
                                chunks=None, zarr_format=3, cache=False)
     except Exception as exc:  # zarr/xarray raise many types for a damaged group
         raise WorkbenchError(f"{path} is not a readable cube group ({type(exc).__name__}): delete that folder; "
                              "`workbench cubes` recomputes its cubes") from None
+    slots_ = ds.attrs.get("slots") if isinstance(ds.attrs.get("slots"), list) else []
+    keys = [str(s.get("key", "")) if isinstance(s, dict) else "" for s in slots_]
+    bound = ds.attrs.get(integrity.DIGEST_ATTR) == "sha256"
+    fast = {}
+    for var in integrity.SLOT_VARS:
+        info = integrity.array_info(path, var) if var in ds.data_vars else None
+        if info is not None and info["slotted"] and info["layout"].fast and \
+                tuple(info["layout"].shape) == tuple(ds[var].shape):
+            old = ds[var].variable
+            fast[var] = xr.Variable(old.dims, indexing.LazilyIndexedArray(
+                reader.SlotArray(path, var, info, keys, bound=bound)), old.attrs, old.encoding)
+    labels = [c for c in ds.coords if c != schema.VAR_DONE and c not in ds.indexes]
+    ds = ds.assign(fast).assign_coords({c: ds[c].variable.load() for c in labels})
     return schema.label_group(ds)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .adapters import ModelAdapter
@@ -101,8 +102,6 @@ class ProbeOptions:
 def _probe_generator(seed: int, index: int, tag: int = 0) -> torch.Generator:
     """A generator that depends only on (seed, index, tag): well mixed (numpy SeedSequence), 63 bits.
     tag 0: probe `index`; 1: orthogonal block `index`; 2: the Gaussian fill of a block."""
-    import numpy as np
-
     hi, lo = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(seed) >> 32, int(index), int(tag)]).generate_state(2)
     return torch.Generator().manual_seed(((int(hi) << 32) | int(lo)) & 0x7FFFFFFFFFFFFFFF)
 

@@ -14,7 +14,10 @@ from PIL import Image
 
 from .adapters import ModelAdapter
 from .ddim import ddim_loop, make_schedule, reconstruction_psnr
+from .estimators import ProbeOptions, rate_cube
+from .fluctuation import fluctuation
 from .images import read_image, to_tensor, to_uint8
+from .pipeline import prepare_image
 
 __all__ = ["photo_batch", "heldout_losses", "heldout_mses", "predicted_x0", "x0_from_noise", "image_stats",
            "energy_distance", "spectrum_slope", "sample_vs_photo_stats", "side_by_side", "X0_NOISE_TIMESTEPS", "reconstruction_psnrs", "sample_grid", "generate_samples", "tile_grid",
@@ -185,10 +188,6 @@ def fluctuation_maps(adapter: ModelAdapter, images: torch.Tensor, *, steps: int 
                      t_b: float = 0, seed: int = 0) -> np.ndarray:
     """Fluctuation maps (n, H, W) of images (n, 3, H, W) in [-1, 1]: DDIM-`steps` inversion, Hutchinson
     rate cube (h-space rate, K probes), windowed variance of the sum-normalised curves (DESIGN.md 1)."""
-    from .estimators import ProbeOptions, rate_cube
-    from .fluctuation import fluctuation
-    from .pipeline import prepare_image
-
     maps = []
     for img in images:
         prep = prepare_image(adapter, Image.fromarray(to_uint8(img)), steps=steps)

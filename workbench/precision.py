@@ -29,7 +29,10 @@ from typing import Callable, Mapping
 
 import torch
 
+from .ddim import make_schedule
 from .errors import WorkbenchError
+from .estimators import hutchinson_probes, hutchinson_stats_batched
+from .rates import batched_rate_function
 
 __all__ = ["DTYPE_CHOICES", "MARGIN", "Measurement", "machine_info", "machine_key", "native_bf16", "cache_file",
            "load_measurement", "save_measurement", "measure_dtypes", "time_probe_step", "time_model_step",
@@ -179,10 +182,6 @@ def time_probe_step(adapter, *, probes: int = 4, rows: int = 1, definition: str 
     of the `definition` rate at `rows` mid-trajectory timesteps of random states (model_shape), all in
     one batch as a cube computes them (a cube keeps about 64 = probes x rows in flight), and returns
     the seconds per probe-step."""
-    from .ddim import make_schedule
-    from .estimators import hutchinson_probes, hutchinson_stats_batched
-    from .rates import batched_rate_function
-
     schedule = make_schedule(adapter, 10)
     idx = torch.arange(rows) % len(schedule)
     x = torch.randn((rows, *adapter.model_shape), generator=torch.Generator().manual_seed(0))
@@ -205,8 +204,6 @@ def time_probe_step(adapter, *, probes: int = 4, rows: int = 1, definition: str 
 def time_model_step(adapter) -> Callable[[], float]:
     """A timer of one network evaluation without gradients (a DDIM inversion step) on `adapter`:
     each call returns its seconds."""
-    from .ddim import make_schedule
-
     schedule = make_schedule(adapter, 10)
     t = schedule.timesteps[len(schedule) // 2: len(schedule) // 2 + 1].to(adapter.device)
     x = torch.randn((1, *adapter.model_shape), generator=torch.Generator().manual_seed(0))

@@ -45,7 +45,10 @@ import numbers
 import re
 from typing import Any
 
+import torch
+
 from .errors import WorkbenchError
+from .memory import parse_size
 
 __all__ = ["MAX_K", "MAX_BATCH", "MAX_RESOLUTION", "DTYPES", "check_int", "check_real", "check_steps", "check_K",
            "check_k", "check_window", "check_t_b", "check_iterations", "check_batch_size", "check_resolution",
@@ -174,8 +177,6 @@ def check_seed(seed: Any) -> int:
 
 def check_dtype(dtype: Any):
     """'float32' | 'float16' | 'bfloat16' | 'float64' or the torch dtype -> torch.dtype."""
-    import torch
-
     name = str(dtype).removeprefix("torch.")
     if name not in DTYPES:
         raise WorkbenchError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -184,8 +185,6 @@ def check_dtype(dtype: Any):
 
 def check_device(device: Any) -> str:
     """A device that exists here: None (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N', 'mps'."""
-    import torch
-
     if device is None or device == "":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -270,8 +269,6 @@ def check_scheduler_address(address: Any) -> str | None:
 def check_memory_size(text: Any) -> int | None:
     """A memory budget ('6GB', '512MiB', a byte count) -> bytes, MIN_MEMORY..MAX_MEMORY; None for
     automatic (None, '' or 'auto')."""
-    from .memory import parse_size
-
     if text is None or str(text).strip().lower() in ("", "auto"):
         return None
     try:

@@ -27,7 +27,9 @@ SD21_BASE = "stabilityai/stable-diffusion-2-1-base"
 def _hf_cache_snapshot(repo_id: str) -> Path | None:
     """The local Hugging Face cache's snapshot folder of `repo_id` (its `main` ref), or None.
     Reads the cache layout (models--ORG--NAME/refs/main -> snapshots/HASH); nothing is fetched."""
-    from huggingface_hub import constants  # only a repo id needs it; the import takes seconds
+    # imported here, not at the top: its constants read HF_HOME and HF_HUB_OFFLINE once, when imported,
+    # and the command line sets the offline default after `workbench --help` has imported this module
+    from huggingface_hub import constants
 
     repo = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
     ref = repo / "refs" / "main"

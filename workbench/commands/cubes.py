@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import replace
@@ -70,10 +71,6 @@ def default_workers(device: str, todo: int, *, default_prompt: bool = True, cpus
     on the CPU with 2+ cubes to compute and the default conditioning (workers load the model without a
     prompt), one single-threaded process per core (50 images on 2 cores: 2.8x the images per hour of
     one 2-thread process, docs/cubes.md); else 1 (this process)."""
-    import os
-
-    from ..errors import WorkbenchError
-
     forced = (os.environ if env is None else env).get(WORKERS_ENV, "")
     if forced:
         if not forced.isdigit() or int(forced) < 1:
@@ -105,9 +102,7 @@ def run(args) -> int:
                         channel=args.channel)
     _check_flags(args, params)  # every flag that needs no model, before it loads and before anything is written
     if args.refine_to is not None:
-        import dataclasses
-
-        params = dataclasses.replace(params, K=args.refine_to)
+        params = replace(params, K=args.refine_to)
     device, dtype = device_from(args)
     source = _select_split(find_images(args.dir), args.split, args.held_out, args.limit)
     for image in source.images:  # headers only: an unreadable file or a decompression bomb stops us now
@@ -155,12 +150,8 @@ def run(args) -> int:
 def _refine_plan(store, plan, adapter, params) -> str:
     """What --refine-to K2 will do, in one line ("refined 2 cubes from K=8", "no cube to refine:
     computed 2 new cubes"); refuses K2 below the probes an image's stored cube already has."""
-    import dataclasses
-
     from cache.batch import refine_bases
     from cache.keys import cube_key, model_identity
-
-    from ..errors import WorkbenchError
 
     bases = refine_bases(store, plan, adapter, params)
     rows = store.index()
@@ -172,9 +163,9 @@ def _refine_plan(store, plan, adapter, params) -> str:
     for i in plan.todo:
         if i in bases:
             continue
-        bare += any(cube_key(plan.blobs[i], ident, dataclasses.replace(params, K=k)) in store for k in below)
+        bare += any(cube_key(plan.blobs[i], ident, replace(params, K=k)) in store for k in below)
         for k in above:
-            if cube_key(plan.blobs[i], ident, dataclasses.replace(params, K=k)) in store:
+            if cube_key(plan.blobs[i], ident, replace(params, K=k)) in store:
                 raise WorkbenchError(f"--refine-to {params.K} is below the K={k} probes the store already holds for "
                                      f"{Path(str(plan.images[i])).name}: refinement only adds probes; pass a K2 above "
                                      f"{k}, or --K {params.K} without --refine-to for new cubes with fewer probes")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from ..estimators import DEFAULT_K
@@ -195,8 +196,6 @@ def _stage_bars():
 def _staged(out_dir, produce):
     """Run `produce(folder)` on a fresh temporary folder of ours, then stage every file it wrote into
     `out_dir` and rename them all into place at once (a failure leaves the output folder as it was)."""
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="workbench-experiment-") as tmp:
         result = produce(Path(tmp))
         with out_dir.staging() as st:

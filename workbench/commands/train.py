@@ -9,6 +9,7 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,8 +81,6 @@ def _export_dir(path: str | None, overwrite: bool):
 
 def _export(checkpoint, out) -> Path:
     """export_model into a temporary folder, then staged into `out` all or nothing (with its marker)."""
-    import tempfile
-
     from ..train import export_model
 
     with tempfile.TemporaryDirectory(prefix="wb-export-") as tmp:
