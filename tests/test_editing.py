@@ -1,6 +1,6 @@
 """Curve-matching edits on tiny models: second-order gradients against finite differences, the
-loss going down, the blend, every task end to end, bad inputs, metrics and baselines against
-independent computations."""
+loss going down, the blend, every task end to end, bad inputs (the metrics, masks, baselines and config
+have their own files: test_editing_<module>.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +9,7 @@ import torch
 from PIL import Image
 
 from workbench.editing import EditConfig, run_edit
-from workbench.editing.baselines import biharmonic_inpaint, poisson_blend, telea_inpaint
 from workbench.editing.loop import sampled_rates
-from workbench.editing.masks import band, erode
-from workbench.editing.metrics import fluctuation, psnr_outside, ssim_outside, tv_distance
 from workbench.editing.trajectory import channel_curves, generate_states
 from workbench.errors import WorkbenchError
 from workbench.pipeline import prepare_image
@@ -221,76 +218,3 @@ def test_cli_mask_size_mismatch_exits_2(tmp_path, tiny_pixel_dir, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err == ["workbench edit: error: the mask m.png is 16x9 but the image is 16x16: "
                                "draw the mask on the image itself (same width and height)"]
-
-
-def test_config_rejects_bad_values():
-    for bad in (dict(task="paint"), dict(lr=0), dict(direction=0), dict(erosion=0), dict(rate="projected")):
-        with pytest.raises(WorkbenchError):
-            EditConfig(**bad)
-
-
-def test_erosion_and_band_match_scikit_image():
-    from scipy.ndimage import binary_erosion
-
-    rng = np.random.default_rng(0)
-    m = np.zeros((20, 24), bool)
-    m[3:15, 4:20] = True
-    m[rng.random(m.shape) < 0.05] = False
-    for k in (3, 5):
-        ours = erode(torch.from_numpy(m).float(), k).numpy() > 0.5
-        ref = binary_erosion(np.pad(m, k, constant_values=True), np.ones((k, k), bool))[k:-k, k:-k]
-        np.testing.assert_array_equal(ours, ref)
-        np.testing.assert_array_equal(band(torch.from_numpy(m).float(), k).numpy() > 0.5, m & ~ref)
-
-
-def test_metrics_against_independent_computations():
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    rng = np.random.default_rng(1)
-    a = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
-    mask = np.zeros((32, 32), bool)
-    mask[8:20, 8:20] = True
-    assert psnr_outside(a, b, mask) == pytest.approx(peak_signal_noise_ratio(a[~mask], b[~mask], data_range=255))
-    _, smap = structural_similarity(a, b, channel_axis=-1, data_range=255, full=True)
-    assert ssim_outside(a, b, mask) == pytest.approx(smap.mean(-1)[~mask].mean())
-    assert psnr_outside(a, a, mask) == float("inf") and ssim_outside(a, a, mask) == pytest.approx(1.0)
-    assert tv_distance(np.array([1, 1, 2.0]), np.array([2, 1, 1.0])) == pytest.approx(0.25)
-    assert tv_distance(np.array([1, 5, 2.0]), np.array([9, 1, 2.0]), np.array([False, True, True])) == pytest.approx(
-        0.5 * (abs(5 / 7 - 1 / 3) + abs(2 / 7 - 2 / 3)))
-
-
-def test_region_fluctuation_is_the_windowed_variance_above_t_b():
-    rng = np.random.default_rng(2)
-    ts = np.arange(0, 1000, 50)
-    c = rng.random(len(ts))
-    for window, t_b in ((3, 100), (5, 0), (4, 420)):
-        kept = c[ts > t_b]
-        by_hand = np.mean([np.var(kept[w:w + window]) for w in range(len(kept) - window + 1)])
-        assert fluctuation(c, ts, window=window, t_b=t_b) == pytest.approx(by_hand)
-    assert np.isnan(fluctuation(c, ts, window=5, t_b=900))  # too few timesteps above t_b: NaN, not an error
-
-
-def test_baselines():
-    img = np.asarray(_image(32, 32))
-    mask = np.zeros((32, 32), bool)
-    mask[10:20, 12:22] = True
-    for fn in (biharmonic_inpaint, telea_inpaint):
-        out = fn(img, mask)
-        np.testing.assert_array_equal(out[~mask], img[~mask])
-        assert np.abs(out[mask].astype(int) - img[mask]).mean() > 1
-    # a composite whose foreground is 60 grey levels brighter than its background: Poisson blending
-    # keeps the foreground's texture and removes most of the seam
-    rng = np.random.default_rng(0)
-    comp = np.full((32, 32, 3), 100.0) + rng.normal(0, 3, (32, 32, 3))
-    tex = 20 * np.sin(np.arange(32) / 2.0)[None, :, None]
-    comp[mask] = (160 + tex + np.zeros((32, 32, 3)))[mask]
-    comp = comp.clip(0, 255).astype(np.uint8)
-    out = poisson_blend(comp, mask)
-    seam_before = comp[mask].mean() - comp[~mask].mean()
-    seam_after = out[mask].astype(float).mean() - out[~mask].mean()
-    assert abs(seam_after) < 0.3 * abs(seam_before)
-    inner = np.zeros_like(mask)
-    inner[12:18, 14:20] = True
-    np.testing.assert_allclose(np.diff(out[inner].reshape(6, 6, 3)[..., 0].astype(float), axis=1),
-                               np.diff(comp[inner].reshape(6, 6, 3)[..., 0].astype(float), axis=1), atol=4)
