@@ -37,3 +37,23 @@ def tiny_adapter(request, tiny_pixel_dir, tiny_sd_dir):
     from workbench.adapters import load_model
 
     return load_model(tiny_pixel_dir if request.param == "pixel" else tiny_sd_dir, device="cpu")
+
+
+@pytest.fixture()
+def store(tmp_path):
+    """A store of two synthetic cubes ("alpha" 24x20, "beta" 16x16, 30 timesteps) for the dashboards' tests."""
+    from cache.store import CubeStore  # imported here: only the dashboards' tests need it
+    from devtools.synthetic import synthetic_cube
+
+    st = CubeStore(tmp_path / "store")
+    st.put(synthetic_cube(24, 20, 30, name="alpha", seed=1))
+    st.put(synthetic_cube(16, 16, 30, name="beta", seed=2))
+    return st
+
+
+@pytest.fixture()
+def ctx(store):
+    """A dashboards AppContext over `store` (Panel is heavy: imported only by the tests that use it)."""
+    from dashboards.context import AppContext
+
+    return AppContext.from_paths(store.path, device="cpu")
