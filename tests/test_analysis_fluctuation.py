@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.fluctuation import fluctuation, fluctuation_map
+from analysis.fluctuation import fluctuation, fluctuation_map, fluctuation_significance
+from workbench.fluctuation import fluctuation as raw_fluctuation
 from workbench.errors import WorkbenchError
 
 TS = np.arange(50) * 20 + 1  # the DDIM-50 grid of a 1000-step model: 1, 21, ..., 981
+TS12 = np.arange(12) * 80  # a 12-step grid for the significance tests
 
 
 @pytest.mark.parametrize("L", [2, 3, 4, 5, 8])
@@ -91,3 +93,38 @@ def test_cube_accessor_uses_the_registered_fluctuation():
 
     d = ds.isel(image_id=0).curves.fluctuation()
     assert (d.attrs["window"], d.attrs["t_b"], d.attrs["normalise"]) == (DEFAULT_WINDOW, DEFAULT_T_B, DEFAULT_NORMALISE)
+
+
+def test_significance_dataset_and_z():
+    rng = np.random.default_rng(3)
+    N, H, W = 12, 4, 5
+    rate = 1 + 0.05 * rng.random((N, H, W))
+    rate[:, 0, 0] += 0.5 * np.sin(np.arange(N))  # one pixel fluctuates far more than the others
+    se = np.full_like(rate, 0.005)
+    da = xr.DataArray(rate, dims=("t", "y", "x"), coords={"timestep": ("t", TS12)})
+    ds = fluctuation_significance(da, da.copy(data=se), window=3, t_b=0)
+    assert set(ds.data_vars) == {"fluctuation", "fluctuation_se", "z", "p_value"}
+    assert ds["z"].dims == ("y", "x") and ds.attrs["window"] == 3
+    assert ds["z"].values[0, 0] > 5 and ds["p_value"].values[0, 0] < 1e-6
+    np.testing.assert_allclose(ds["fluctuation"].values, raw_fluctuation(rate, TS12, window=3, t_b=0, normalise=True))
+    arr = fluctuation_significance(rate, se, TS12, window=3, t_b=0)
+    np.testing.assert_allclose(arr["z"], ds["z"].values)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.6, 0.9])
+def test_error_correlation_recovers_the_ar1_coefficient_from_two_halves(rho):
+    from analysis.fluctuation import error_correlation
+
+    rng = np.random.default_rng(5)
+    N, P = 20, 3000
+    se = 0.01 + 0.05 * rng.random((N, P))  # heteroscedastic over t and pixels
+    truth = 1 + rng.random((N, P))
+
+    def half():
+        e = np.empty((N, P))
+        e[0] = rng.standard_normal(P)
+        for t in range(1, N):
+            e[t] = rho * e[t - 1] + np.sqrt(1 - rho ** 2) * rng.standard_normal(P)
+        return truth + se * e
+
+    assert error_correlation(half(), half(), se, se) == pytest.approx(rho, abs=0.03)

@@ -7,15 +7,19 @@ import warnings
 
 import numpy as np
 import pytest
+import xarray as xr
 from PIL import Image
 
 from analysis.export import as_log_density, export_maps
+from analysis.fluctuation import fluctuation_significance
 from analysis.infogain import information_gain
 from analysis.metrics import AUC_Judd, NSS
 from cache.store import CubeStore
 from workbench.cli import main as cli
 
 from test_cache_store import synthetic_cube
+
+TS12 = np.arange(12) * 80
 
 pysaliency = pytest.importorskip("pysaliency", reason="pysaliency is not installed (pip install -e .[test])")
 
@@ -87,3 +91,20 @@ def test_as_log_density_is_a_proper_density():
     assert logsumexp(lp) == pytest.approx(0.0, abs=1e-12) and np.isfinite(lp).all()
     assert np.argmax(lp) == np.argmax(m) and np.argmin(lp) == np.argmin(m)
     np.testing.assert_allclose(as_log_density(np.ones((3, 4))), np.full((3, 4), -np.log(12)))
+
+
+def test_export_writes_the_z_map_beside_the_fluctuation_when_the_cube_has_rate_se():
+    from analysis.export import cube_maps
+
+    rng = np.random.default_rng(4)
+    N, H, W = 12, 4, 5
+    rate = 1 + 0.05 * rng.random((N, H, W))
+    D = ("t", "y", "x")
+    ds = xr.Dataset({"rate": (D, rate)}, coords={"timestep": ("t", TS12)})
+    assert set(cube_maps(ds, "fluctuation", window=3, t_b=0)) == {"fluctuation"}  # cubes without SEs: as before
+    ds["rate_se"] = (D, np.full_like(rate, 0.01))
+    maps = cube_maps(ds, "fluctuation", window=3, t_b=0)
+    z, info = maps["fluctuation_z"]
+    want = fluctuation_significance(rate, ds["rate_se"].values, TS12, window=3, t_b=0)["z"]
+    np.testing.assert_allclose(z, want, rtol=1e-5)
+    assert info["window"] == 3 and "se(F)" in info["z"]
