@@ -1,4 +1,4 @@
-"""Experiments end to end on 3 images with a tiny model; the paired test's statistics; export."""
+"""Experiments end to end on 3 images with a tiny model; export (the paired test: test_analysis_paired.py)."""
 from __future__ import annotations
 
 import json
@@ -6,64 +6,10 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from scipy.stats import binomtest
 
-from analysis.paired import PairedRule, draw_pairs, pair_auc, paired_test, wilson_interval
 from workbench.errors import WorkbenchError
 
 from test_analysis_datasets import write_osie
-
-
-# ------------------------------------------------------------------------------ paired test
-def test_wilson_interval_known_value():
-    # 8 of 10: Wilson 95% interval (Newcombe 1998, method 3) = [0.4902, 0.9433]
-    lo, hi = wilson_interval(8, 10)
-    assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
-
-
-def test_paired_test_counts_and_sign_test():
-    rng = np.random.default_rng(0)
-    dens, good, bad = [], [], []
-    for _ in range(12):
-        d = rng.random((20, 30))
-        dens.append(d)
-        good.append(d + 0.01 * rng.random(d.shape))  # follows the density: wins every time
-        bad.append(-d)  # anti-saliency: loses every time
-    rule = PairedRule(frac=0.1, draws=7, seed=3)
-    r = paired_test({"good": good, "bad": bad}, dens, rule)
-    assert r["maps"]["good"]["wins"] == 12 and r["maps"]["good"]["fraction"] == 1.0
-    assert r["maps"]["bad"]["wins"] == 0 and r["maps"]["bad"]["losses"] == 12
-    assert r["maps"]["good"]["sign_p"] == pytest.approx(binomtest(12, 12, 0.5).pvalue)
-    assert r["maps"]["good"]["pair_auc_mean"] == pytest.approx(1.0)
-    assert r["rule"]["seed"] == 3 and r["rule"]["draws"] == 7
-    # the drawn pixels obey the rule and are reproducible
-    p = draw_pairs(dens[0], rule, 0)
-    assert np.array_equal(p, draw_pairs(dens[0], rule, 0))
-    flat = dens[0].ravel()
-    assert (flat[p[:, 0]] >= np.quantile(flat, 0.9)).all() and (flat[p[:, 1]] <= np.quantile(flat, 0.1)).all()
-
-
-def test_pair_auc_is_mann_whitney():
-    from scipy.stats import mannwhitneyu
-
-    rng = np.random.default_rng(1)
-    d = rng.random((15, 15))
-    v = d + rng.normal(0, 0.5, d.shape)
-    top, bottom = d.ravel() >= np.quantile(d, 0.8), d.ravel() <= np.quantile(d, 0.2)
-    u = mannwhitneyu(v.ravel()[top], v.ravel()[bottom]).statistic
-    assert pair_auc(v, d, 0.2) == pytest.approx(u / (top.sum() * bottom.sum()))
-
-
-def test_paired_bad_inputs():
-    d = np.random.default_rng(0).random((10, 10))
-    with pytest.raises(WorkbenchError, match="differ in size"):
-        paired_test({"m": [np.zeros((5, 5))]}, [d])
-    with pytest.raises(WorkbenchError, match="NaN"):
-        paired_test({"m": [np.full((10, 10), np.nan)]}, [d])
-    with pytest.raises(WorkbenchError, match="flat"):
-        paired_test({"m": [d]}, [np.zeros((10, 10))])
-    with pytest.raises(WorkbenchError):
-        PairedRule(frac=0.7)
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -163,37 +109,3 @@ def test_nan_cube_gives_one_line_error(tmp_path):
 
     with pytest.raises(WorkbenchError, match="NaN"):
         ds.curves.fluctuation(window=3, t_b=0)
-
-
-def test_perceptual_state_pixels_matches_manual(tiny_pixel_dir):
-    import torch
-
-    from analysis.perceptual import curve_agreement, perceptual_states, predicted_x0, state_derivative
-    from workbench.adapters import load_model
-    from workbench.pipeline import prepare_image
-
-    a = load_model(tiny_pixel_dir, device="cpu")
-    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8))
-    traj = prepare_image(a, img, steps=6).trajectory
-    x0h = predicted_x0(a, traj)
-    i = 3  # manual x0_hat at one timestep
-    t, al = int(traj.schedule.timesteps[i]), float(traj.schedule.alphas[i])
-    with torch.no_grad():
-        e = a.eps(traj.states[i][None], t)[0]
-    manual = (traj.states[i] - (1 - al) ** 0.5 * e) / al ** 0.5
-    torch.testing.assert_close(x0h[i], manual, rtol=1e-4, atol=1e-5)
-    mask = np.zeros((2, 16, 16), np.float32)
-    mask[0, :8] = 1
-    mask[1, 8:] = 1
-    s = perceptual_states(a, traj, mask, features="pixels")
-    d = (x0h - traj.x0[None]).pow(2).mean(1).numpy()
-    np.testing.assert_allclose(s[0], d[:, :8].mean((1, 2)), rtol=1e-5)
-    np.testing.assert_allclose(s[1], d[:, 8:].mean((1, 2)), rtol=1e-5)
-    su = perceptual_states(a, traj, mask, features="unet")
-    assert su.shape == (2, 6) and np.isfinite(su).all() and (su >= 0).all()
-    ts = np.array([0, 10, 20, 40])
-    np.testing.assert_allclose(state_derivative(np.array([0.0, 1, 2, 4]), ts), 0.1)
-    agree = curve_agreement(np.array([1.0, 2, 3]), np.array([2.0, 4, 6]))
-    assert agree["pearson"] == pytest.approx(1.0) and agree["tv"] == pytest.approx(0.0)
-    with pytest.raises(WorkbenchError, match="empty"):
-        perceptual_states(a, traj, np.zeros((16, 16)), features="pixels")
