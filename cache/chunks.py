@@ -28,7 +28,7 @@ import numpy as np
 from numcodecs import blosc
 
 __all__ = ["ArrayLayout", "array_layout", "raw_chunk", "decode", "shard_index", "encode_index", "EMPTY",
-           "chunk_key", "INDEX_CODECS", "fast_codecs", "crc32c"]
+           "chunk_key", "chunk_file", "INDEX_CODECS", "fast_codecs", "crc32c"]
 
 #: an absent inner chunk in a shard index (offset and length)
 EMPTY = np.uint64(2**64 - 1)
@@ -162,6 +162,11 @@ def encode_index(entries: list[tuple[int, int] | None]) -> bytes:
     arr = np.array([(EMPTY, EMPTY) if e is None else e for e in entries], dtype="<u8").reshape(-1, 2)
     raw = arr.tobytes()
     return raw + crc32c(raw)
+
+
+def chunk_file(group: Path, layout: ArrayLayout, idx: tuple[int, ...]) -> Path:
+    """The file that holds chunk `idx`: its own, or its shard."""
+    return Path(group) / chunk_key(layout, idx if layout.shard is None else _shard_of(layout, idx)[0])
 
 
 def raw_chunk(group: Path, layout: ArrayLayout, idx: tuple[int, ...]) -> bytes | None:

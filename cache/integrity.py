@@ -45,7 +45,7 @@ from .chunks import crc32c
 
 __all__ = ["DamagedChunk", "CheckedStore", "array_info", "is_protected", "verify_slot", "crc32c",
            "done_bytes", "SLOT_VARS", "DIGEST_ATTR", "write_digest", "read_digest", "digest_path", "slot_chunks",
-           "verified_chunk", "decoded_chunk", "read_flags", "slot_done", "DIGESTS_FILE", "slot_values", "Records"]
+           "verified_chunk", "decoded_chunk", "read_flags", "slot_done", "slot_grid", "damaged", "DIGESTS_FILE", "slot_values", "Records"]
 
 #: the per-slot arrays whose chunks a done slot needs
 SLOT_VARS = (schema.VAR_RATE, schema.VAR_IMAGE, *schema.EXTRA_VARS)
@@ -125,16 +125,23 @@ def read_flags(group: Path, n: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
 
 
 def slot_done(group: Path, i: int) -> bool:
-    """Whether slot `i`'s done flag is set (its flag file, or a compacted group's flag chunk)."""
+    """Whether slot `i`'s done flag is set: its flag file, or a compacted group's flag chunk (n bytes and
+    a checksum, read without the array's metadata: longer than any one flag's file)."""
+    folder = Path(group) / schema.VAR_DONE / "c"
     try:
-        if (Path(group) / schema.VAR_DONE / "c" / str(i)).read_bytes() in (done_bytes(True), done_bytes(False)):
-            return True
+        data = (folder / str(i)).read_bytes()
     except OSError:
-        pass
-    lay = chunks.array_layout(group, schema.VAR_DONE)
-    if lay is None or not lay.chunks or lay.chunks[0] <= 1:
+        data = None
+    if data in (done_bytes(True), done_bytes(False)):
+        return True
+    if data is None and i > 0:
+        try:
+            data = (folder / "0").read_bytes()
+        except OSError:
+            return False
+    if data is None or len(data) <= len(done_bytes(True)) or len(data) - 4 <= i:
         return False
-    return bool(i < lay.shape[0] and read_flags(group, lay.shape[0])[0][i])
+    return crc32c(data[:-4]) == data[-4:] and data[i] == 1
 
 
 def _cube_of(group: Path, i: int | None) -> str:
@@ -314,12 +321,13 @@ def slot_chunks(group: Path, i: int) -> list[str]:
     for var in SLOT_VARS:
         info = array_info(group, var)
         if info is not None and info["slotted"]:
-            keys += [chunks.chunk_key(info["layout"], idx) for idx in _slot_grid(info["layout"], i)]
+            keys += [chunks.chunk_key(info["layout"], idx) for idx in slot_grid(info["layout"], i)]
     return keys
 
 
-def write_digest(group: Path, i: int, cube_key: str) -> None:
-    """Record the SHA-256 of every chunk of slot `i` bound to `cube_key` (before its done flag is set)."""
+def write_digest(group: Path, i: int, cube_key: str, *, durable: bool = True) -> None:
+    """Record the SHA-256 of every chunk of slot `i` bound to `cube_key` (before its done flag is set);
+    `durable`: fsynced before it is renamed into place (else the caller syncs before any flag)."""
     group = Path(group)
     recs = {}
     for rel in slot_chunks(group, i):
@@ -330,8 +338,9 @@ def write_digest(group: Path, i: int, cube_key: str) -> None:
     tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
     with open(tmp, "w") as fh:
         fh.write(json.dumps({"key": cube_key, "sha256": recs}))
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     tmp.replace(target)
 
 
@@ -352,7 +361,7 @@ def check_bound(group: Path, key: str, data: bytes, record: dict | None, cube_ke
                                   "the cube: copied from another cube or changed after it was written)")
 
 
-def _slot_grid(lay: chunks.ArrayLayout, i: int) -> list[tuple[int, ...]]:
+def slot_grid(lay: chunks.ArrayLayout, i: int) -> list[tuple[int, ...]]:
     """Chunk grid coordinates of every chunk of slot `i` of a slotted array (one image per chunk row)."""
     return [(int(i), *idx) for idx in np.ndindex(*lay.grid[1:])]
 
@@ -395,7 +404,7 @@ def slot_values(group: Path, info: dict, i: int, records: Records | None, cube_k
     and decoded (`decoded_chunk`): shape = the array's shape without its first dimension."""
     lay = info["layout"]
     out = np.full(lay.shape[1:], lay.fill, dtype=lay.dtype)
-    for idx in _slot_grid(lay, i):
+    for idx in slot_grid(lay, i):
         block = decoded_chunk(group, info, idx, records, cube_key)
         if block is None:
             continue
@@ -420,7 +429,7 @@ def verify_slot(group: Path, i: int) -> None:
         if info is None or not info["slotted"]:
             continue
         if not info["layout"].fast:
-            for idx in _slot_grid(info["layout"], i):
+            for idx in slot_grid(info["layout"], i):
                 verified_chunk(group, info, idx, records, cube_key)
             slow.append(var)
             continue

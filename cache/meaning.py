@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import zarr
 
 from . import schema
 from .integrity import CheckedStore, read_flags
@@ -99,8 +100,6 @@ def expected_arrays(attrs: dict, n: int, rate_meta: dict | None = None) -> dict[
 def shared_values(path: Path, var: str) -> np.ndarray:
     """The values of a shared array (timestep, alpha), read through the checksum-verifying store
     (raises integrity.DamagedChunk or another exception when unreadable)."""
-    import zarr
-
     arr = zarr.open_array(CheckedStore(Path(path), read_only=True), path=var, mode="r", zarr_format=3)
     return np.asarray(arr[...])
 

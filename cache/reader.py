@@ -10,12 +10,15 @@ slot, CRC32C, the slot's content record) and decodes them itself. `cache.slots.o
 it under the variables whose codecs it decodes; the Dataset is otherwise what xarray's zarr
 backend made (attributes, encoding, coordinates). A group rewritten while open (compacted or
 expanded by cache.compact: the same values in another layout) is followed: the array re-reads its
-layout when the group's metadata file changed.
+layout when the group's metadata file changed. Decoded chunks are kept (`CACHE_BYTES` per process)
+while the file holding them is unchanged (inode, modification time, size): a cube's curve, map and
+standard errors read the same chunk, verified once.
 """
 from __future__ import annotations
 
 import itertools
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +27,17 @@ from xarray.core import indexing
 
 from . import chunks, integrity
 
-__all__ = ["SlotArray"]
+__all__ = ["SlotArray", "CACHE_BYTES"]
+
+#: decoded chunks kept per process (least recently used first out), each valid while its file is unchanged
+CACHE_BYTES = 64 * 2**20
+_DECODED: OrderedDict = OrderedDict()
+_DECODED_BYTES = 0
+
+
+def _drop(nbytes: int) -> None:
+    global _DECODED_BYTES
+    _DECODED_BYTES -= nbytes
 
 
 def _identity(path: Path) -> tuple | None:
@@ -61,6 +74,28 @@ class SlotArray(BackendArray):
                 self._load(info)
         return self._info
 
+    def _chunk(self, info: dict, idx: tuple[int, ...]) -> np.ndarray | None:
+        """Chunk `idx` decoded: read and verified, or from the cache while the file holding it is unchanged
+        (the curve, the map and the SEs of one cube read the same chunks)."""
+        lay = info["layout"]
+        ident = _identity(chunks.chunk_file(self.group, lay, idx))
+        ck = (str(self.group), self.var, idx)
+        hit = _DECODED.get(ck)
+        if hit is not None and ident is not None and hit[0] == ident:
+            _DECODED.move_to_end(ck)
+            return hit[1]
+        cube_key = self.keys[idx[0]] if idx[0] < len(self.keys) else None
+        block = integrity.decoded_chunk(self.group, info, idx, self._records, cube_key)
+        if block is not None and ident is not None:
+            if hit is not None:
+                _DECODED.pop(ck)
+                _drop(hit[1].nbytes)
+            _DECODED[ck] = (ident, block)
+            _drop(-block.nbytes)
+            while _DECODED_BYTES > CACHE_BYTES and _DECODED:
+                _drop(_DECODED.popitem(last=False)[1][1].nbytes)
+        return block
+
     def _raw(self, key: tuple) -> np.ndarray:
         info = self._current()
         lay = info["layout"]
@@ -78,8 +113,7 @@ class SlotArray(BackendArray):
         box = np.full([h - l for l, h in zip(lo, hi)], lay.fill, dtype=self.dtype)
         spans = [range(l // c, (h - 1) // c + 1) for l, h, c in zip(lo, hi, lay.chunks)]
         for idx in itertools.product(*spans):
-            cube_key = self.keys[idx[0]] if idx[0] < len(self.keys) else None
-            block = integrity.decoded_chunk(self.group, info, idx, self._records, cube_key)
+            block = self._chunk(info, idx)
             if block is None:
                 continue
             g0 = [max(i * c, l) for i, c, l in zip(idx, lay.chunks, lo)]

@@ -9,7 +9,10 @@ before its done flag: a killed writer leaves slots with done = 0, which readers 
 a rerun rewrites. Since schema version 2 every chunk carries a CRC32C checksum and every chunk of a
 slot is written (empty ones too); reads verify them (cache.integrity). Nothing is ever appended
 (resizing a Zarr array rewrites its metadata, and appending left unreadable stores in 5 of 9 kills
-measured on these machines).
+measured on these machines). Once every slot is done, a batch compacts the group into one shard
+per array (cache.compact); reads (`open_group`, cache.reader) and `read_done` serve both layouts,
+and writers refuse a compacted group (`cache.compact.expand_group` first). `write_slots` is the
+batch writer: many slots in one write per array and one sync before their flags.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from . import integrity, meaning, reader, schema
 __all__ = ["GroupSpec", "DEFAULT_CHUNKS", "SMALL_CUBE_BYTES", "chunks_for", "create_group", "write_slot",
            "read_done", "clear_done", "read_attrs", "slot_extras",
            "open_group", "slot_dataset", "sweep_partials", "group_lock", "PARTIAL_MARK", "consolidate",
-           "is_consolidated"]
+           "is_consolidated", "fsync_tree", "fsync_dir", "write_slots", "PRECOMPACT_MARK"]
 
 #: rate chunk (t, y, x) before clipping to the cube's shape; chosen by bench/bench_store.py (docs/cubes.md,
 #: "Chunks, by measurement")
@@ -43,6 +46,8 @@ DEFAULT_CHUNKS = (10, 128, 128)
 #: a cube up to this size (float32 bytes) is one chunk: one read serves any curve or map (measured faster)
 SMALL_CUBE_BYTES = 2 * 1024 * 1024
 PARTIAL_MARK = ".partial"
+#: where a compaction without an atomic exchange keeps the old group between its two renames (cache.compact)
+PRECOMPACT_MARK = ".precompact"
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,7 @@ def consolidate(path: Path) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path / "zarr.json")
-    _fsync_tree_dir(path)
+    fsync_dir(path)
 
 
 def is_consolidated(path: Path) -> bool:
@@ -201,7 +206,7 @@ def is_consolidated(path: Path) -> bool:
     return cm.get("metadata") == arrays
 
 
-def _fsync_tree_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """fsync one folder (its entries: a rename in it survives power loss); best effort."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -215,9 +220,47 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra:
     """Write slot `i` (rate (N, H, W), image (iy, ix, 3), and any further per-slot variables of the
     group named in `extra`, e.g. rate_se (N, H, W)) in full, then set its done flag."""
 
+    g, arrays, values = _slot_arrays(path, i, rate, image, extra)
+    with zarr.config.set({"array.write_empty_chunks": True}):  # every chunk on disk: an absent one is damage
+        for var, arr in arrays.items():
+            try:
+                arr[i] = values[var].astype(arr.dtype)
+            except OSError as exc:  # a failed write() (disk full) carries no file name: name the array
+                if exc.filename is None:
+                    exc.filename = str(Path(path) / var)
+                raise
+        for var in arrays:  # on disk before the flag, power loss included
+            fsync_tree(Path(path) / var / "c" / str(i))
+        _set_done(g, path, [i])
+
+
+def _set_done(g, path: Path, done: list[int], *, durable_each: bool = True) -> None:
+    """Write the content records (where the group keeps them), then the done flags, of slots `done`
+    whose chunks are on disk. `durable_each`: fsync each record and the flags (else the caller syncs
+    once, before and after)."""
+    attrs = dict(g.attrs)
+    if attrs.get(integrity.DIGEST_ATTR) == "sha256":  # the content record, with the flag, binds it to its key
+        for i in done:
+            integrity.write_digest(Path(path), i, str(attrs["slots"][i]["key"]), durable=durable_each)
+    if not durable_each:
+        os.sync()  # every record on disk before any flag
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        for run in np.split(np.asarray(done), np.nonzero(np.diff(done) != 1)[0] + 1):
+            # last: 1-byte chunk files (+ checksum), written only once their slots are complete
+            g[schema.VAR_DONE][int(run[0]):int(run[-1]) + 1] = 1
+    if durable_each:
+        fsync_tree(Path(path) / schema.VAR_DONE / "c")
+
+
+def _slot_arrays(path: Path, i: int, rate, image, extra: dict) -> tuple:
+    """(the group opened for writing, {var: zarr array} to write, {var: values}) for slot `i`, every
+    value checked (shape, what a cube can hold); raises WorkbenchError before anything is written."""
+    if json.loads((Path(path) / "zarr.json").read_text()).get("attributes", {}).get("compacted"):
+        raise WorkbenchError(f"{Path(path).name} is compacted (one shard per array): expand it first "
+                             "(cache.compact.expand_group; `workbench cubes` does)")
     values = {schema.VAR_RATE: np.asarray(rate), schema.VAR_IMAGE: np.asarray(image),
               **{k: np.asarray(v) for k, v in extra.items() if v is not None}}
-    with zarr.config.set({"array.write_empty_chunks": True}):  # every chunk on disk: an absent one is damage
+    with zarr.config.set({"array.write_empty_chunks": True}):
         g = zarr.open_group(str(path), mode="r+", use_consolidated=False)  # the arrays' own metadata, not the copy
         if schema.VAR_RATE_SE in g and schema.VAR_RATE_SE not in values:  # a cube without SEs: unknown
             values[schema.VAR_RATE_SE] = np.full(values[schema.VAR_RATE].shape, np.nan, dtype=np.float32)
@@ -234,22 +277,33 @@ def write_slot(path: Path, i: int, rate: np.ndarray, image: np.ndarray, **extra:
                 continue  # a group of an older schema without this variable
             arrays[var] = g[var]
             if tuple(arrays[var].shape[1:]) != tuple(v.shape):
-                raise WorkbenchError(f"cube {var} shape {v.shape} does not fit the slots of {path.name} "
+                raise WorkbenchError(f"cube {var} shape {v.shape} does not fit the slots of {Path(path).name} "
                                      f"({tuple(arrays[var].shape[1:])})")
-        for var, arr in arrays.items():
-            try:
-                arr[i] = values[var].astype(arr.dtype)
-            except OSError as exc:  # a failed write() (disk full) carries no file name: name the array
-                if exc.filename is None:
-                    exc.filename = str(Path(path) / var)
-                raise
-        for var in arrays:  # on disk before the flag, power loss included
-            _fsync_tree(Path(path) / var / "c" / str(i))
-        attrs = dict(g.attrs)
-        if attrs.get(integrity.DIGEST_ATTR) == "sha256":  # the content record, with the flag, binds it to its key
-            integrity.write_digest(Path(path), i, str(attrs["slots"][i]["key"]))
-        g[schema.VAR_DONE][i] = 1  # last: a 1-byte chunk file (+ checksum), written only once the slot is complete
-    _fsync_tree(Path(path) / schema.VAR_DONE / "c")
+    return g, arrays, values
+
+
+def write_slots(path: Path, cubes: dict[int, dict[str, np.ndarray]]) -> None:
+    """Write many slots of a group at once (the batch writer: `cubes` = {slot: {"rate": (N, H, W),
+    "image": (iy, ix, 3), and the group's further per-slot variables}}): every slot's chunks in one
+    zarr write per array, one `os.sync` for all of them, then their content records and done
+    flags, and one more sync. Crash-safe like `write_slot` (no flag before its slot's data is on
+    disk); a slot whose values no cube can hold raises before anything is written."""
+    if not cubes:
+        return
+    prepared = {i: _slot_arrays(path, i, c[schema.VAR_RATE], c[schema.VAR_IMAGE],
+                                {k: v for k, v in c.items() if k not in (schema.VAR_RATE, schema.VAR_IMAGE)})
+                for i, c in cubes.items()}
+    g = next(iter(prepared.values()))[0]
+    order = sorted(prepared)
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        for var, arr in prepared[order[0]][1].items():
+            runs = np.split(order, np.nonzero(np.diff(order) != 1)[0] + 1)  # consecutive slots: one write each
+            for run in runs:
+                block = np.stack([prepared[int(i)][2][var].astype(arr.dtype) for i in run])
+                arr[int(run[0]):int(run[-1]) + 1] = block
+    os.sync()  # the data of every slot on disk before any record or flag
+    _set_done(g, path, order, durable_each=False)
+    os.sync()
 
 
 def slot_extras(ds: xr.Dataset) -> dict[str, np.ndarray]:
@@ -257,7 +311,7 @@ def slot_extras(ds: xr.Dataset) -> dict[str, np.ndarray]:
     return {v: ds[v].values for v in schema.EXTRA_VARS if v in ds}
 
 
-def _fsync_tree(folder: Path) -> None:
+def fsync_tree(folder: Path) -> None:
     """fsync every file under `folder` and the folders themselves (best effort)."""
     if not folder.exists():
         return
@@ -287,7 +341,7 @@ def read_done(path: Path) -> np.ndarray:
 def clear_done(path: Path, i: int) -> None:
     """Unset slot `i`'s done flag (the slot is then absent and the next batch recomputes it)."""
     (Path(path) / schema.VAR_DONE / "c" / str(int(i))).unlink(missing_ok=True)
-    _fsync_tree(Path(path) / schema.VAR_DONE / "c")
+    fsync_tree(Path(path) / schema.VAR_DONE / "c")
 
 
 def read_attrs(path: Path) -> dict:
@@ -355,16 +409,26 @@ def _pid_alive(pid: int) -> bool:
 
 
 def sweep_partials(folder: Path, *, max_age_s: float = 86400.0) -> list[Path]:
-    """Delete `*.partial-<host>-<pid>` leftovers of dead writers (this host) or older than `max_age_s`."""
+    """Delete `*.partial-<host>-<pid>` leftovers of dead writers (this host) or older than `max_age_s`.
+    A group a dead compaction left under `<gid>.zarr.precompact-...` (cache.compact, where renames are
+    not atomic) is put back when its group is missing, else deleted (its compacted copy is in place)."""
     swept = []
     host = socket.gethostname()
-    for p in Path(folder).glob(f"*{PARTIAL_MARK}*"):
-        tail = p.name.rsplit(PARTIAL_MARK, 1)[1].lstrip("-")
-        h, _, pid = tail.rpartition("-")
-        stale = time.time() - p.stat().st_mtime > max_age_s
-        dead = h == host and pid.isdigit() and not _pid_alive(int(pid))
-        if stale or dead or not tail:
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    for mark in (PRECOMPACT_MARK, PARTIAL_MARK):  # restore first: a partial may be the compacted copy
+        for p in sorted(Path(folder).glob(f"*{mark}*")):
+            if not p.exists():
+                continue
+            tail = p.name.rsplit(mark, 1)[1].lstrip("-")
+            h, _, pid = tail.rpartition("-")
+            stale = time.time() - p.stat().st_mtime > max_age_s
+            dead = h == host and pid.isdigit() and not _pid_alive(int(pid))
+            if not (stale or dead or not tail):
+                continue
+            group = p.with_name(p.name.rsplit(mark, 1)[0])
+            if mark == PRECOMPACT_MARK and not group.exists():
+                p.rename(group)
+            else:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
             swept.append(p)
     return swept
 
