@@ -1,12 +1,17 @@
-"""`workbench cubes` (workbench.commands.cubes): the dtype choice it records, its workers."""
+"""`workbench cubes` (workbench.commands.cubes): the dtype choice it records, its workers, what --refine-to says."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from workbench import precision
+from workbench.cli import main as cli
 from workbench.precision import Measurement
 
 from test_precision import no_forced  # noqa: F401  (a fixture: no forced dtype, a private cache folder)
+
+ARGS = ["--steps", "4", "--device", "cpu"]
 
 
 def test_cubes_command_uses_the_cached_choice_and_records_it(no_forced, tiny_pixel_dir, tmp_path, capsys):
@@ -60,3 +65,33 @@ def test_cubes_workers_flag_bad(capsys, tmp_path):
     assert main(["cubes", str(tmp_path), "--store", str(tmp_path / "s"), "--workers", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--workers must be at least 1" in err[0]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("refine") / "images"
+    d.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(d / f"r{i}.png")
+    return d
+
+
+def test_refine_to_reports_refined_and_new_cubes(images, tiny_pixel_dir, tmp_path, capsys):
+    store = tmp_path / "store"
+    base = ["cubes", str(images), "--store", str(store), "--model", str(tiny_pixel_dir), *ARGS]
+    assert cli([*base, "--K", "2", "--refine-to", "2", "--refinable"]) == 0  # nothing stored yet: nothing to refine
+    out = capsys.readouterr().out
+    assert "no cube to refine: computed 2 new cubes" in out, out
+    assert cli([*base, "--K", "2", "--refine-to", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "refined 2 cubes from K=2 to K=4" in out, out
+    capsys.readouterr()
+    assert cli([*base, "--K", "2", "--refine-to", "1"]) == 2  # below every stored K: refused, nothing computed
+    assert "below the K=2 probes" in capsys.readouterr().err
+    bare = ["cubes", str(images), "--store", str(tmp_path / "bare"), "--model", str(tiny_pixel_dir), *ARGS]
+    assert cli([*bare, "--K", "2"]) == 0  # without --refinable: no probe statistics to add to
+    capsys.readouterr()
+    assert cli([*bare, "--K", "2", "--refine-to", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "no cube to refine: computed 2 new cubes (2 stored cubes with fewer probes keep no probe" in out, out
