@@ -8,6 +8,7 @@ import pytest
 
 from workbench.cli import main as cli
 
+
 def test_dashboard_command_refuses_remote_binding_without_the_flag(tmp_path, capsys):
     from workbench.cli import main
 

@@ -1,12 +1,12 @@
 """What a newcomer hit in the dashboards, checked without a browser: true image shapes,
-readable numbers, the compute queue, staleness, matching, export with nothing matched, edit status.
+readable numbers, staleness, matching, export with nothing matched, edit status (the compute queue
+and the widgets: test_dashboards_jobs.py, test_dashboards_widgets.py).
 
 Expected values come from hand computation (cell geometry, the loop's moving-average formula,
 percentiles of the raw cube), not from the views' own helpers.
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -16,7 +16,7 @@ from PIL import Image
 from cache.store import CubeStore
 from dashboards import figures
 from dashboards.context import AppContext
-from dashboards.jobs import ComputeQueue, Job
+from dashboards.jobs import Job
 from devtools.synthetic import synthetic_cube
 from workbench.errors import WorkbenchError
 
@@ -103,38 +103,6 @@ def test_the_rate_colour_range_can_be_fixed_across_timesteps(wide_ctx):
     assert _heat(v.rate_pane.object).zmax == pytest.approx(hi, rel=1e-5)
     v.t_index = 3
     assert (_heat(v.rate_pane.object).zmin, _heat(v.rate_pane.object).zmax) == pytest.approx((lo, hi), rel=1e-5)
-
-
-# ------------------------------------------------------------------------- compute queue
-def test_one_queue_positions_honest_times_and_cancel_while_queued():
-    q = ComputeQueue()
-    gate = threading.Event()
-    ran = []
-
-    def slow(report, stop):
-        report(stage="optimise")
-        gate.wait(10)
-        ran.append("a")
-        return "a"
-
-    def quick(report, stop):
-        ran.append("b")
-        return "b"
-
-    a = Job(slow, queue=q).start()
-    time.sleep(0.2)
-    b = Job(quick, queue=q).start()
-    c = Job(quick, queue=q).start()
-    time.sleep(0.3)
-    assert q.position(a) == 0 and b.queue_text().startswith("queued: 1 computation ahead")
-    assert c.queue_text().startswith("queued: 2 computations ahead")
-    c.cancel()  # a tab closed while its job waited: it leaves the queue without running
-    assert c.wait(5) and c.result is None and c.error is None and c.elapsed == 0
-    time.sleep(0.5)
-    gate.set()
-    assert a.wait(10) and b.wait(10)
-    assert ran == ["a", "b"] and b.result == "b"
-    assert b.waited >= 0.7 and b.elapsed < 0.5  # the wait is not counted as computing time
 
 
 # ------------------------------------------------------------------------- saliency
@@ -237,37 +205,6 @@ def test_edit_status_never_shows_nan_or_inf_and_names_the_phase(tmp_path):
     assert text.startswith("optimising 12/200") and "inf" not in text and "loss 0.25" in text
     job._report(stage="evaluate", iteration=200, loss=0.1, best_loss=0.09)
     assert v.progress_text(job).startswith("evaluating")
-
-
-def test_checkbox_widget_follows_its_parameter_both_ways(wide_ctx):
-    from dashboards.explore import ExploreView
-    from dashboards.widgets import checkbox
-
-    v = ExploreView(wide_ctx)
-    box = checkbox(v.param.compare, "Compare clicked pixels")
-    assert box.value == ["Compare clicked pixels"] and v.compare
-    box.value = []
-    assert v.compare is False
-    v.compare = True
-    assert box.value == ["Compare clicked pixels"]
-
-
-def test_an_aborted_job_stops_at_its_next_report_and_keeps_nothing():
-    q = ComputeQueue()
-    seen = []
-
-    def work(report, stop):
-        for i in range(1000):
-            report(iteration=i)
-            seen.append(i)
-            time.sleep(0.01)
-        return "finished"
-
-    job = Job(work, queue=q).start()
-    time.sleep(0.2)
-    job.abort()  # what a closed tab does
-    assert job.wait(5) and job.result is None and job.error is None and len(seen) < 1000
-    assert len(q) == 0  # the queue is free for the next tab
 
 
 def test_metric_labels_do_not_break_the_markdown_table():
@@ -400,20 +337,3 @@ def test_explore_masks_the_fluctuation_map_to_significant_pixels(se_ctx):
         assert "one-sided z" in title
     v.significant_only = False
     assert np.isfinite(_heat(v.fluct_pane.object).z).all()
-
-
-@pytest.mark.parametrize("text", ["0", "-1", "99999999", "", "  ", "abc", "1.5"])
-def test_number_box_refuses_and_says_why_without_changing_the_parameter(tmp_path, text):
-    from dashboards.explore import ExploreView
-
-    v = ExploreView(AppContext.from_paths(tmp_path / "s"))
-    box = {b.box.label: b for b in v.number_boxes()}["K"]
-    before = v.new_K
-    box.box.value = text
-    assert v.new_K == before  # the old value is kept ...
-    assert box.error and ("K must be" in box.error or "empty" in box.error), box.error  # ... and it says why
-    assert "invalid" in box.box.css_classes and box.box.value == text
-    box.box.value = "7"
-    assert v.new_K == 7 and box.error is None and "invalid" not in box.box.css_classes
-    v.new_K = 9  # the parameter set elsewhere shows in the box
-    assert box.box.value == "9"
