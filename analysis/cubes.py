@@ -7,14 +7,17 @@
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import xarray as xr
 
 from cache.build import compute_cube
 from cache.params import CubeParams
+from cache.store import STORE_FILE, CubeStore
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressFn, emit
 
 __all__ = ["compute_cube", "save_cube", "open_cube", "open_cubes", "cube_name", "cubes_for"]
 
@@ -27,8 +30,6 @@ def cube_name(ds: xr.Dataset) -> str:
 
 def save_cube(ds: xr.Dataset, path: str | Path) -> Path:
     """Write a cube Dataset as a Zarr directory (written to `path.partial`, then renamed)."""
-    import shutil
-
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     for p in (tmp, path):  # replaced only when it is a Zarr folder (a cube written here), never anything else
@@ -62,8 +63,6 @@ def open_cubes(path: str | Path, *, params: dict | None = None) -> Iterator[tupl
 
     `params` (e.g. {"rate_definition": "h", "estimator": "hutchinson"}) keeps only a store's cubes whose
     attributes match."""
-    from cache.store import STORE_FILE, CubeStore
-
     path = Path(path)
     if not path.exists():
         raise WorkbenchError(f"no such cube store or cube: {path} (check the path)")
@@ -88,17 +87,14 @@ def open_cubes(path: str | Path, *, params: dict | None = None) -> Iterator[tupl
 
 
 def cubes_for(images: list, adapter, *, store: str | Path, params: CubeParams = CubeParams(),
-              progress: Callable[[int, int], None] | None = None,
-              cube_progress: Callable[[int, int], None] | None = None) -> list[xr.Dataset]:
+              progress: ProgressFn | None = None) -> list[xr.Dataset]:
     """The cube of every image (paths) under `params`, loaded in memory: from the `CubeStore` at
     `store` when it is there, else computed (`cache.build.compute_cube`) and stored.
-    `progress(done, total)` counts images, `cube_progress` the work of a cube being computed."""
-    from cache.store import CubeStore
-
+    `progress` gets `Progress` events of phase "images" (done of the images) and the events of a cube
+    being computed (`cache.build.compute_cube`)."""
     st = CubeStore(store)
     out = []
     for i, img in enumerate(images):
-        out.append(st.get_or_compute(adapter, img, params, progress=cube_progress).load())
-        if progress:
-            progress(i + 1, len(images))
+        out.append(st.get_or_compute(adapter, img, params, progress=progress).load())
+        emit(progress, "images", i + 1, len(images))
     return out

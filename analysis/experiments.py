@@ -13,27 +13,33 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from cache.params import CubeParams
+from workbench.adapters import load_model
 from workbench.errors import WorkbenchError
+from workbench.pipeline import prepare_image
+from workbench.progress import ProgressFn, by_phase, emit, relabel
 
 from .baselines import baseline_maps
 from .cubes import cubes_for
 from .curvefig import density_on_grid, row_through_peak, salient_mean_curves
 from .datasets import SaliencyItem, dataset_images, open_dataset, resize_map, select_images
 from .fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
-from .paired import PairedRule, paired_test
+from .paired import PairedRule, _sign, paired_test, wilson_interval
+from .perceptual import curve_agreement, dino_features, perceptual_states, state_derivative
 from .predictor import score_maps, summarise_scores
+from .protocol import paper_protocol
+from .report import write_report
+from .tuning import best, sweep
 
 __all__ = ["SaliencyExperiment", "Prepared", "EXPERIMENTS", "default_store", "prepare", "run_paired",
            "run_predictor", "run_curves", "run_perceptual", "run_tune", "run_protocol", "run_experiments",
            "variant_name"]
 
 EXPERIMENTS = ("paired", "predictor", "curves", "perceptual", "tune", "protocol")
-Progress = Callable[[str, int, int], None]
 
 
 def default_store() -> Path:
@@ -90,15 +96,8 @@ class Prepared:
     adapter: object = None
 
 
-def _note(progress: Progress | None, stage: str, done: int, total: int) -> None:
-    if progress:
-        progress(stage, done, total)
-
-
-def prepare(config: SaliencyExperiment, *, progress: Progress | None = None, adapter=None) -> Prepared:
+def prepare(config: SaliencyExperiment, *, progress: ProgressFn | None = None, adapter=None) -> Prepared:
     """Load the selected images' ground truth, get every cube, build every map."""
-    from workbench.adapters import load_model
-
     paths = select_images(dataset_images(config.data), config.images, held_out=config.held_out)
     items = open_dataset(config.data, names=[p.name for p in paths], sigma=config.sigma)
     if len(items) != len(paths):
@@ -112,13 +111,11 @@ def prepare(config: SaliencyExperiment, *, progress: Progress | None = None, ada
         params = CubeParams(definition=definition, estimator=estimator, K=config.K, seed=config.seed,
                             steps=config.steps)
         cubes[name] = cubes_for([it.image_path for it in items], adapter, store=store, params=params,
-                                progress=lambda d, n, name=name: _note(progress, f"cubes {name}", d, n))
+                                progress=by_phase(images=relabel(progress, f"cubes {name}")))
         grid[name] = [fluctuation(ds["rate"].values, ds["timestep"].values, window=config.window, t_b=config.t_b,
                                   axis=0, normalise=config.normalise).astype(np.float32) for ds in cubes[name]]
         maps[name] = [resize_map(g, it.size) for g, it in zip(grid[name], items)]
         if config.map_blur > 0:
-            from scipy.ndimage import gaussian_filter
-
             # the map blurred after the fluctuation (as saliency maps usually are) ...
             maps[f"{name}+blur"] = [gaussian_filter(m, config.map_blur, mode="nearest") for m in maps[name]]
             # ... and the fluctuation of curves averaged over a neighbourhood first (the same sigma, in model
@@ -137,7 +134,7 @@ def prepare(config: SaliencyExperiment, *, progress: Progress | None = None, ada
     for i, it in enumerate(items):
         for b, m in baseline_maps(it.image_path, it.size, seed=config.seed + i).items():
             maps.setdefault(b, []).append(m)
-        _note(progress, "baselines", i + 1, len(items))
+        emit(progress, "baselines", i + 1, len(items))
     return Prepared(config, items, cubes, maps, grid, adapter)
 
 
@@ -147,10 +144,10 @@ def run_paired(prep: Prepared) -> dict:
                        names=[it.name for it in prep.items])
 
 
-def run_predictor(prep: Prepared, *, progress: Progress | None = None) -> dict:
+def run_predictor(prep: Prepared, *, progress: ProgressFn | None = None) -> dict:
     """All saliency metrics per image and averaged, for every map."""
     scores = score_maps(prep.maps, prep.items, n_other=prep.config.n_other, seed=prep.config.seed,
-                        progress=lambda d, n: _note(progress, "metrics", d, n))
+                        progress=progress)
     return {"summary": summarise_scores(scores), "per_image": scores, "images": [it.name for it in prep.items],
             "protocol": {"resize": "maps resized to the image's resolution (bilinear, antialiased)",
                          "sAUC_negatives": f"fixations of {prep.config.n_other} other images of the set",
@@ -180,14 +177,10 @@ def run_curves(prep: Prepared) -> dict:
             "non_salient_mean": non.mean(0).tolist(), "non_salient_sd": non.std(0).tolist(), "n": len(sal)}
 
 
-def run_perceptual(prep: Prepared, *, progress: Progress | None = None) -> dict:
+def run_perceptual(prep: Prepared, *, progress: ProgressFn | None = None) -> dict:
     """The perceptual state s(t) in the salient and non-salient regions, its |ds/dt| as an alternative
     curve, agreement with the rate curve of the same region, and the paired comparison of the two
     curves' fluctuations (salient region vs non-salient region)."""
-    from workbench.pipeline import prepare_image
-
-    from .perceptual import curve_agreement, dino_features, perceptual_states, state_derivative
-
     cfg = prep.config
     name = next(iter(prep.cubes))
     feats = cfg.features if cfg.features in ("unet", "pixels") else dino_features(cfg.features)
@@ -214,9 +207,7 @@ def run_perceptual(prep: Prepared, *, progress: Progress | None = None) -> dict:
         if example is None:
             example = {"image": it.name, "timesteps": ts.tolist(), "state": s.tolist(), "derivative": ds_dt.tolist(),
                        "rate": ours.tolist()}
-        _note(progress, "perceptual", i + 1, n)
-    from .paired import wilson_interval, _sign
-
+        emit(progress, "perceptual", i + 1, n)
     def frac(key):
         w = sum(r[key][0] > r[key][1] for r in rows)
         l = sum(r[key][0] < r[key][1] for r in rows)
@@ -235,13 +226,11 @@ def run_perceptual(prep: Prepared, *, progress: Progress | None = None) -> dict:
             "note": "curves normalised to sum 1 over t > t_b before the fluctuation; agreement on t > t_b"}
 
 
-def run_tune(prep: Prepared, *, progress: Progress | None = None) -> dict:
+def run_tune(prep: Prepared, *, progress: ProgressFn | None = None) -> dict:
     """Sweep the fluctuation's (L, t_b, normalise) on these images (first variant); best by mean AUC-Judd."""
-    from .tuning import best, sweep
-
     name = next(iter(prep.cubes))
     rows = sweep(prep.cubes[name], prep.items, frac=prep.config.paired.frac,
-                 progress=lambda d, n: _note(progress, "tune", d, n))
+                 progress=progress)
     return {"variant": name, "rows": rows, "best": best(rows), "criterion": "mean AUC_Judd",
             "images": [it.name for it in prep.items]}
 
@@ -249,8 +238,6 @@ def run_tune(prep: Prepared, *, progress: Progress | None = None) -> dict:
 def run_protocol(prep: Prepared) -> dict:
     """The paper's Appendix B.1 protocol (`analysis.protocol`: maximal vs minimal ground-truth pixel,
     raw windowed variance) for every cube variant, at the configured L and t_b and a small grid."""
-    from .protocol import paper_protocol
-
     cfg = prep.config
     windows = tuple(dict.fromkeys((int(cfg.window), 3, 5, 8)))
     t_bs = tuple(dict.fromkeys((float(cfg.t_b), 0.0, 200.0, 400.0)))
@@ -261,10 +248,8 @@ def run_protocol(prep: Prepared) -> dict:
 
 
 def run_experiments(config: SaliencyExperiment, which=EXPERIMENTS, *, out: str | Path,
-                    progress: Progress | None = None) -> dict:
+                    progress: ProgressFn | None = None) -> dict:
     """Prepare once, run the chosen experiments, write report.html, figures.json, results.json and PNGs."""
-    from .report import write_report
-
     bad = [w for w in which if w not in EXPERIMENTS]
     if bad:
         raise WorkbenchError(f"unknown experiment {bad[0]!r}: choose from {', '.join(EXPERIMENTS)}")

@@ -21,6 +21,7 @@ The format `pysaliency` writes, for the field's evaluation library,
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -28,16 +29,18 @@ from typing import Iterable
 
 import numpy as np
 import xarray as xr
+from PIL import Image
 
 from cache.params import FluctuationParams
 from workbench.curve_kinds import accumulated
 from workbench.errors import WorkbenchError
-from workbench.outputs import OutputDir, Staging
+from workbench.outputs import OutputDir, OutputOptions, Staging
+from workbench.progress import ProgressFn, emit
 from workbench.validate import MAX_TIMESTEP, check_timestep
 
 from .cubes import open_cubes
 from .datasets import resize_map
-from .fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation
+from .fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation, significance_arrays
 
 __all__ = ["parse_what", "cube_maps", "export_maps", "to_uint8", "as_log_density"]
 
@@ -96,8 +99,6 @@ def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float 
             out[kind] = (resize_map(m, size), {"window": int(window), "t_b": float(t_b),
                                                "normalise": bool(normalise), "curve": curve})
             if "rate_se" in ds and curve == "rate":  # with standard errors, a map's significance can stand beside it
-                from .fluctuation import significance_arrays
-
                 sig = significance_arrays(rate, ds["rate_se"].values, ts, window=window, t_b=t_b, normalise=normalise)
                 z = np.clip(np.nan_to_num(sig["z"], nan=0.0), -50, 50)  # K < 2 has no SE: z 0
                 out["fluctuation_z"] = (resize_map(z, size),
@@ -114,10 +115,6 @@ def cube_maps(ds: xr.Dataset, what, *, window: int = DEFAULT_WINDOW, t_b: float 
 
 
 def _png_bytes(m: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(to_uint8(m)).save(buf, format="PNG")
     return buf.getvalue()
@@ -134,25 +131,24 @@ def as_log_density(m: np.ndarray) -> np.ndarray:
 
 
 def _npy_bytes(m: np.ndarray, dtype=np.float32) -> bytes:
-    import io
-
     buf = io.BytesIO()  # serialised first: the file write then fails loudly on a short write
     np.save(buf, np.asarray(m).astype(dtype))
     return buf.getvalue()
 
 
-def export_maps(source, out_dir: str | Path | OutputDir | Staging, *, what="fluctuation",
-                fluct: FluctuationParams = FluctuationParams(), formats=("png", "npy"), progress=None,
-                overwrite: bool = False) -> dict:
+def export_maps(source, out_dir: str | Path | OutputOptions | OutputDir | Staging, *, what="fluctuation",
+                fluct: FluctuationParams = FluctuationParams(), formats=("png", "npy"),
+                progress: ProgressFn | None = None) -> dict:
     """Export maps of every cube in `source` (a store/cube path, or an iterable of (name, Dataset)).
 
     `fluct`: the fluctuation's window, t_b and normalise (`cache.params.FluctuationParams`, checked
     when it is made; the defaults are the analysis defaults).
 
-    `out_dir`: a folder path (opened as an `OutputDir` of the `export` command, `overwrite` as
-    `--overwrite`), an `OutputDir`, or a `Staging` of a larger output (`workbench run`), into which
+    `out_dir`: a folder path or the command's `OutputOptions` (path and `--overwrite`; opened as an
+    `OutputDir` of the `export` command), an `OutputDir`, or a `Staging` of a larger output (`workbench run`), into which
     the files are staged and committed by the caller. Returns the manifest (also OUT/manifest.json).
-    Two cubes of one image name are an error (export one parameter set at a time).
+    Two cubes of one image name are an error (export one parameter set at a time). `progress`: a
+    `Progress` of phase "export" (cubes exported so far, total unknown; `name` the image) after each cube.
     """
     formats = tuple(formats)
     if not formats or any(f not in ("png", "npy", "pysaliency") for f in formats):
@@ -160,7 +156,9 @@ def export_maps(source, out_dir: str | Path | OutputDir | Staging, *, what="fluc
     parse_what(what)
     if isinstance(out_dir, Staging):
         return _export_into(source, out_dir, what, fluct, formats, progress)
-    out = out_dir if isinstance(out_dir, OutputDir) else OutputDir(out_dir, "export", overwrite=overwrite)
+    if not isinstance(out_dir, (OutputOptions, OutputDir)):
+        out_dir = OutputOptions(out_dir)
+    out = out_dir if isinstance(out_dir, OutputDir) else out_dir.folder("export")
     with out.staging() as st:
         return _export_into(source, st, what, fluct, formats, progress)
 
@@ -196,8 +194,7 @@ def _export_into(source, st: Staging, what, fluct: FluctuationParams, formats, p
             entry[kind] = info | {"min": float(m.min()), "max": float(m.max()), "shape": list(m.shape)}
         manifest["maps"][name] = entry
         n += 1
-        if progress:
-            progress(n, None)
+        emit(progress, "export", n, None, name=name)
     if n == 0:
         raise WorkbenchError(f"{source} holds no cubes to export")
     st.write_text("manifest.json", json.dumps(manifest, indent=1))

@@ -21,26 +21,29 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from cache.store import STORE_FILE, CubeStore
 from workbench.curve_kinds import CURVE_KINDS
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressFn, emit
 from workbench.splits import DEFAULT_HELD_OUT, split_held_out
 
+from .datasets import dataset_images, open_dataset
 from .density import GRID, fit_centre_bias, fit_map_density, fixation_counts, map_log_density, to_grid
 from .features import curve_features, timestep_maps
 from .infogain import log_likelihoods, paired_difference, summarise
 from .lowlevel import LOWLEVEL_NAMES, lowlevel_features
+from .protocol import paper_protocol
 from .readout import fit_readout, readout_log_density
 
 __all__ = ["InformationExperiment", "store_cubes", "run_information", "LOW"]
 
 LOW = "low"
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -82,20 +85,11 @@ class InformationExperiment:
             raise WorkbenchError(f"--curves {','.join(self.curves)}: choose {' and/or '.join(CURVE_KINDS)}")
 
 
-def _note(progress: Progress | None, stage: str, done: int, total: int) -> None:
-    if progress:
-        progress(stage, done, total)
-
-
 def store_cubes(store: str | Path, *, rates=(), K: int | None = None, steps: int | None = None,
                 estimator: str | None = None) -> dict[str, dict[str, str]]:
     """rate definition -> {image stem -> cube key} for the complete cubes of a store that match. Per
     definition, one parameter set (estimator, K, steps, seed, channel) is used: the one with the most
     images (ties: the largest K, then steps), so that every image's features share their timesteps."""
-    from collections import Counter
-
-    from cache.store import STORE_FILE, CubeStore
-
     path = Path(store)
     if not (path / STORE_FILE).exists():
         raise WorkbenchError(f"{path} is not a cube store: compute cubes first (workbench cubes DIR --store {path})")
@@ -203,13 +197,8 @@ def _readout_entry(names, tr, te, ctx, *, lams=None, sigmas=None) -> dict:
     return out
 
 
-def run_information(cfg: InformationExperiment, *, progress: Progress | None = None) -> dict:
+def run_information(cfg: InformationExperiment, *, progress: ProgressFn | None = None) -> dict:
     """Run the whole analysis; returns the JSON-ready results (see the module docstring)."""
-    from cache.store import CubeStore
-
-    from .datasets import dataset_images, open_dataset
-    from .protocol import paper_protocol
-
     t0 = time.perf_counter()
     load0 = os.getloadavg()
     cubes = store_cubes(cfg.store, rates=cfg.rates, K=cfg.K, steps=cfg.steps, estimator=cfg.estimator)
@@ -234,11 +223,11 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
                              f"in the store; readouts fitted on the training split need >= 2 training and >= 1 "
                              f"held-out image with cubes, cross-fitted ones >= 4 images in all ({split} asked; "
                              "compute more: workbench cubes DIR --split train|held-out)")
-    _note(progress, "ground truth", 0, 1)
+    emit(progress, "ground truth", 0, 1)
     cb_paths = train_paths[:cfg.cb_train] if cfg.cb_train > 0 else train_paths
     wanted = {p.name for p in cb_paths + train_c + test_paths + train_paths[:cfg.low_train]}
     items = {it.image_path.resolve(): it for it in open_dataset(cfg.data, names=sorted(wanted))}
-    _note(progress, "ground truth", 1, 1)
+    emit(progress, "ground truth", 1, 1)
     grid = tuple(cfg.grid)
     cb_train = [items[p.resolve()] for p in cb_paths if p.resolve() in items]
     centre = fit_centre_bias([fixation_counts(it.fixations, grid) for it in cb_train])
@@ -252,7 +241,7 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
             raise WorkbenchError(f"no ground truth for {p.name} in {cfg.data}")
         feats.append(_image_features(store, {r: cubes[r][p] for r in rates if p in cubes[r]}, it, grid, cfg.curves))
         counts.append(fixation_counts(it.fixations, grid))
-        _note(progress, "features", k + 1, len(used))
+        emit(progress, "features", k + 1, len(used))
     ctx = {"cfg": cfg, "feats": feats, "counts": counts, "log_cb": [log_q] * len(used), "split": split}
     idx_tr_all, idx_te_all = list(range(len(train_c))), list(range(len(train_c), len(used)))
 
@@ -279,7 +268,7 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
         tr, te = split_for([name])
         if _enough(tr, te, split):
             results["single"][name] = _readout_entry([name], tr, te, ctx, lams=(1e-4,))
-        _note(progress, "single features", j + 1, len(singles))
+        emit(progress, "single features", j + 1, len(singles))
     # bits vs t
     results["per_timestep"] = {}
     for r in rates:
@@ -291,7 +280,7 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
                 e = _readout_entry([name], tr, te, ctx, lams=(1e-4,))
                 rows.append({"t": int(name.split("=")[1]), "mean": e["mean"], "ci95": e["ci95"], "sigma": e["sigma"],
                              "n_train": e["n_train"], "n_test": e["n_test"]})
-            _note(progress, f"bits vs t [{r}]", j + 1, len(tnames))
+            emit(progress, f"bits vs t [{r}]", j + 1, len(tnames))
         results["per_timestep"][r] = rows
     # families
     fams = {"lowlevel": [f"{LOW}:{n}" for n in LOWLEVEL_NAMES]}
@@ -309,7 +298,7 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
         tr, te = split_for(names)
         if _enough(tr, te, split):
             results["families"][fam] = _readout_entry(names, tr, te, ctx)
-        _note(progress, "feature families", j + 1, len(fams))
+        emit(progress, "feature families", j + 1, len(fams))
     if cfg.low_train > 0:  # the control without the cube restriction: all held-out images
         lo_paths = [p for p in train_paths[:cfg.low_train] + test_paths if p.resolve() in items]
         lf, lc = [], []
@@ -317,7 +306,7 @@ def run_information(cfg: InformationExperiment, *, progress: Progress | None = N
             it = items[p.resolve()]
             lf.append({f"{LOW}:{n}": to_grid(m, grid) for n, m in lowlevel_features(it.image_path).items()})
             lc.append(fixation_counts(it.fixations, grid))
-            _note(progress, "low-level features (all images)", k + 1, len(lo_paths))
+            emit(progress, "low-level features (all images)", k + 1, len(lo_paths))
         n_tr = sum(1 for p in lo_paths if p in train_paths)
         ctx_low = {"cfg": cfg, "feats": lf, "counts": lc, "log_cb": [log_q] * len(lf), "split": "train"}
         if n_tr >= 2 and len(lo_paths) > n_tr:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressFn, emit
 
 from .datasets import SaliencyItem
 from .metrics import METRICS, score_all
@@ -35,8 +36,9 @@ def other_fixations(items: list[SaliencyItem], i: int, *, n_other: int = 10, see
 
 
 def score_maps(maps: dict[str, list[np.ndarray]], items: list[SaliencyItem], *, n_other: int = 10, seed: int = 0,
-               metrics=tuple(METRICS), progress=None) -> dict[str, list[dict[str, float]]]:
-    """Per map name, a list (one per item) of {metric: value}. Maps must have their item's size."""
+               metrics=tuple(METRICS), progress: ProgressFn | None = None) -> dict[str, list[dict[str, float]]]:
+    """Per map name, a list (one per item) of {metric: value}. Maps must have their item's size.
+    `progress`: a `Progress` of phase "metrics" (maps scored of all) after each map."""
     if not items:
         raise WorkbenchError("no images to score")
     others = [other_fixations(items, i, n_other=n_other, seed=seed) if len(items) > 1 else None
@@ -53,8 +55,7 @@ def score_maps(maps: dict[str, list[np.ndarray]], items: list[SaliencyItem], *, 
             except WorkbenchError as exc:
                 raise WorkbenchError(f"{name} on {it.name}: {exc}") from None
         out[name] = rows
-        if progress:
-            progress(k + 1, len(maps))
+        emit(progress, "metrics", k + 1, len(maps))
     return out
 
 

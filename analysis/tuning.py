@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressFn, emit
 
 from .datasets import resize_map
 from .fluctuation import fluctuation
@@ -24,8 +25,9 @@ T_BS = (0, 100, 200, 300, 400, 500, 600)
 
 
 def sweep(cubes: list, items: list, *, windows=WINDOWS, t_bs=T_BS, normalise=(False, True), frac: float = 0.05,
-          progress=None) -> list[dict]:
-    """One row per feasible (L, t_b, normalise): mean and s.e.m. of AUC_Judd, NSS, CC, pair_auc over images."""
+          progress: ProgressFn | None = None) -> list[dict]:
+    """One row per feasible (L, t_b, normalise): mean and s.e.m. of AUC_Judd, NSS, CC, pair_auc over images.
+    `progress`: a `Progress` of phase "tune" (combinations tried of all) after each feasible one."""
     if len(cubes) != len(items) or not cubes:
         raise WorkbenchError("the sweep needs one cube per image, and at least one image")
     rows = []
@@ -48,8 +50,7 @@ def sweep(cubes: list, items: list, *, windows=WINDOWS, t_bs=T_BS, normalise=(Fa
             row[key] = float(v.mean())
             row[key + "_sem"] = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
         rows.append(row)
-        if progress:
-            progress(k + 1, len(combos))
+        emit(progress, "tune", k + 1, len(combos))
     return rows
 
 

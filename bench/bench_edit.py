@@ -51,12 +51,12 @@ def time_edit(adapter, config, image=SAMPLE) -> dict:
     stamps: dict[str, float] = {}
     its: list[float] = []
 
-    def cb(info: dict) -> None:
+    def cb(p) -> None:  # a workbench.progress.Progress
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         now = time.perf_counter()
-        stamps.setdefault(info["stage"], now)
-        if info["stage"] == "optimise":
+        stamps.setdefault(p.phase, now)
+        if p.phase == "optimise":
             its.append(now)
 
     reset_peak(dev)

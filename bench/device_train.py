@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                           prediction=args.prediction, snr_gamma=args.snr_gamma)
     start = time.time()
     steps = []
-    ckpt = train(cfg, progress=lambda info: steps.append(info["step"]))
+    ckpt = train(cfg, progress=lambda p: steps.append(p.done))
     train_s = time.time() - start
     step = json.loads((ckpt / "state.json").read_text())["step"]
     final = out / f"model-step{step}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import xarray as xr
 from PIL import Image
+
+from workbench.progress import ProgressFn
 
 from .build import DEFAULT_FIRST, StopRule, batch_sizes, compute_cube, cube_of, invert_image, probe_blocks
 from .params import CubeParams, FluctuationParams
@@ -40,7 +42,7 @@ class CubeBatch:
 
 def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = CubeParams(), *,
                  first: int = DEFAULT_FIRST, window: int = 3, t_b: float = 0.0, until_stable: float | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> Iterator[CubeBatch]:
+                 progress: ProgressFn | None = None) -> Iterator[CubeBatch]:
     """Yield the cube of `image` after each probe batch (see the module doc); the last one is complete.
 
     params: a Hutchinson cube's parameters (not the projected rate); other estimators yield one
@@ -49,8 +51,8 @@ def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = 
     the first batch whose stability reaches it (params.K is then the cap); the last cube is that of
     the probes so far (its key that of params with that K, attributes `until_stable` and
     `stability`, as `workbench cubes --until-stable` writes them).
-    progress(done, total): probe x timestep pairs of the whole cube (total = K x N), after each
-    timestep batch."""
+    progress: `Progress` events of phase "cube" (probe x timestep pairs of the whole cube, total = K x
+    N) after each timestep batch."""
     if not params.refinable:
         ds = compute_cube(adapter, image, params, progress=progress)
         yield CubeBatch(ds, params.K, params.K, float("nan"), True)

@@ -17,8 +17,6 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 import torch
 from PIL import Image
@@ -27,8 +25,9 @@ from workbench.adapters import load_model
 from workbench.ddim import make_schedule
 from workbench.errors import WorkbenchError
 from workbench.images import check_pixels
+from workbench.progress import ProgressFn, emit
 
-from . import schema, slots
+from . import compact, schema, slots
 from .build import compute_cube
 from .keys import cube_key, image_bytes, model_attrs, model_identity, same_model
 from .params import CubeParams
@@ -133,11 +132,11 @@ def _worker_adapter(model: str | None, device: str | None, dtype: str):
 
 
 def compute_slot(job: SlotJob, params: CubeParams, adapter=None, *, options: BatchOptions = BatchOptions(),
-                 dtype: str = "float32", progress: Callable[[int, int], None] | None = None) -> int:
+                 dtype: str = "float32", progress: ProgressFn | None = None) -> int:
     """Compute one image's cube and write it into its slot (`job`), done flag last; returns the slot.
     Runs in-process or as a dask task (then, without `adapter`, the model loads from `options.model`
     on `options.device` in `dtype`). With `job.base`, only the missing probes run (refinement; see
-    cache.build.compute_cube)."""
+    cache.build.compute_cube). `progress`: the cube's events (`cache.build.compute_cube`)."""
     group_path, slot, blob, key, base = job.group_path, job.slot, job.blob, job.key, job.base
     if adapter is None:
         adapter = _worker_adapter(options.model, options.device, dtype)
@@ -159,8 +158,8 @@ def compute_slot(job: SlotJob, params: CubeParams, adapter=None, *, options: Bat
 
 
 def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
-                options: BatchOptions = BatchOptions(), progress: Callable[[int, int], None] | None = None,
-                cube_progress: Callable[[int, int], None] | None = None, plan: BatchPlan | None = None) -> list[str]:
+                options: BatchOptions = BatchOptions(), progress: ProgressFn | None = None,
+                plan: BatchPlan | None = None) -> list[str]:
     """Compute the cubes of `images` that `store` lacks, resumably; returns every image's key.
 
     `options` (`BatchOptions`): where the cubes are computed (cluster workers must see the store's
@@ -168,15 +167,14 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
     with fewer probes (and its probe statistics), only the missing probes of `params.K` are run and
     merged exactly (`refine_bases`); the smaller cube stays as it was, the refined one is a new cube
     (the key of params.K), written crash-safely like any other.
-    `progress(done, total)` counts images (complete ones included); `cube_progress(done, total)`
-    the work of the image being computed (local runs; `cache.build.probe_blocks`). `plan`: the
-    batch's `plan_batch`, when the caller made it already.
+    `progress` gets `Progress` events of phase "images" (done of total images, complete ones
+    included) and, in local runs, the events of the cube being computed (phases "cube" and "block",
+    `cache.build.compute_cube`). `plan`: the batch's `plan_batch`, when the caller made it already.
     """
     refine = options.refine
     plan = plan or plan_batch(store, images, adapter, params)
     total = len(plan.keys)
-    if progress:
-        progress(plan.cached, total)
+    emit(progress, "images", plan.cached, total)
     if not plan.todo:
         return list(plan.keys)
     store.sweep()
@@ -188,25 +186,29 @@ def build_batch(store, images, adapter, params: CubeParams = CubeParams(), *,
         pending = [(slot_of[plan.keys[i]], i) for i in plan.todo if plan.keys[i] in slot_of]
         done = slots.read_done(path)
         jobs = [(s, i) for s, i in pending if not done[s]]
+        if jobs and compact.is_compacted(path):  # slots to write into a compacted group: one file per chunk again
+            compact.expand_group(path)
         finished = plan.cached + (len(pending) - len(jobs))
-        if progress:
-            progress(finished, total)
+        emit(progress, "images", finished, total)
         bases = refine_bases(store, plan, adapter, params) if refine else {}
         work = [SlotJob(str(path.resolve()), s, plan.blobs[i], plan.keys[i], bases.get(i)) for s, i in jobs]
         if options.distributed:
             _run_dask(work, adapter, params, options, progress=progress, start=finished, total=total)
         else:
             for job in work:
-                compute_slot(job, params, adapter, progress=cube_progress)
+                compute_slot(job, params, adapter, progress=progress)
                 finished += 1
-                if progress:
-                    progress(finished, total)
+                emit(progress, "images", finished, total)
+    try:  # a finished group becomes one shard per array (cache.compact): ~30 files instead of ~5 per cube
+        compact.compact_group(path)
+    except (WorkbenchError, OSError):  # damage found while copying, a full disk: the group stays as it was
+        pass
     leftovers = [i for i in plan.todo if plan.keys[i] not in slot_of]
     if leftovers:  # images of this batch that its existing group has no slot for (rare): a group of their own
         sub = plan_batch(store, [plan.images[i] for i in leftovers], adapter, params)
-        build_batch(store, sub.images, adapter, params, options=options, cube_progress=cube_progress, plan=sub)
-        if progress:
-            progress(total, total)
+        build_batch(store, sub.images, adapter, params, options=options, plan=sub,
+                    progress=None if progress is None else (lambda p: p.phase != "images" and progress(p)))
+        emit(progress, "images", total, total)
     store.refresh()
     return list(plan.keys)
 
@@ -254,9 +256,9 @@ def _close_cluster(cluster) -> None:
 
 
 def _run_dask(jobs: list[SlotJob], adapter, params: CubeParams, options: BatchOptions, *,
-              progress: Callable[[int, int], None] | None, start: int, total: int) -> None:
+              progress: ProgressFn | None, start: int, total: int) -> None:
     """One task per slot on a dask.distributed cluster; the coordinator only tracks completion
-    (`progress(done, total)` over the batch's images, `start` of them done before)."""
+    (`Progress` of phase "images" over the batch's images, `start` of them done before)."""
     from distributed import Client, LocalCluster, as_completed
 
     for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler"):
@@ -284,5 +286,4 @@ def _run_dask(jobs: list[SlotJob], adapter, params: CubeParams, options: BatchOp
         for fut in as_completed(futures):
             fut.result()  # re-raises a worker's error here
             finished += 1
-            if progress:
-                progress(finished, total)
+            emit(progress, "images", finished, total)

@@ -20,7 +20,7 @@ import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from workbench import estimators
 from workbench.fluctuation import fluctuation
 from workbench.images import read_image, to_rgb, to_uint8
 from workbench.pipeline import prepare_image
+from workbench.progress import ProgressFn, emit, relabel
 from workbench.rates import RateSpec
 from workbench.uncertainty import ProbeStats, merge_stats
 
@@ -195,12 +196,13 @@ def _add(a: ProbeStats | None, b: ProbeStats) -> ProbeStats:
 
 def probe_blocks(adapter, inv: Inversion, params: CubeParams, rule: StopRule, *, base: ProbeStats | None = None,
                  fluct: FluctuationParams | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> Iterator[ProbeBlock]:
+                 progress: ProgressFn | None = None) -> Iterator[ProbeBlock]:
     """Run the Hutchinson probes of `params` over `inv`'s trajectory block by block (see the module doc)
     and yield the merged statistics after each block; the last is `final`. `base`: statistics of the
     same cube with fewer probes to start from (only later probes run). `fluct`: the fluctuation map
-    whose split-half stability rules with `rule.halves`. `progress(done, total)`: probe x timestep
-    pairs of the whole rule (total = the last size x N), after each timestep batch."""
+    whose split-half stability rules with `rule.halves`. `progress`: a `Progress` (phase "cube", done
+    of total probe x timestep pairs of the whole rule, total = the last size x N) after each timestep
+    batch."""
     if not params.refinable:
         raise WorkbenchError("probe blocks need Hutchinson cubes (rate h, eps or step)")
     if rule.halves and (base is not None or fluct is None):
@@ -222,9 +224,8 @@ def probe_blocks(adapter, inv: Inversion, params: CubeParams, rule: StopRule, *,
             if count == 0:
                 continue
 
-            def overall(d: int, _n: int, start=start, count=count) -> None:
-                if progress:
-                    progress(start * N + d * count, last * N)
+            def overall(p, start=start, count=count) -> None:
+                emit(progress, "cube", start * N + p.done * count, last * N)
 
             first = 0 if base is None else base.first
             st = estimators.hutchinson_cube_stats(adapter, traj, spec,
@@ -259,18 +260,20 @@ def _stability(halves, spec: RateSpec, ts: np.ndarray, fluct: FluctuationParams,
 
 # --- 3. the cube ----------------------------------------------------------------------------------
 def cube_of(adapter, inv: Inversion, params: CubeParams, *, stats: ProbeStats | None = None,
-            progress: Callable[[int, int], None] | None = None, **attrs) -> xr.Dataset:
+            progress: ProgressFn | None = None, **attrs) -> xr.Dataset:
     """The cube of `inv` under `params`: rate and SE from `stats` (Hutchinson probes already run) or
     by the estimator at once (`workbench.estimators.estimate_cube`), the attributes of `cache.keys`
     (key of `params`), then `attrs` (e.g. K of a preview, until_stable, complete=0). The probe
-    statistics are kept when `stats` was given and the cube is complete."""
+    statistics are kept when `stats` was given and the cube is complete. `progress`: the estimator's
+    events as phase "cube"."""
     spec = RateSpec(params.definition, k=params.tangent_k, channel=params.channel)
     try:
         if stats is not None:
             est = estimators.CubeEstimate.from_stats(stats, spec.channel)
         else:
             est = estimators.estimate_cube(adapter, inv.trajectory, spec, estimator=params.estimator, K=params.K,
-                                           seed=params.seed, rank=params.rank, progress=progress)
+                                           seed=params.seed, rank=params.rank,
+                                           progress=relabel(progress, "cube"))
     except ValueError as exc:  # e.g. a channel index the model does not have
         raise WorkbenchError(str(exc)) from None
     if not torch.isfinite(est.rate).all():
@@ -284,9 +287,8 @@ def cube_of(adapter, inv: Inversion, params: CubeParams, *, stats: ProbeStats | 
 
 
 def compute_cube(adapter, image: str | Path | Image.Image | bytes, params: CubeParams = CubeParams(), *,
-                 progress: Callable[[int, int], None] | None = None, base: xr.Dataset | None = None,
-                 rule: StopRule | None = None, fluct: FluctuationParams | None = None,
-                 on_block: Callable[[ProbeBlock], None] | None = None) -> xr.Dataset:
+                 progress: ProgressFn | None = None, base: xr.Dataset | None = None,
+                 rule: StopRule | None = None, fluct: FluctuationParams | None = None) -> xr.Dataset:
     """Invert `image` (path, PIL or file bytes) with `params.steps` DDIM steps and estimate every pixel's rate.
 
     Returns a single-image Dataset: `rate` and `rate_se` (t, y, x) float32 on the model grid (t
@@ -297,8 +299,10 @@ def compute_cube(adapter, image: str | Path | Image.Image | bytes, params: CubeP
     probes are run and merged exactly (refinement; the result equals computing params.K at once).
     `rule`: a `StopRule` other than K probes at once (e.g. `StopRule.until_stable`, with `fluct`):
     the cube is that of the probes the rule ran (its key that of params with that K, attributes
-    `until_stable` and `stability`). `progress(done, total)`: see `probe_blocks` (Hutchinson) or
-    `workbench.estimators.rate_cube`; `on_block(block)` after each `ProbeBlock` (K, stability so far).
+    `until_stable` and `stability`). `progress`: `Progress` events of phase "cube" (the work done, see
+    `probe_blocks` or `cube_of`) and, for Hutchinson cubes, one of phase "block" after each probe block
+    (done = K = the probes so far of the rule's last size, `stability` its split-half stability, NaN
+    without halves).
     """
     base_stats = None
     if base is not None:
@@ -312,10 +316,9 @@ def compute_cube(adapter, image: str | Path | Image.Image | bytes, params: CubeP
     if not params.refinable:
         return cube_of(adapter, inv, params, progress=progress)
     block = None
-    for block in probe_blocks(adapter, inv, params, rule or StopRule.fixed(params.K), base=base_stats, fluct=fluct,
-                              progress=progress):
-        if on_block:
-            on_block(block)
-    extra = {} if rule is None or rule.stable_at is None else {"until_stable": float(rule.stable_at),
+    rule = rule or StopRule.fixed(params.K)
+    for block in probe_blocks(adapter, inv, params, rule, base=base_stats, fluct=fluct, progress=progress):
+        emit(progress, "block", block.K, rule.sizes[-1], K=block.K, stability=float(block.stability))
+    extra = {} if rule.stable_at is None else {"until_stable": float(rule.stable_at),
                                                                 "stability": float(block.stability)}
     return cube_of(adapter, inv, dataclasses.replace(params, K=block.K), stats=block.stats, **extra)

@@ -27,9 +27,9 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressFn, emit
 
 from . import integrity, meaning, schema, slots
 
@@ -112,16 +112,16 @@ def check_group(path: Path, report: StoreReport) -> None:
             report.damaged.append(Damage(gid, i, key, name, "chunk " + reason))
 
 
-def check_store(store, *, progress: Callable[[int, int], None] | None = None) -> StoreReport:
+def check_store(store, *, progress: ProgressFn | None = None) -> StoreReport:
     """Read and verify every group of `store` (a CubeStore): metadata, shared arrays, flags and
-    every chunk of every done slot; see the module doc."""
+    every chunk of every done slot; see the module doc. `progress`: a `Progress` of phase "check"
+    (groups checked of all) after each group."""
     report = StoreReport()
     paths = sorted(p for p in store.groups_dir.glob("*.zarr") if p.is_dir())
     report.groups = len(paths)
     for n, path in enumerate(paths):
         check_group(path, report)
-        if progress:
-            progress(n + 1, len(paths))
+        emit(progress, "check", n + 1, len(paths))
     return report
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import xarray as xr
 from PIL import Image
 
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressFn
 
 from . import meaning, schema, slots
 from .keys import cube_key, image_bytes, model_identity
@@ -335,7 +336,7 @@ class CubeStore:
         return cube_key(image_bytes(image), model_identity(adapter), params)
 
     def get_or_compute(self, adapter, image: str | os.PathLike | Image.Image, params: CubeParams = CubeParams(), *,
-                       progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+                       progress: ProgressFn | None = None) -> xr.Dataset:
         """The cube of `image` under `adapter` and `params`: from the store when complete, else
         computed (cache.build.compute_cube), stored, and returned."""
         from .build import compute_cube
@@ -346,9 +347,9 @@ class CubeStore:
         return self.open(key)
 
     def build(self, images: list, adapter, params: CubeParams = CubeParams(), *,
-              progress: Callable[[int, int], None] | None = None, scheduler=None, **kw) -> list[str]:
+              progress: ProgressFn | None = None, scheduler=None, **kw) -> list[str]:
         """Compute the cubes of many images (resumable; see `cache.batch.build_batch`); returns their keys.
-        `kw`: the `cache.batch.BatchOptions` (local_cluster, model, device, refine) and `cube_progress`."""
+        `kw`: the `cache.batch.BatchOptions` (local_cluster, model, device, refine) and `plan`."""
         from .batch import BatchOptions, build_batch
 
         opts = {k: kw.pop(k) for k in ("local_cluster", "model", "device", "refine") if k in kw}
@@ -356,7 +357,7 @@ class CubeStore:
                            progress=progress, **kw)
 
     def refine(self, images: list, adapter, params: CubeParams, K2: int, *,
-               progress: Callable[[int, int], None] | None = None, **kw) -> list[str]:
+               progress: ProgressFn | None = None, **kw) -> list[str]:
         """Bring the cubes of `images` (of `params`, any K below K2) to K2 probes: only the missing
         probes run, merged exactly with the stored ones (as if K2 had run at once, the same seed);
         crash-safe and resumable like `build`. Returns the K2 cubes' keys."""
@@ -368,12 +369,13 @@ class CubeStore:
 
     def until_stable(self, images: list, adapter, params: CubeParams, R: float, *, fluct: FluctuationParams,
                      block: int | None = None, cap: int | None = None,
-                     progress: Callable[[str, int, float], None] | None = None) -> list[dict]:
+                     progress: ProgressFn | None = None) -> list[dict]:
         """Cubes of `images` with as many probes as each fluctuation map needs to reach split-half
         stability R of the fluctuation map `fluct` (`cache.build.StopRule.until_stable`; probe blocks of
         `block`, at most `cap` probes),
         stored under the key of the probe count reached. An image that already has such a cube (R or
-        more) is skipped.
+        more) is skipped. `progress`: the events of `cache.build.compute_cube` with `name` the image's
+        stem (phase "block" after each probe block: K and stability so far).
         Returns one dict per image: key, name, K, stability, computed (bool)."""
         import dataclasses
 
@@ -396,8 +398,8 @@ class CubeStore:
                     break
             if done is None:
                 ds = compute_cube(adapter, img, params, rule=rule, fluct=fluct,
-                                  on_block=None if progress is None else
-                                  (lambda b, _n=Path(str(img)).stem: progress(_n, b.K, b.stability)))
+                                  progress=None if progress is None else
+                                  (lambda p, _n=Path(str(img)).stem: progress(dataclasses.replace(p, name=_n))))
                 done = {"key": self.put(ds), "K": int(ds.attrs["K"]), "stability": float(ds.attrs["stability"]),
                         "computed": True}
             out.append({"name": Path(str(img)).stem, **done})

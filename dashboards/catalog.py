@@ -9,15 +9,20 @@ user pointed the dashboard at) and computes its cube through the store, so it is
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
 
 import xarray as xr
+from PIL import Image, UnidentifiedImageError
 
+from cache import anytime
+from cache.build import compute_cube
+from cache.params import CubeParams
 from cache.store import CubeStore
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressFn, emit
 
 __all__ = ["CubeCatalog", "cube_label", "cube_labels", "cube_variant"]
 
@@ -109,9 +114,6 @@ class CubeCatalog:
     # -- adding ------------------------------------------------------------------------------
     def save_upload(self, data: bytes, filename: str) -> Path:
         """Write dropped image bytes to `<store>/uploads/<hash>-<name>` (idempotent) and return the path."""
-        from PIL import Image, UnidentifiedImageError
-        import io
-
         try:
             with Image.open(io.BytesIO(data)) as im:
                 im.verify()
@@ -128,28 +130,24 @@ class CubeCatalog:
         return path
 
     def add_image(self, adapter, image: str | Path, params=None, *,
-                  progress: Callable[[int, int], None] | None = None,
-                  on_batch: Callable[[object], None] | None = None, **batch_options) -> str:
+                  progress: ProgressFn | None = None, live: bool = False, **batch_options) -> str:
         """Compute (or find cached) the cube of `image` with `params` (a CubeParams); returns its key.
 
-        on_batch: called with each `cache.anytime.CubeBatch` (the in-memory cube after each probe
-        batch, the last one complete) while the cube is refined batch by batch; only the last is stored.
-        batch_options: `cache.anytime.cube_batches` options (until_stable, window, t_b)."""
-        from cache.build import compute_cube
-        from cache.params import CubeParams
-
+        progress: the `Progress` events of the computation (phase "cube": the work done). live: refine
+        the cube batch by batch (`cache.anytime.cube_batches`) and, after each batch, send a `Progress`
+        of phase "batch" (done = K probes so far of total = params.K, `stability`, `result` the
+        `cache.anytime.CubeBatch` with the in-memory cube, the last one complete); only the last is
+        stored. batch_options: `cache.anytime.cube_batches` options (until_stable, window, t_b)."""
         params = params or CubeParams()
         key = self._store.key_of(adapter, image, params)
         with self._lock:
             if key in self._store:
                 return key
-        if on_batch is None:
+        if not live:
             ds = compute_cube(adapter, image, params, progress=progress)  # long: outside the lock
         else:
-            from cache import anytime
-
             for step in anytime.cube_batches(adapter, image, params, progress=progress, **batch_options):
-                on_batch(step)
+                emit(progress, "batch", step.K, step.K_final, K=step.K, stability=float(step.stability), result=step)
                 ds = step.ds
         with self._lock:
             return self._store.put(ds)

@@ -16,10 +16,14 @@ from pathlib import Path
 import numpy as np
 import panel as pn
 import param
+from PIL import Image
 
-from workbench.editing import TASKS, EditConfig
+import workbench
+from workbench.editing import TASKS, EditConfig, run_edit
 from workbench.editing.loop import EditCancelled
+from workbench.editing.metrics import psnr_outside
 from workbench.errors import WorkbenchError
+from workbench.images import read_image
 from workbench.validate import check_int, check_real
 
 from . import figures, selection
@@ -88,8 +92,6 @@ def check_knobs(n_iter, steps) -> None:
 
 def sample_images() -> list[Path]:
     """The sample images shipped with the package."""
-    import workbench
-
     folder = Path(workbench.__file__).resolve().parent / "samples"
     return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
@@ -190,8 +192,6 @@ class EditView(pn.viewable.Viewer):
 
     @param.depends("image_path", watch=True)
     def _load_image(self) -> None:
-        from workbench.images import read_image
-
         if self.image_path is None:
             return
         pil = read_image(self.image_path)
@@ -326,13 +326,11 @@ class EditView(pn.viewable.Viewer):
         ref = self.reference if self.task in REFERENCE_TASKS else None
 
         def work(report, should_stop):
-            from workbench.editing import run_edit
-
             report(status="loading the model")
             adapter = ctx.adapter()
             report(status="inverting the image")
             try:
-                return run_edit(adapter, image, mask, cfg, ref_xy=ref, callback=lambda info: report(**info),
+                return run_edit(adapter, image, mask, cfg, ref_xy=ref, callback=lambda p: report(progress=p),
                                 should_stop=should_stop, baselines=False)  # the classical baselines: `workbench edit`
             except EditCancelled:  # stopped before the optimisation: nothing to show
                 raise Cancelled() from None
@@ -362,12 +360,12 @@ class EditView(pn.viewable.Viewer):
             return
         if not job.done:
             self.status.object = self.progress_text(job)
-            info = job.snapshot()
-            if info.get("stage") == "optimise" and info.get("n_iter"):
-                done, n = int(info["iteration"]), int(info["n_iter"])
+            now = job.snapshot().get("progress")
+            if now is not None and now.phase == "optimise" and now.total:
+                done, n = now.done, now.total
                 self.progress.value = int(100 * min(done, n) / n)
                 self._eta.update(done, n)
-                loss = figures.finite_or_none(info.get("loss"))
+                loss = figures.finite_or_none(now.loss)
                 if loss is not None and len(self._losses) < done:
                     self._losses.extend([loss] * (done - len(self._losses)))
                 self._show_losses()
@@ -400,11 +398,12 @@ class EditView(pn.viewable.Viewer):
         if queued:
             return queued
         info = job.snapshot()
-        stage = info.get("stage")
+        now = info.get("progress")
+        stage = None if now is None else now.phase
         text = _PHASES.get(stage, info.get("status", "starting"))
-        if stage == "optimise" and info.get("n_iter"):
-            text += f" {min(int(info['iteration']), int(info['n_iter']))}/{int(info['n_iter'])}"
-            loss, best = figures.finite_or_none(info.get("loss")), figures.finite_or_none(info.get("best_loss"))
+        if stage == "optimise" and now.total:
+            text += f" {min(now.done, now.total)}/{now.total}"
+            loss, best = figures.finite_or_none(now.loss), figures.finite_or_none(now.best_loss)
             if loss is not None:
                 text += f", loss {loss:.4g}"
             if best is not None:
@@ -432,9 +431,6 @@ class EditView(pn.viewable.Viewer):
         return np.asarray(self.result.edited_source)
 
     def _show_result(self, job: Job) -> None:
-        from workbench.editing.metrics import psnr_outside
-        from workbench.images import read_image
-
         r = self.result
         self.blend_used = bool(getattr(r, "config", {}).get("blend", self.blend))
         self.composited = self.composite()
@@ -471,8 +467,6 @@ class EditView(pn.viewable.Viewer):
     # -- saving --------------------------------------------------------------------------------
     def result_png(self) -> io.BytesIO:
         """The edited image as PNG bytes, at the source image's resolution (`composite`)."""
-        from PIL import Image
-
         if self.result is None:
             raise WorkbenchError("no edit result yet: launch an edit first")
         if self.composited is None:
@@ -484,8 +478,6 @@ class EditView(pn.viewable.Viewer):
 
     def save(self) -> Path:
         """Write the edited image (and the mask) to `<store>/edits/` and return the image's path."""
-        from PIL import Image
-
         folder = self.context.catalog.path / "edits"
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{Path(self.image_path).stem}-{self.task}-{time.strftime('%Y%m%d-%H%M%S')}"

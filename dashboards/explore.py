@@ -15,17 +15,23 @@ cube, keeping the clicked pixels; only the final cube goes into the store.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import panel as pn
 import param
+import plotly.graph_objects as go
+from PIL import Image
 
 from analysis.fluctuation import (DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map,
                                   significance_arrays)
 from analysis.pixelcurves import SIDES, Z_SIGNIFICANT, fluctuation_name, pixel_curve, significance_text, significant
+from cache.params import CubeParams
 from workbench.curve_kinds import CURVE_KINDS, accumulated, accumulated_se
 from workbench.cancel import checked_calls
 from workbench.errors import WorkbenchError
 from workbench.estimators import DEFAULT_K
+from workbench.progress import Progress
 from workbench.validate import MAX_K, check_K, check_real, check_steps
 
 from . import figures
@@ -213,10 +219,6 @@ class ExploreView(pn.viewable.Viewer):
 
     def _photo(self) -> np.ndarray:
         """The original image for display (at most _PHOTO_MAX per side), else the cube's own (model-size) image."""
-        from pathlib import Path
-
-        from PIL import Image
-
         src = Path(str(self._ds.attrs.get("source_image", "")))
         try:
             if src.suffix and src.is_file():
@@ -419,8 +421,6 @@ class ExploreView(pn.viewable.Viewer):
     def _replace(pane: pn.pane.Plotly, change) -> None:
         """Show a changed copy of the pane's figure (Panel diffs it against what the browser has and sends
         only what changed: a mutated figure would share nested dicts with the last sent state)."""
-        import plotly.graph_objects as go
-
         fig = go.Figure(pane.object)
         change(fig)
         pane.object = fig
@@ -547,31 +547,30 @@ class ExploreView(pn.viewable.Viewer):
             self._clear_upload()
             return None
         self._show_message(None)  # an earlier error (a refused file) no longer applies
-        from cache.params import CubeParams
-
         ctx, params = self.context, CubeParams(steps=self.new_steps, K=self.new_K)
         options = dict(until_stable=self.new_until_stable or None, window=self.window, t_b=self.t_b)
 
         def compute(report, _should_stop):
-            report(done=0, total=1, status="loading the model")
+            report(progress=Progress("cube", 0, 1), status="loading the model")
             adapter = ctx.adapter()
             report(status="inverting and estimating rates")
-            def progress(d, t):
+
+            def progress(p: Progress) -> None:
                 if _should_stop():  # the tab closed: stop between timesteps
                     raise Cancelled()
-                report(done=d, total=t)
-
-            def on_batch(step):  # the worker only hands the in-memory cube over; poll shows it
-                report(batch=step, status=f"showing {self._batch_text(step)}; "
-                                          + ("storing" if step.final else "adding probes"))
+                if p.phase == "cube":
+                    report(progress=p)
+                elif p.phase == "batch":  # the worker only hands the in-memory cube over; poll shows it
+                    step = p.result
+                    report(batch=step, status=f"showing {self._batch_text(step)}; "
+                                              + ("storing" if step.final else "adding probes"))
 
             def between_calls():  # within one network evaluation, however long one timestep takes
                 if _should_stop():
                     raise Cancelled()
 
             with checked_calls(adapter, between_calls):
-                return ctx.catalog.add_image(adapter, path, params, progress=progress, on_batch=on_batch,
-                                             **options)
+                return ctx.catalog.add_image(adapter, path, params, progress=progress, live=True, **options)
 
         self._live, self._live_K, self._live_name = True, None, filename
         self._eta = Eta()
@@ -611,9 +610,10 @@ class ExploreView(pn.viewable.Viewer):
         if job is None:
             return
         info = job.snapshot()
-        if info.get("total"):
-            self.progress.value = int(100 * info.get("done", 0) / max(1, info["total"]))
-            self._eta.update(info.get("done", 0), info["total"])
+        now = info.get("progress")
+        if now is not None and now.total:
+            self.progress.value = int(100 * now.done / max(1, now.total))
+            self._eta.update(now.done, now.total)
         step = info.get("batch")
         if step is not None and self._live and step.K != self._live_K:
             self._show_batch(step)

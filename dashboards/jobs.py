@@ -1,6 +1,7 @@
 """Long work off the UI thread: a `Job` runs a function on a worker thread and the view polls it.
 
-The function receives `report(**info)` (progress: any keys, e.g. phase/done/total/loss) and
+The function receives `report(**info)` (the latest `workbench.progress.Progress` as
+`progress=`, plus any keys a view shows, e.g. `status` text or a live cube) and
 `should_stop()` (True once `cancel()` was called). The worker never touches widgets; the
 view copies `job.snapshot()` into its widgets from a periodic callback (or, in tests, by
 calling its poll method), which keeps the UI logic testable without a browser or server.
@@ -18,6 +19,8 @@ import traceback
 from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
+
+from .sockets import session_connections
 
 __all__ = ["Job", "Poller", "ComputeQueue", "Cancelled", "Eta", "format_seconds", "on_session_end"]
 
@@ -126,7 +129,7 @@ class ComputeQueue:
 class Job:
     """`fn(report, should_stop) -> result` run on a daemon thread, through `queue` when given.
 
-    State: `progress` (dict, latest report), `result`, `error` (one-line message; a
+    State: `progress` (dict, the latest report of each key: `progress` a `workbench.progress.Progress`), `result`, `error` (one-line message; a
     WorkbenchError's text, or the exception type and message), `done`, `cancelled`,
     `waited` (seconds in the queue), `elapsed` (seconds computing), `queue_position`.
     """
@@ -257,8 +260,6 @@ class Poller:
         self._seen = False
 
     def _tick(self) -> None:
-        from .sockets import session_connections
-
         n = None if self._doc is None else session_connections(self._doc)
         if n:
             self._seen = True

@@ -9,19 +9,28 @@ synchronously (tests). `export_zip()` returns the shown maps and metrics as a ZI
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import panel as pn
 import param
+from PIL import Image
 
+from analysis.baselines import baseline_maps
+from analysis.datasets import dataset_images, open_dataset, resize_map
 from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW, fluctuation_map
-from analysis.metrics import METRICS
+from analysis.metrics import METRICS, score_all
 from analysis.pixelcurves import fluctuation_name
+from analysis.predictor import other_fixations
 from workbench.errors import WorkbenchError
+from workbench.images import read_image
+from workbench.progress import ProgressFn, emit
 
 from . import figures
 from .catalog import cube_variant
@@ -84,10 +93,6 @@ def match_cubes(stems, cube_names, dataset_name: str = "") -> dict[str, str]:
 def _load_items(context: AppContext, variant: str | None = None) -> tuple[list, dict[str, str], dict[str, int], str]:
     """The data set's items that have a cube of `variant` (`cube_variant`: rate, estimator, K, steps; None:
     the variant most images have) in the store: (items, name -> cube key, variant -> images, the variant)."""
-    from collections import Counter
-
-    from analysis.datasets import dataset_images, open_dataset
-
     if context.dataset is None:
         return [], {}, {}, ""
     entries = context.catalog.entries()
@@ -116,35 +121,28 @@ def _load_items(context: AppContext, variant: str | None = None) -> tuple[list, 
 
 def _store_stamp(context: AppContext) -> str:
     """A short digest of the store's complete cubes: memoised items and scores follow the store."""
-    import hashlib
-
     return hashlib.sha1("\n".join(sorted(context.catalog.keys())).encode()).hexdigest()[:12]
 
 
 def fluct_at_image(context: AppContext, key: str, size: tuple[int, int], window: int, t_b: float,
                    normalise: bool = DEFAULT_NORMALISE) -> np.ndarray:
     """The cube's fluctuation map resized to the image's own size (H0, W0), float32."""
-    from analysis.datasets import resize_map
-
     ds = context.catalog.open(key)
     f = fluctuation_map(ds["rate"], window=window, t_b=t_b, normalise=normalise)
     return resize_map(np.asarray(f.values, dtype=np.float32), size)
 
 
 def score_dataset(context: AppContext, window: int, t_b: float, normalise: bool = DEFAULT_NORMALISE, *,
-                  variant: str | None = None, report=None, should_stop=None) -> dict:
+                  variant: str | None = None, progress: ProgressFn | None = None, should_stop=None) -> dict:
     """Metrics of the fluctuation map and the baselines on every image with a cube of `variant`
-    (`cube_variant`; None: the variant most images have).
+    (`cube_variant`; None: the variant most images have). `progress`: a `Progress` of phase "metrics"
+    (images scored of all) after each image.
 
     Returns {"rows": [{"name", "key", "map", metric: value, ...}], "metrics": [...], "variant": ...}: one
     row per (image, map). sAUC is the reports' (`analysis.predictor.other_fixations`): negatives are the
     fixations of up to 10 other images, their positions scaled to this image's size, so images of
     different sizes are scored too; a data set of one image has no sAUC (the tables say so).
     """
-    from analysis.baselines import baseline_maps
-    from analysis.metrics import score_all
-    from analysis.predictor import other_fixations
-
     items, keys, _counts, chosen = _load_items(context, variant)
     if not items:
         return {"rows": [], "metrics": list(METRICS), "variant": chosen}
@@ -162,8 +160,7 @@ def score_dataset(context: AppContext, window: int, t_b: float, normalise: bool 
             except WorkbenchError as exc:  # e.g. a constant map: shown, not fatal
                 scores = {"error": str(exc)}
             rows.append({"name": it.name, "key": keys[it.name], "map": mname, **scores})
-        if report is not None:
-            report(done=i + 1, total=len(items))
+        emit(progress, "metrics", i + 1, len(items))
     return {"rows": rows, "metrics": [m for m in METRICS if any(m in r for r in rows)], "variant": chosen}
 
 
@@ -231,7 +228,8 @@ class SaliencyView(pn.viewable.Viewer):
 
             def work(report, stop):
                 ctx.memo(items_key, lambda: _load_items(ctx, var))
-                return ctx.memo(score_key, lambda: score_dataset(ctx, window, t_b, norm, variant=var, report=report,
+                return ctx.memo(score_key, lambda: score_dataset(ctx, window, t_b, norm, variant=var,
+                                                                 progress=lambda p: report(progress=p),
                                                                  should_stop=stop))
 
             self._start_job(work, f"reading {ctx.dataset} and scoring its images ...")
@@ -326,8 +324,9 @@ class SaliencyView(pn.viewable.Viewer):
             self.results = ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm, variant=var))
             self._show_tables()
             return
-        self._start_job(lambda report, stop: ctx.memo(key, lambda: score_dataset(ctx, window, t_b, norm, variant=var,
-                                                                                 report=report, should_stop=stop)),
+        self._start_job(lambda report, stop: ctx.memo(key, lambda: score_dataset(
+                            ctx, window, t_b, norm, variant=var, progress=lambda p: report(progress=p),
+                            should_stop=stop)),
                         f"scoring {len(self.items)} images (L={window}, t_b={t_b:g}) ...")
 
     def _start_job(self, work, text: str) -> None:
@@ -343,9 +342,9 @@ class SaliencyView(pn.viewable.Viewer):
         job = self.job
         if job is None:
             return
-        info = job.snapshot()
-        if info.get("total"):
-            self.progress.value = int(100 * info["done"] / info["total"])
+        now = job.snapshot().get("progress")
+        if now is not None and now.total:
+            self.progress.value = int(100 * now.done / now.total)
         if not job.done:
             return
         self._poller.stop()
@@ -365,8 +364,6 @@ class SaliencyView(pn.viewable.Viewer):
 
     def per_image(self):
         """DataFrame: one row per image, the fluctuation map's metrics, sorted by `sort_by` (best first)."""
-        import pandas as pd
-
         rows = [r for r in (self.results or {}).get("rows", []) if r["map"] == "fluctuation"]
         df = pd.DataFrame(rows).drop(columns=["key", "map"], errors="ignore")
         if df.empty or self.sort_by not in df:
@@ -379,8 +376,6 @@ class SaliencyView(pn.viewable.Viewer):
 
     def dataset_averages(self):
         """DataFrame: mean of every metric per map (fluctuation and baselines) over the images."""
-        import pandas as pd
-
         df = pd.DataFrame((self.results or {}).get("rows", []))
         if df.empty:
             return df
@@ -432,8 +427,6 @@ class SaliencyView(pn.viewable.Viewer):
     def _update_maps(self) -> None:
         if self.image is None:
             return
-        from workbench.images import read_image
-
         it = self.item()
         H0, W0 = it.size
         rgb = read_image(it.image_path)
@@ -485,9 +478,6 @@ class SaliencyView(pn.viewable.Viewer):
         """The shown image's maps: fluctuation (PNG 8-bit + .npy float32 at the image's size), the
         fixation density (PNG), the overlay (PNG) and the image's metrics (JSON). WorkbenchError when
         no image is shown (no image of the data set has a cube)."""
-        from PIL import Image
-        from workbench.images import read_image
-
         if self.image is None or not self.items:
             raise WorkbenchError("nothing to export: no image of the data set has a cube in the store yet")
         it = self.item()

@@ -72,7 +72,8 @@ def test_batch_skips_what_exists_and_dedupes(tmp_path, tiny_adapter_pixel):
     store = CubeStore(tmp_path / "st")
     one = store.get_or_compute(tiny_adapter_pixel, imgs[1], PARAMS)
     seen = []
-    keys = store.build([*imgs, dup], tiny_adapter_pixel, PARAMS, progress=lambda d, t: seen.append((d, t)))
+    keys = store.build([*imgs, dup], tiny_adapter_pixel, PARAMS,
+                       progress=lambda p: p.phase == "images" and seen.append((p.done, p.total)))
     assert len(keys) == 3 and keys[1] == one.attrs["key"] and sorted(store.keys()) == sorted(keys)
     assert seen[0] == (1, 3) and seen[-1] == (3, 3)  # one cube was already there
     np.testing.assert_array_equal(store.open(keys[1]).rate.values, one.rate.values)
@@ -145,7 +146,7 @@ def test_dask_cluster_batch(tmp_path, tiny_pixel_dir, tiny_adapter_pixel):
     seen = []
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         keys = store.build(imgs, tiny_adapter_pixel, PARAMS, scheduler=cluster.scheduler_address,
-                           model=str(tiny_pixel_dir), progress=lambda d, t: seen.append(d))
+                           model=str(tiny_pixel_dir), progress=lambda p: seen.append(p.done))
     assert seen[-1] == 3 and sorted(store.keys()) == sorted(keys)
     ref = CubeStore(tmp_path / "ref")
     for img, k in zip(imgs, keys):

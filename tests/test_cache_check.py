@@ -23,8 +23,8 @@ def test_a_clean_store_reports_every_cube_and_no_damage(tmp_path):
     assert r.ok and r.damaged == [] and r.checked == 3
     assert r.groups == len({row["group"] for row in st.index()})
     seen = []
-    check_store(st, progress=lambda d, n: seen.append((d, n)))
-    assert seen == [(i + 1, r.groups) for i in range(r.groups)]
+    check_store(st, progress=lambda p: seen.append((p.phase, p.done, p.total)))
+    assert seen == [("check", i + 1, r.groups) for i in range(r.groups)]
 
 
 def test_a_value_no_cube_can_hold_is_found_and_repair_clears_only_that_cube(tmp_path):

@@ -202,7 +202,7 @@ def test_until_stable_stops_at_the_stability_or_the_cap(tmp_path, adapter, image
     params = CubeParams(K=4, steps=4, seed=5)
     seen = []
     easy = store.until_stable([image], adapter, params, 0.01, fluct=FLUCT, block=2, cap=16,
-                              progress=lambda n, K, st: seen.append((K, st)))
+                              progress=lambda p: p.phase == "block" and seen.append((p.K, p.stability)))
     assert easy[0]["K"] == 4 and easy[0]["computed"] and seen[0][0] == 4
     hard = store.until_stable([image], adapter, params, 0.99999, fluct=FLUCT, block=2, cap=8)
     assert hard[0]["K"] == 8 and hard[0]["stability"] < 0.99999
@@ -224,8 +224,10 @@ def test_cubes_until_stable_command(tmp_path, tiny_pixel_dir, capsys):
     args = ["cubes", str(folder), "--store", str(tmp_path / "st"), "--model", str(tiny_pixel_dir), "--steps", "4",
             "--K", "4", "--device", "cpu", "--until-stable", "0.999999", "--max-K", "8"]
     assert cli(args) == 0
-    out = capsys.readouterr().out
+    got = capsys.readouterr()
+    out = got.out
     assert "b " in out and " 8 " in out and "1 computed" in out
+    assert "# b: K=4 stability " in got.err and "# b: K=8 stability " in got.err  # one line per probe block
     assert cli(args) == 0 and "(already stored)" in capsys.readouterr().out
 
 

@@ -62,7 +62,7 @@ def test_edit_cancel_returns_the_best_so_far(tmp_path, tiny_adapter_pixel):
     v.select_lasso([W * 0.2, W * 0.5, W * 0.5, W * 0.2], [H * 0.2, H * 0.2, H * 0.5, H * 0.5])
     job = v.launch()
     deadline = time.time() + 600
-    while time.time() < deadline and job.snapshot().get("stage") != "optimise":
+    while time.time() < deadline and getattr(job.snapshot().get("progress"), "phase", None) != "optimise":
         time.sleep(0.05)
     v.cancel()
     assert job.wait(600)

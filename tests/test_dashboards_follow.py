@@ -12,6 +12,7 @@ from PIL import Image
 from cache.store import CubeStore
 from dashboards.context import AppContext
 from devtools.synthetic import synthetic_cube
+from workbench.progress import Progress
 
 
 def _cube(H, W, *, name, seed, K=32, size=None):
@@ -170,7 +171,7 @@ def test_time_left_from_the_measured_rate_and_an_estimate_before_launch(tmp_path
     job = Job(lambda r, s: None)
     job.started_at = 1.0
     v.job, v._eta, v._eta_steps = job, Eta(), 10
-    job._report(stage="optimise", iteration=1, n_iter=100, loss=0.5, best_loss=0.5)
+    job._report(progress=Progress("optimise", 1, 100, loss=0.5, best_loss=0.5))
     v._eta.update(1, 100, now=0.0)
     v._eta.update(3, 100, now=4.0)  # 2 s per iteration
     assert "about 3 min 14 s left for the iterations" in v.progress_text(job)

@@ -19,6 +19,7 @@ from dashboards.context import AppContext
 from dashboards.jobs import Job
 from devtools.synthetic import synthetic_cube
 from workbench.errors import WorkbenchError
+from workbench.progress import Progress
 
 
 def _heat(fig):
@@ -197,13 +198,13 @@ def test_edit_status_never_shows_nan_or_inf_and_names_the_phase(tmp_path):
     v = EditView(AppContext.from_paths(tmp_path / "s"))
     job = Job(lambda report, stop: None)
     job.started_at = time.perf_counter() - 3
-    job._report(stage="invert", iteration=0, n_iter=200, loss=float("nan"), best_loss=float("nan"))
+    job._report(progress=Progress("invert", 0, 200, loss=float("nan"), best_loss=float("nan")))
     text = v.progress_text(job)
     assert text.startswith("inverting") and "nan" not in text and "3.0 s" in text
-    job._report(stage="optimise", iteration=12, n_iter=200, loss=0.25, best_loss=float("inf"))
+    job._report(progress=Progress("optimise", 12, 200, loss=0.25, best_loss=float("inf")))
     text = v.progress_text(job)
     assert text.startswith("optimising 12/200") and "inf" not in text and "loss 0.25" in text
-    job._report(stage="evaluate", iteration=200, loss=0.1, best_loss=0.09)
+    job._report(progress=Progress("evaluate", 200, 200, loss=0.1, best_loss=0.09))
     assert v.progress_text(job).startswith("evaluating")
 
 

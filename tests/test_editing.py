@@ -158,7 +158,7 @@ def test_each_task_end_to_end(request, model, task, ref):
     res = run_edit(tiny_adapter, img, mask, cfg, ref_xy=ref, callback=seen.append)
     assert res.edited.size == (W, H) and res.original.size == (W, H)
     assert res.iterations_done == 4 and not res.cancelled
-    assert [s["iteration"] for s in seen if s["stage"] == "optimise"] == [1, 2, 3, 4]
+    assert [s.done for s in seen if s.phase == "optimise"] == [1, 2, 3, 4]
     N = len(res.timesteps)
     assert res.curve_before.shape == (N,) and res.curve_after.shape == (N,)
     assert (res.reference_curve is not None) == (ref is not None)
@@ -177,7 +177,7 @@ def test_seed_makes_a_run_repeatable_and_cancel_keeps_the_best(pix):
     np.testing.assert_array_equal(np.asarray(a.edited), np.asarray(b.edited))
     seen = []  # stop once 5 iterations are reported (should_stop is also polled during the inversion)
     c = run_edit(pix, img, mask, cfg.with_(n_iter=50), baselines=False, callback=seen.append,
-                 should_stop=lambda: sum(i["stage"] == "optimise" for i in seen) >= 5)
+                 should_stop=lambda: sum(i.phase == "optimise" for i in seen) >= 5)
     assert c.cancelled and c.iterations_done == 5 and c.losses == a.losses[:5]
 
 

@@ -40,7 +40,7 @@ def test_a_raising_callback_abandons_the_evaluation_within_a_heartbeat(pix):
 
     def callback(info):
         seen.append(info)
-        if info["stage"] == "evaluate":
+        if info.phase == "evaluate":
             marks.append(time.perf_counter())
             if len(marks) == 2:  # the first heartbeat after the evaluation began
                 raise _Abort()
@@ -64,7 +64,7 @@ def test_stop_during_the_inversion_raises_without_evaluating(pix):
     handle = _slow(pix, 0.03)
     try:
         with pytest.raises(EditCancelled, match="nothing to keep"):
-            run_edit(pix, _image(), _mask(), cfg, callback=lambda i: stages.append(i["stage"]),
+            run_edit(pix, _image(), _mask(), cfg, callback=lambda i: stages.append(i.phase),
                      should_stop=lambda: True, baselines=False)
     finally:
         handle.remove()
@@ -78,8 +78,8 @@ def test_stop_mid_iteration_keeps_the_best_so_far(pix):
     state = {"armed_at": None}
 
     def callback(info):
-        if info["stage"] == "optimise":
-            optimised.append(info["iteration"])
+        if info.phase == "optimise":
+            optimised.append(info.done)
             state["armed_at"] = time.perf_counter()
 
     def should_stop():  # true 0.2 s into the second iteration: after its start-of-iteration check

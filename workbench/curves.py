@@ -5,7 +5,7 @@ Pixels are (y, x) on the model grid.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -13,6 +13,7 @@ from .adapters import ModelAdapter
 from .ddim import Trajectory
 from .errors import WorkbenchError
 from .memory import MemoryBudget, autodiff_chunk, default_cap
+from .progress import ProgressFn, emit
 from .rates import RateSpec, batched_rate_function, rates_along, rates_of, tangent_basis, unit_tangents
 
 __all__ = ["pixel_curves", "region_curve", "check_pixel", "normalise_curve", "curve_chunk", "check_finite"]
@@ -39,12 +40,13 @@ def curve_chunk(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = 
 
 def pixel_curves(adapter: ModelAdapter, trajectory: Trajectory, pixels: Sequence[tuple[int, int]],
                  spec: RateSpec = RateSpec(), *, chunk: int | None = None,
-                 progress: Callable[[int, int], None] | None = None,
+                 progress: ProgressFn | None = None,
                  budget: MemoryBudget | None = None) -> torch.Tensor:
     """Curves of pixels (P pairs (y, x)) -> (P, N): per timestep the rate of each pixel's unit
     variations, averaged over channels (or `spec.channel` only). `chunk`: timesteps (tangents for
-    `projected`) per JVP; default from the memory budget (`curve_chunk`). Raises WorkbenchError when a
-    rate is not finite (half precision overflowing)."""
+    `projected`) per JVP; default from the memory budget (`curve_chunk`). `progress`: a `Progress` after
+    each pixel (phase "pixels"; "timesteps" for `projected`). Raises WorkbenchError when a rate is not
+    finite (half precision overflowing)."""
     C, H, W = adapter.model_shape
     for y, x in pixels:
         check_pixel(adapter, y, x)
@@ -65,16 +67,14 @@ def pixel_curves(adapter: ModelAdapter, trajectory: Trajectory, pixels: Sequence
                                          tangents[p * len(channels) + c].expand(N, C, H, W), spec.definition,
                                          batch=batch) for c in range(len(channels))])
             out[p] = r.mean(0).float().cpu()
-            if progress:
-                progress(p + 1, len(pixels))
+            emit(progress, "pixels", p + 1, len(pixels))
         return check_finite(out, adapter)
     for i in range(N):
         x_t = trajectory.states[i]
         basis = tangent_basis(adapter, schedule, i, x_t, spec.k, iters=spec.iters, chunk=chunk)
         r = rates_of(adapter, schedule, i, x_t, tangents, spec, chunk=chunk, basis=basis)
         out[:, i] = r.reshape(len(pixels), len(channels)).mean(1).float().cpu()
-        if progress:
-            progress(i + 1, N)
+        emit(progress, "timesteps", i + 1, N)
     return check_finite(out, adapter)
 
 

@@ -36,6 +36,7 @@ from .ddim import Schedule, Trajectory
 from .errors import WorkbenchError
 from .linalg import randomized_svd, range_basis_batched, vjp_rows, vjp_rows_batched
 from .memory import MemoryBudget, autodiff_chunk, default_cap
+from .progress import ProgressFn, emit
 from .rates import RateSpec, batched_rate_function, exact_element_rates, pixel_rates
 from .uncertainty import ProbeStats, RatesWithSE, merge_stats, pixel_rates_se, stats_from_samples
 
@@ -337,13 +338,13 @@ def cube_chunk(adapter: ModelAdapter, schedule: Schedule, x_t: torch.Tensor, spe
 
 
 def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = RateSpec(),
-              opts: ProbeOptions = ProbeOptions(), *, progress: Callable[[int, int], None] | None = None,
+              opts: ProbeOptions = ProbeOptions(), *, progress: ProgressFn | None = None,
               budget: MemoryBudget | None = None) -> torch.Tensor:
     """Per-pixel rates over the whole trajectory: (N, H, W) float32 on the CPU, indexed like the schedule.
 
     opts: the estimator and its probes (`ProbeOptions`); opts.chunk None is as many probe x timestep
     pairs per reverse pass as the memory budget allows (`budget`, else the adapter's, else automatic;
-    see `workbench.memory`). progress(done, N) is called after every pass. `exact` and the
+    see `workbench.memory`). progress: a `Progress` (phase "timesteps", done of N) after every pass. `exact` and the
     `projected` definition go one timestep at a time through `rates.exact_element_rates`.
     """
     estimator, K, seed = opts.estimator, opts.K, opts.seed
@@ -358,8 +359,7 @@ def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = Ra
         for i in range(N):
             er = exact_element_rates(adapter, trajectory.schedule, i, trajectory.states[i], spec, chunk=chunk)
             cube[i] = pixel_rates(er, spec.channel).float().cpu()
-            if progress:
-                progress(i + 1, N)
+            emit(progress, "timesteps", i + 1, N)
         return cube
     if estimator == "hutchinson":
         stats = hutchinson_cube_stats(adapter, trajectory, spec, replace(opts, chunk=chunk), progress=progress)
@@ -376,15 +376,14 @@ def rate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = Ra
         idx = torch.arange(s, min(s + batch, N))
         sq = _batch_sq(adapter, trajectory.schedule, idx, trajectory.states[idx], spec, opts, chunk, probes)
         cube[idx] = pixel_rates(sq.sqrt(), spec.channel).float().cpu()
-        if progress:
-            progress(int(idx[-1]) + 1, N)
+        emit(progress, "timesteps", int(idx[-1]) + 1, N)
     return cube
 
 
 # --- cubes with standard errors, refinable -------------------------------------------------------
 def hutchinson_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec = RateSpec(),
                           opts: ProbeOptions = ProbeOptions(), *, first: int = 0,
-                          progress: Callable[[int, int], None] | None = None) -> ProbeStats:
+                          progress: ProgressFn | None = None) -> ProbeStats:
     """Hutchinson sufficient statistics of a whole trajectory from probes first .. first + opts.K - 1
     of opts.seed (the same probes at every timestep): `ProbeStats` with sums (N, C, H, W) and
     (N, C(C+1)/2, H, W) float64 on the CPU. `cube_rates_se` turns them into rate and rate_se (N, H, W);
@@ -414,15 +413,14 @@ def hutchinson_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, spec: R
             st = (hutchinson_stats_batched(fb, x, probes, first=first, chunk=per) if not shift_period else
                   shifted_stats_batched(fb, x, probes, first=first, seed=seed, period=shift_period, chunk=per))
         parts.append((st.sum_s.cpu(), st.sum_ss.cpu()))
-        if progress:
-            progress(int(idx[-1]) + 1, N)
+        emit(progress, "timesteps", int(idx[-1]) + 1, N)
     return ProbeStats(K=int(K), first=int(first), sum_s=torch.cat([a for a, _ in parts]),
                       sum_ss=torch.cat([b for _, b in parts]))
 
 
 def refine_cube_stats(adapter: ModelAdapter, trajectory: Trajectory, stats: ProbeStats, spec: RateSpec = RateSpec(),
                       opts: ProbeOptions = ProbeOptions(), *,
-                      progress: Callable[[int, int], None] | None = None) -> ProbeStats:
+                      progress: ProgressFn | None = None) -> ProbeStats:
     """Statistics of K2 = opts.K probes from those of stats.K <= K2: runs only the probes
     stats.first + stats.K .. stats.first + K2 - 1 (new, disjoint) and merges them exactly, equal (to
     float64 rounding) to `hutchinson_cube_stats(adapter, trajectory, spec, opts, first=stats.first)`.
@@ -467,13 +465,13 @@ class CubeEstimate:
 
 def estimate_cube(adapter: ModelAdapter, trajectory: Trajectory, spec: RateSpec, *, estimator: str, K: int,
                   seed: int = 0, rank: int | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> CubeEstimate:
+                  progress: ProgressFn | None = None) -> CubeEstimate:
     """The one estimator choice of a cube: rate, SE and statistics of a trajectory.
 
     Hutchinson (`has_probe_stats`): K probes of `seed` at once, rate and SE from their statistics
     (`CubeEstimate.from_stats`; probes run block by block are turned into a cube the same way).
     Other estimators: `rate_cube` (K = the rSVD rank, `rank` the basis of rsvd+hutchinson, the
-    projected dimension is `spec.k`), SE 0 for `exact` and NaN otherwise. `progress(done, total)` as
+    projected dimension is `spec.k`), SE 0 for `exact` and NaN otherwise. `progress` as
     in `rate_cube`."""
     if has_probe_stats(estimator, spec.definition):
         chunk = cube_chunk(adapter, trajectory.schedule, trajectory.states[0], spec, "hutchinson", K)

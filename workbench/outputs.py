@@ -29,12 +29,13 @@ import hashlib
 import itertools
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from .errors import WorkbenchError, os_error_line
 
-__all__ = ["MARKER", "TEMP_TAG", "OutputDir", "OutputFile", "Staging", "check_writable"]
+__all__ = ["MARKER", "TEMP_TAG", "OutputDir", "OutputFile", "OutputOptions", "Staging", "check_writable"]
 
 MARKER = ".workbench-output.json"
 TEMP_TAG = ".wb-tmp-"
@@ -353,6 +354,26 @@ class OutputFile:
     def write_bytes(self, data: bytes) -> Path:
         """Write `data` (all or nothing)."""
         return self.write(lambda fh: fh.write(data))
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where a command writes, parsed once from its flags: `path` (`--out`, or the flag named by
+    `flag`), `overwrite` (`--overwrite`: write into a folder or over a file that is not an earlier
+    output of the command). `folder(command)` and `file(command, ours=)` open it under the rules above
+    (`OutputDir`, `OutputFile`), checked before any compute."""
+
+    path: str | os.PathLike
+    overwrite: bool = False
+    flag: str = "--out"
+
+    def folder(self, command: str) -> "OutputDir":
+        """The output folder of `command` (refused with one line when it may not be written)."""
+        return OutputDir(self.path, command, overwrite=self.overwrite, flag=self.flag)
+
+    def file(self, command: str, *, ours: Callable[[Path], bool] | None = None) -> "OutputFile":
+        """The output file of `command`; `ours(path)` recognises an existing file the command wrote."""
+        return OutputFile(self.path, command, overwrite=self.overwrite, ours=ours, flag=self.flag)
 
 
 def _sweep_temps(folder: Path) -> None:

@@ -11,6 +11,7 @@ from .adapters import ModelAdapter
 from .ddim import Trajectory, invert, make_schedule
 from .errors import WorkbenchError
 from .images import read_image, to_rgb, to_tensor
+from .progress import ProgressFn, emit
 
 __all__ = ["PreparedImage", "prepare_image", "source_to_model_pixel"]
 
@@ -27,13 +28,15 @@ class PreparedImage:
 
 
 def prepare_image(adapter: ModelAdapter, image: str | Path | Image.Image, *, steps: int = 50,
-                  with_trajectory: bool = True, callback=None) -> PreparedImage:
-    """Read (if a path), resize the whole image to `adapter.image_size`, encode, and DDIM-invert."""
+                  with_trajectory: bool = True, progress: ProgressFn | None = None) -> PreparedImage:
+    """Read (if a path), resize the whole image to `adapter.image_size`, encode, and DDIM-invert;
+    `progress`: a `Progress` of phase "invert" (steps done of `steps`) after each inversion step."""
     pil = read_image(image) if not isinstance(image, Image.Image) else to_rgb(image)
     pixels = to_tensor(pil, adapter.image_size)
     with torch.no_grad():
         x0 = adapter.encode(pixels[None])[0]
-    traj = invert(adapter, x0, make_schedule(adapter, steps), callback=callback) if with_trajectory else None
+    step = None if progress is None else (lambda info: emit(progress, "invert", info["i"] + 1, steps))
+    traj = invert(adapter, x0, make_schedule(adapter, steps), callback=step) if with_trajectory else None
     return PreparedImage(pixels, x0, (pil.height, pil.width), traj)
 
 

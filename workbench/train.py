@@ -36,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from .default_model import DEFAULT_MODEL_DIR, default_scheduler_config, default_unet_config
 from .errors import WorkbenchError
 from .precision import train_autocast
+from .progress import ProgressFn, emit
 from .splits import DEFAULT_HELD_OUT, split_held_out
 
 __all__ = ["TrainConfig", "StepOptions", "train", "list_images", "load_photo_bank", "random_crops",
@@ -440,13 +441,14 @@ def _resume(ckpt: Path, model, ema, opt) -> dict:
 
 # --- the loop ---------------------------------------------------------------------------------
 
-def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
+def train(cfg: TrainConfig, progress: ProgressFn | None = None,
           should_stop: Callable[[], bool] | None = None) -> Path:
     """Train (or resume) the default DDPM; returns the checkpoint folder.
 
     Stops at `max_steps`, after `max_minutes` of this call, or when `should_stop()` turns true
     (checked after every step), saving a checkpoint either way; also saves every
-    `checkpoint_minutes`. `progress` gets {step, loss, elapsed_s, saved}. The checkpoint records
+    `checkpoint_minutes`. `progress` gets a `Progress` after every step (phase "checkpoint" when it
+    saved one, else "train"; done = the step of total = max_steps, `loss`, `seconds` of training). The checkpoint records
     wall seconds (`elapsed_s`, including the starting model's) and this process's CPU seconds
     summed over the resumed runs (`cpu_s`, from the first run that recorded it)."""
     ckpt = Path(cfg.checkpoint_dir) / "latest"
@@ -515,8 +517,8 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None,
                          "cpu_s": cpu_before + time.process_time() - cpu0}
                 _save_checkpoint(ckpt, model, ema, opt, cfg, clock, losses, origin)
                 last_save = now
-            if progress:
-                progress({"step": step, "loss": loss, "elapsed_s": elapsed + now - start, "saved": saved})
+            emit(progress, "checkpoint" if saved else "train", step, cfg.max_steps, loss=loss,
+                 seconds=elapsed + now - start)
             if stop:
                 break
     finally:

@@ -3,18 +3,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
 
 import torch
+from tqdm import tqdm
 
 from .. import validate
 from ..errors import WorkbenchError
+from ..outputs import OutputOptions
 from ..precision import DTYPE_CHOICES, resolve_model
+from ..progress import Progress, ProgressFn, by_phase
 from ..rates import RATE_DEFINITIONS, RateSpec
 from ..splits import DEFAULT_HELD_OUT
 
-__all__ = ["model_from", "add_model_args", "add_rate_args", "add_overwrite_arg", "rate_spec_from", "parse_xy", "progress_bar",
-           "device_from", "per_image_bar", "check_against_model", "add_held_out_arg"]
+__all__ = ["model_from", "add_model_args", "add_rate_args", "add_overwrite_arg", "output_from", "rate_spec_from", "parse_xy", "progress_bar",
+           "device_from", "per_image_bar", "batch_bars", "stage_bars", "check_against_model", "add_held_out_arg"]
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -77,6 +79,18 @@ def add_overwrite_arg(p: argparse.ArgumentParser) -> None:
                         "command writes are replaced; nothing else is touched)")
 
 
+def output_from(args, default: str | None = None, *, dest: str = "out", flag: str = "--out") -> OutputOptions | None:
+    """The command's output flags (`--out`, or the flag `flag` stored in `dest`, and `--overwrite`) as one
+    `OutputOptions`; `default` when the flag was not given or empty; None when neither is (an empty flag
+    without a default stays empty: `OutputDir` and `OutputFile` refuse it with one line)."""
+    path = getattr(args, dest, None)
+    if not path and default is not None:
+        path = default
+    if path is None:
+        return None
+    return OutputOptions(path, overwrite=bool(getattr(args, "overwrite", False)), flag=flag)
+
+
 def rate_spec_from(args) -> RateSpec:
     return RateSpec(args.rate, k=args.k, channel=args.channel)
 
@@ -110,31 +124,52 @@ def parse_xy(text: str, what: str = "--pixel") -> tuple[int, int]:
     return x, y
 
 
-def progress_bar(total: int, desc: str) -> Callable[[int, int], None]:
-    """A tqdm bar on stderr driven by `(done, total)` callbacks."""
-    from tqdm import tqdm
-
+def progress_bar(total: int, desc: str) -> ProgressFn:
+    """A tqdm bar of `total` on stderr, moved to each `Progress` event's `done` (of any phase)."""
     bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
 
-    def update(done: int, _total: int) -> None:
-        bar.n = done
+    def update(p: Progress) -> None:
+        bar.n = p.done
         bar.refresh()
-        if done >= bar.total:
+        if p.done >= bar.total:
             bar.close()
 
     return update
 
 
-def per_image_bar(steps: int) -> Callable[[int, int], None]:
-    """A tqdm bar over one image's work (probe x timestep pairs, `cache.build.probe_blocks`), restarted
-    for every image: a count that does not grow is the next image's."""
+def per_image_bar(steps: int) -> ProgressFn:
+    """A tqdm bar over one image's work (`Progress` of phase "cube": probe x timestep pairs,
+    `cache.build.probe_blocks`), restarted for every image: a count that does not grow is the next
+    image's."""
     state = {"bar": None, "done": None}
 
-    def update(done: int, total: int) -> None:
-        if state["bar"] is None or state["done"] is None or done <= state["done"]:
-            state["bar"] = progress_bar(total, "probe-timesteps")
-        state["done"] = done
-        state["bar"](done, total)
+    def update(p: Progress) -> None:
+        if state["bar"] is None or state["done"] is None or p.done <= state["done"]:
+            state["bar"] = progress_bar(p.total, "probe-timesteps")
+        state["done"] = p.done
+        state["bar"](p)
+
+    return update
+
+
+def batch_bars(images: int, steps: int) -> ProgressFn:
+    """The bars of a batch of cubes (`cache.batch.build_batch`): one over its `images` ("cubes") and
+    one over the work of the image being computed (`per_image_bar`)."""
+    return by_phase(images=progress_bar(images, "cubes"), cube=per_image_bar(steps))
+
+
+def stage_bars() -> ProgressFn:
+    """One tqdm bar per `Progress` phase on stderr (the stages of an experiment), each closed when done."""
+    bars = {}
+
+    def update(p: Progress) -> None:
+        bar = bars.get(p.phase)
+        if bar is None:
+            bar = bars[p.phase] = tqdm(total=p.total, desc=p.phase, file=sys.stderr, leave=False, dynamic_ncols=True)
+        bar.n = p.done
+        bar.refresh()
+        if p.total is not None and p.done >= p.total:
+            bar.close()
 
     return update
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from ..estimators import DEFAULT_K, ESTIMATORS
 from ..errors import WorkbenchError
+from ..progress import by_phase
 from ..splits import split_held_out
-from .common import add_held_out_arg, model_from, add_model_args, per_image_bar, progress_bar
+from .common import add_held_out_arg, model_from, add_model_args, batch_bars
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -128,14 +129,12 @@ def run(args) -> int:
           f"model {adapter.name} ({model_identity(adapter)}), rate {params.definition}, "
           f"{params.estimator} K={params.K}, "
           f"{params.steps} steps", file=sys.stderr)
-    images_bar = progress_bar(len(plan.keys), "cubes")
-    cube_bar = per_image_bar(params.steps)
+    bars = batch_bars(len(plan.keys), params.steps)
     t0 = time.perf_counter()
     try:
         options = BatchOptions(scheduler=args.scheduler, local_cluster=args.local_cluster,
                                model=_model_spec(args.model), device=args.device, refine=args.refine_to is not None)
-        keys = build_batch(store, source.images, adapter, params, options=options, progress=images_bar,
-                           cube_progress=cube_bar, plan=plan)
+        keys = build_batch(store, source.images, adapter, params, options=options, progress=bars, plan=plan)
     except KeyboardInterrupt:
         print("\n# stopped: cubes finished so far are stored; rerun the same command to compute the rest",
               file=sys.stderr)
@@ -210,7 +209,8 @@ def _until_stable(args, store, images, adapter, params) -> int:
     rows = store.until_stable(images, adapter, params, args.until_stable,
                               fluct=FluctuationParams(window=DEFAULT_WINDOW, t_b=DEFAULT_T_B),
                               cap=args.max_K,
-                              progress=lambda name, K, st: print(f"# {name}: K={K} stability {st:.4f}", file=sys.stderr))
+                              progress=by_phase(block=lambda p: print(f"# {p.name}: K={p.K} stability {p.stability:.4f}",
+                                                                      file=sys.stderr)))
     print(f"{'image':<24} {'K':>5} {'stability':>9}  key")
     for r in rows:
         st = "" if r["stability"] is None else f"{float(r['stability']):.4f}"

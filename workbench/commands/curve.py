@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from .common import (model_from, add_model_args, add_overwrite_arg, add_rate_args, check_against_model,
-                     device_from, parse_xy, progress_bar, rate_spec_from)
+                     device_from, output_from, parse_xy, progress_bar, rate_spec_from)
 
 #: First line of every plot `workbench curve` writes: how a rerun knows the file is its own.
 PLOT_SIGNATURE = "<!-- written by genrate-workbench curve -->"
@@ -37,7 +37,6 @@ def run(args) -> int:
     from ..pipeline import prepare_image, source_to_model_pixel
     from ..images import read_image
 
-    from ..outputs import OutputFile
     from ..validate import check_steps
 
     x, y = parse_xy(args.pixel)
@@ -45,14 +44,13 @@ def run(args) -> int:
     device, dtype = device_from(args)
     spec = rate_spec_from(args)
     pil = read_image(args.image)
-    plot = OutputFile(args.plot or f"curve-{Path(args.image).stem}-x{x}-y{y}.html", "curve", overwrite=args.overwrite,
-                      ours=_is_our_plot, flag="--plot")
+    plot = output_from(args, f"curve-{Path(args.image).stem}-x{x}-y{y}.html", dest="plot",
+                       flag="--plot").file("curve", ours=_is_our_plot)
     adapter = model_from(args, device, dtype)
     check_against_model(adapter, steps=args.steps, channel=spec.channel,
                         k=spec.k if spec.definition == "projected" else None)
     my, mx = source_to_model_pixel(adapter, x, y, (pil.height, pil.width))
-    inv_bar = progress_bar(args.steps, "invert")
-    prep = prepare_image(adapter, pil, steps=args.steps, callback=lambda info: inv_bar(info["i"] + 1, args.steps))
+    prep = prepare_image(adapter, pil, steps=args.steps, progress=progress_bar(args.steps, "invert"))
     curve = pixel_curves(adapter, prep.trajectory, [(my, mx)], spec)[0]
     ts = prep.trajectory.schedule.timesteps.tolist()
     values = curve.tolist()

@@ -16,7 +16,8 @@ import signal
 import sys
 from pathlib import Path
 
-from .common import model_from, add_model_args, add_overwrite_arg, check_against_model, device_from, parse_xy
+from .common import (model_from, add_model_args, add_overwrite_arg, check_against_model, device_from, output_from,
+                     parse_xy)
 
 TASK_HELP = {
     "transfer": "semantic transfer: the region takes the look of the --ref pixel",
@@ -87,9 +88,7 @@ FIXED_OUTPUTS = ("original.png", "edited.png", "mask_model.png", "region_model.p
 def _out_dir(args):
     """The output folder, checked before any compute (workbench.outputs: new, empty, an earlier edit, or
     --overwrite; a user's files are never replaced or deleted)."""
-    from ..outputs import OutputDir
-
-    out = OutputDir(args.out or f"edit-{Path(args.image).stem}-{args.task}", "edit", overwrite=args.overwrite)
+    out = output_from(args, f"edit-{Path(args.image).stem}-{args.task}").folder("edit")
     out.check_names(FIXED_OUTPUTS)
     return out
 
@@ -141,19 +140,19 @@ def run(args) -> int:
 
 
 class _bar:
-    """tqdm on stderr fed by run_edit's callback dicts: stage, iteration and the current loss."""
+    """tqdm on stderr fed by run_edit's `Progress` events: phase, iterations and the current loss."""
 
     def __init__(self, total: int):
         self.total, self.t = total, None
 
-    def __call__(self, info: dict) -> None:
+    def __call__(self, p) -> None:
         if self.t is None:  # created on the first report, so that input errors print no bar
             from tqdm import tqdm
 
             self.t = tqdm(total=self.total, desc="edit", file=sys.stderr, dynamic_ncols=True, leave=False)
-        self.t.set_description(info.get("stage", "edit"))
-        self.t.n = info["iteration"]
-        loss, best = info.get("loss"), info.get("best_loss")
+        self.t.set_description(p.phase)
+        self.t.n = p.done
+        loss, best = p.loss, p.best_loss
         if loss is not None and not math.isnan(loss):
             self.t.set_postfix(loss=f"{loss:.4g}", best=f"{best:.4g}" if best is not None and math.isfinite(best) else "-")
         self.t.refresh()

@@ -3,12 +3,11 @@ experiments (fluctuation vs human fixations), each writing report.html + figures
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 from ..estimators import DEFAULT_K
-from .common import add_held_out_arg, add_overwrite_arg, device_from
+from .common import add_held_out_arg, add_overwrite_arg, device_from, output_from, stage_bars
 
 WHICH = {"paired": ("paired",), "predictor": ("predictor",), "curves": ("curves",), "perceptual": ("perceptual",),
          "saliency": ("paired", "predictor", "curves", "perceptual"), "tune": ("tune",),
@@ -107,14 +106,13 @@ def run(args) -> int:
     for e in ests:
         if e not in ESTIMATORS:
             raise WorkbenchError(f"--estimator {e!r}: choose from {', '.join(ESTIMATORS)}")
-    from ..outputs import OutputDir
     from ..validate import check_K, check_steps, check_t_b, check_window
 
     check_steps(args.steps)
     check_K(args.K)
     window = check_window(DEFAULT_WINDOW if args.window is None else args.window)
     t_b = check_t_b(DEFAULT_T_B if args.t_b is None else args.t_b)
-    out_dir = OutputDir(args.out, "experiment", overwrite=args.overwrite)
+    out_dir = output_from(args).folder("experiment")
     device, _ = device_from(args)
     cfg = SaliencyExperiment(
         data=args.data, images=args.images, held_out=args.held_out, store=args.store, model=args.model,
@@ -123,7 +121,7 @@ def run(args) -> int:
         normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise, map_blur=args.map_blur,
         paired=PairedRule(frac=args.frac, draws=args.draws, seed=args.seed), perceptual_images=args.perceptual_images,
         features=args.features)
-    progress = _stage_bars()
+    progress = stage_bars()
 
     results = _staged(out_dir, lambda tmp: run_experiments(cfg, which, out=tmp, progress=progress))
     print(tables_markdown(results))
@@ -161,11 +159,9 @@ def _run_information(args) -> int:
                                 seed=args.seed, split=args.readout_split, min_train=args.min_train, grid=grid,
                                 low_train=args.low_train,
                                 curves=tuple(c.strip() for c in args.curves.split(",") if c.strip()))
-    progress = _stage_bars()
+    progress = stage_bars()
 
-    from ..outputs import OutputDir
-
-    out_dir = OutputDir(args.out, "experiment", overwrite=args.overwrite)
+    out_dir = output_from(args).folder("experiment")
     res = run_information(cfg, progress=progress)
     _staged(out_dir, lambda tmp: write_information_report(res, tmp))
     report = Path(args.out) / "report.html"
@@ -173,24 +169,6 @@ def _run_information(args) -> int:
     print(f"# report: {report} (results.json, tables.md, bits_vs_t.png, feature_ranking.png, per_image_scatter.png)",
           flush=True)
     return 0
-
-
-def _stage_bars():
-    """A `progress(stage, done, total)` callback drawing one tqdm bar per stage on stderr."""
-    from tqdm import tqdm
-
-    bars = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, dynamic_ncols=True)
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return progress
 
 
 def _staged(out_dir, produce):

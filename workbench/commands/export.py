@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_overwrite_arg
+from .common import add_overwrite_arg, output_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def run(args) -> int:
 
     bars = []
 
-    def progress(n: int, _total) -> None:  # the bar appears with the first exported cube
+    def progress(_p) -> None:  # the bar appears with the first exported cube
         if not bars:
             bars.append(tqdm(desc="export", unit="cube", file=sys.stderr, leave=False, dynamic_ncols=True))
         bars[0].update(1)
@@ -46,9 +46,8 @@ def run(args) -> int:
         fluct = FluctuationParams(window=DEFAULT_WINDOW if args.window is None else args.window,
                                   t_b=DEFAULT_T_B if args.t_b is None else args.t_b,
                                   normalise=DEFAULT_NORMALISE if args.normalise is None else args.normalise)
-        manifest = export_maps(args.store, args.out, what=args.what, fluct=fluct,
-                               formats=[f.strip() for f in args.format.split(",") if f.strip()], progress=progress,
-                               overwrite=args.overwrite)
+        manifest = export_maps(args.store, output_from(args), what=args.what, fluct=fluct,
+                               formats=[f.strip() for f in args.format.split(",") if f.strip()], progress=progress)
     finally:  # an error message then starts on a line of its own
         for b in bars:
             b.close()

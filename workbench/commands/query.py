@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..curve_kinds import CURVE_KINDS
-from .common import add_overwrite_arg, parse_xy
+from .common import add_overwrite_arg, output_from, parse_xy
 
 #: PNG text chunk of every PNG `workbench query` writes: how a rerun knows the file is its own.
 PNG_SOFTWARE = "genrate-workbench query"
@@ -152,9 +152,7 @@ def _is_ours(path: Path) -> bool:
 
 
 def _target(out: str, args):
-    from ..outputs import OutputFile
-
-    return OutputFile(out, "query", overwrite=args.overwrite, ours=_is_ours)
+    return output_from(args, out).file("query", ours=_is_ours)
 
 
 def _emit_text(text: str, args) -> int:

@@ -40,9 +40,9 @@ def run(args) -> int:
 
     from ..default_model import SAMPLES_DIR
     from ..images import check_image_file
-    from ..outputs import OutputDir, check_writable
+    from ..outputs import check_writable
     from .common import check_against_model
-    from .common import device_from, per_image_bar, progress_bar
+    from .common import batch_bars, device_from, output_from
 
     # the flags' form is checked here, before the model loads; against its schedule once it has
     fluct = FluctuationParams(window=DEFAULT_WINDOW if args.window is None else args.window,
@@ -53,7 +53,7 @@ def run(args) -> int:
     images = [img for src in (args.images or [SAMPLES_DIR]) for img in find_images(src).images]
     for image in images:  # headers only: an unreadable file or a decompression bomb stops us now
         check_image_file(image)
-    out = OutputDir(args.out, "run", overwrite=args.overwrite)
+    out = output_from(args).folder("run")
     out.check_names(["manifest.json"] + [f"{Path(i).stem}-overview.png" for i in images]
                     + [f"fluctuation/{Path(i).stem}.{ext}" for i in images for ext in ("png", "npy")])
     check_writable(Path(args.store).expanduser(), "--store")
@@ -66,8 +66,8 @@ def run(args) -> int:
           f"{params.definition}, {params.estimator} K={params.K}, {params.steps} DDIM steps", file=sys.stderr)
     plan = plan_batch(store, images, adapter, params)
     t0 = time.perf_counter()
-    keys = build_batch(store, images, adapter, params, progress=progress_bar(len(images), "cubes"),
-                       cube_progress=per_image_bar(params.steps), plan=plan)  # in this process
+    keys = build_batch(store, images, adapter, params, progress=batch_bars(len(images), params.steps),
+                       plan=plan)  # in this process
     seconds = time.perf_counter() - t0
     cubes = [(Path(img).stem, store.open(key)) for img, key in zip(images, keys)]
     rows = []

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import WorkbenchError
-from .common import add_held_out_arg, add_overwrite_arg
+from .common import add_held_out_arg, add_overwrite_arg, output_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,15 +66,13 @@ EXPORT_FILES = ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", 
                 "model_card.json")
 
 
-def _export_dir(path: str | None, overwrite: bool):
-    """The --export folder as a `workbench.outputs.OutputDir` of `train`, checked before training: new,
-    empty, an earlier export (by its marker) or --overwrite; a folder that merely holds a model_card.json
-    is the user's."""
-    from ..outputs import OutputDir
-
-    if path is None:
+def _export_dir(options):
+    """The --export folder (`options`, a `workbench.outputs.OutputOptions`; None: no export) as an
+    `OutputDir` of `train`, checked before training: new, empty, an earlier export (by its marker) or
+    --overwrite; a folder that merely holds a model_card.json is the user's."""
+    if options is None:
         return None
-    out = OutputDir(path, "train", overwrite=overwrite, flag="--export")
+    out = options.folder("train")
     out.check_names(EXPORT_FILES)
     return out
 
@@ -107,7 +105,7 @@ def run(args) -> int:
     if args.init not in ("shipped", "scratch") and not Path(args.init).is_dir():
         raise WorkbenchError(f"--init {args.init} is not a model folder: pass 'shipped', 'scratch' or a folder "
                              "written by workbench train --export")
-    export_to = _export_dir(args.export, args.overwrite)
+    export_to = _export_dir(output_from(args, dest="export", flag="--export"))
     if args.nice > 0:
         os.nice(args.nice)
     got: list[int] = []
@@ -123,17 +121,18 @@ def run(args) -> int:
     recent: list[float] = []
     bars: list = []  # created at the first step, so that a refused input prints nothing else
 
-    def show(info: dict) -> None:
+    def show(p) -> None:  # a workbench.progress.Progress of phase "train" or "checkpoint"
         if not bars:
             bars.append(tqdm(total=cfg.max_steps, desc="train", dynamic_ncols=True, mininterval=5, file=sys.stderr))
         bar = bars[0]
-        bar.n = info["step"]
-        bar.set_postfix(loss=f"{info['loss']:.4f}", saved=info["saved"], refresh=False)
-        recent.append(info["loss"])
-        if info["saved"]:
+        bar.n = p.done
+        saved = p.phase == "checkpoint"
+        bar.set_postfix(loss=f"{p.loss:.4f}", saved=saved, refresh=False)
+        recent.append(p.loss)
+        if saved:
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-            print(f"{time.strftime('%H:%M:%S')} checkpoint step {info['step']} loss {sum(recent) / len(recent):.4f} "
-                  f"(mean of {len(recent)}) training {info['elapsed_s'] / 3600:.2f} h load {load:.1f}", flush=True)
+            print(f"{time.strftime('%H:%M:%S')} checkpoint step {p.done} loss {sum(recent) / len(recent):.4f} "
+                  f"(mean of {len(recent)}) training {p.seconds / 3600:.2f} h load {load:.1f}", flush=True)
             recent.clear()
 
     try:

@@ -11,14 +11,14 @@ Cancellation reaches every phase: a watch on the denoiser's modules (`_Watch`) r
 evaluations, at most every `HEARTBEAT_S` seconds of work. Before the optimisation it raises
 `EditCancelled` when `should_stop()` (there is nothing to keep yet); during the optimisation it ends
 the current iteration early and the best x_T so far is evaluated; during the evaluation it reports a
-heartbeat through `callback` (stage "evaluate"), so a caller whose callback raises (the dashboard's
+heartbeat through `callback` (phase "evaluate"), so a caller whose callback raises (the dashboard's
 job when its tab closed) abandons the evaluation within one network evaluation.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +32,7 @@ from ..errors import WorkbenchError
 from ..images import read_image, to_rgb, to_uint8
 from ..memory import MemoryBudget, autodiff_chunk
 from ..pipeline import PreparedImage, prepare_image, source_to_model_pixel
+from ..progress import Progress, ProgressFn, emit
 from ..rates import rate_function, unit_tangents
 from .baselines import BASELINES
 from .composite import composite_change
@@ -191,13 +192,15 @@ class _Optimised:
 
 
 def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.ndarray, config: EditConfig, *,
-             ref_xy: tuple[int, int] | None = None, callback: Callable[[dict], None] | None = None,
+             ref_xy: tuple[int, int] | None = None, callback: ProgressFn | None = None,
              should_stop: Callable[[], bool] | None = None, baselines: bool = True) -> EditResult:
     """Run one edit. mask: bool (H0, W0) in source-image pixels (the source region; the object for
     removal; the foreground for blending). ref_xy: (x, y) in source-image pixels.
-    callback(dict(iteration, n_iter, loss, best_loss, stage)) every iteration, and during the
-    evaluation every HEARTBEAT_S seconds (stage "evaluate", with `evaluate_seconds`); an exception
-    raised by the callback abandons the edit. should_stop(): checked every HEARTBEAT_S seconds of
+    callback: a `workbench.progress.Progress` (phase "invert", "curves", "optimise" or "evaluate"; done
+    = iterations of total = config.n_iter; `loss`, `best_loss` its best moving average, `t` the
+    timestep of an optimise iteration) at each phase and every iteration, and during the evaluation
+    every HEARTBEAT_S seconds (`seconds` spent evaluating); an exception raised by the callback
+    abandons the edit. should_stop(): checked every HEARTBEAT_S seconds of
     network work; before the optimisation it raises EditCancelled, afterwards the best result so far
     is evaluated and returned (`cancelled`). x_T is optimised in float32 whatever the model's dtype;
     a non-finite loss or gradient raises a one-line WorkbenchError. The curves' JVP chunks and the
@@ -207,20 +210,20 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
     size = (pil.height, pil.width)
     mask = check_mask(mask, size)
     _check_ref(config, ref_xy, size, mask)
-    report = callback or (lambda info: None)
+    report = callback or (lambda p: None)
     evaluating: dict = {}
 
     def heartbeat() -> None:
-        report({**evaluating, "evaluate_seconds": time.perf_counter() - evaluating["since"]})
+        report(replace(evaluating["event"], seconds=time.perf_counter() - evaluating["since"]))
 
     watch = _Watch(should_stop, heartbeat)
     with watch.attached(adapter):
         run = _optimise(adapter, pil, mask, config, ref_xy, report, watch)
         run.started = started
-        evaluating.update({"stage": "evaluate", "iteration": run.done, "n_iter": config.n_iter,
-                           "loss": run.losses[-1] if run.losses else float("nan"), "best_loss": float("nan"),
-                           "since": time.perf_counter()})
-        report({k: v for k, v in evaluating.items() if k != "since"})
+        evaluating.update(event=Progress("evaluate", run.done, config.n_iter, best_loss=float("nan"),
+                                         loss=run.losses[-1] if run.losses else float("nan")),
+                          since=time.perf_counter())
+        report(evaluating["event"])
         watch.phase = "evaluate"
         result = _finish(adapter, config, run, baselines)
     result.edited_source = Image.fromarray(composite_change(pil, result.original, result.edited,
@@ -228,14 +231,14 @@ def run_edit(adapter: ModelAdapter, image: str | Path | Image.Image, mask: np.nd
     return result
 
 
-def _optimise(adapter: ModelAdapter, pil: Image.Image, mask: np.ndarray, cfg: EditConfig, ref_xy, report,
-              watch: _Watch) -> _Optimised:
+def _optimise(adapter: ModelAdapter, pil: Image.Image, mask: np.ndarray, cfg: EditConfig, ref_xy,
+              report: ProgressFn, watch: _Watch) -> _Optimised:
     """Invert, take the curves, optimise x_T (Algorithm 1's loop); `watch` switches to "optimise"."""
     size = (pil.height, pil.width)
     gen = torch.Generator().manual_seed(cfg.seed)
     should_stop = watch.should_stop
 
-    report({"stage": "invert", "iteration": 0, "n_iter": cfg.n_iter, "loss": float("nan"), "best_loss": float("nan")})
+    emit(report, "invert", 0, cfg.n_iter, loss=float("nan"), best_loss=float("nan"))
     prep = prepare_image(adapter, pil, steps=cfg.steps)
     traj = prep.trajectory
     schedule, orig_states = traj.schedule, traj.states
@@ -257,7 +260,7 @@ def _optimise(adapter: ModelAdapter, pil: Image.Image, mask: np.ndarray, cfg: Ed
     match = needs_reference(cfg, has_ref)
     ref_in_region = bool(match and region[ref_px] > 0.5)
     rep = tuple(pixels[torch.randint(len(pixels), (1,), generator=gen)].tolist()[0])
-    report({"stage": "curves", "iteration": 0, "n_iter": cfg.n_iter, "loss": float("nan"), "best_loss": float("nan")})
+    emit(report, "curves", 0, cfg.n_iter, loss=float("nan"), best_loss=float("nan"))
     ref_curves = channel_curves(adapter, schedule, orig_states, [ref_px], cfg.rate)[0] if match else None
     src_curve = channel_curves(adapter, schedule, orig_states, [rep], cfg.rate)[0].mean(0)
     p_t = timestep_distribution(src_curve, schedule.timesteps, cfg.t_b)
@@ -323,8 +326,7 @@ def _optimise(adapter: ModelAdapter, pil: Image.Image, mask: np.ndarray, cfg: Ed
             best_ema, best_x = ema, x.detach().clone()
             if cfg.blend and int(schedule.timesteps[N - 1]) >= cfg.blend_t:
                 best_x = blend_states(best_x, x_T_orig, M)
-        report({"stage": "optimise", "iteration": it + 1, "n_iter": cfg.n_iter, "loss": value,
-                "best_loss": best_ema, "t": t})
+        emit(report, "optimise", it + 1, cfg.n_iter, loss=value, best_loss=best_ema, t=t)
     return _Optimised(prep=prep, best_x=best_x, mask_img=mask_img, M=M, region=region, pixels=pixels, blend=blend,
                       ref_px=ref_px if match else None, losses=losses, done=done, cancelled=cancelled, gen=gen,
                       started=0.0)
