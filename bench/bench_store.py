@@ -5,9 +5,10 @@ data-set scale.
     python -m bench.bench_store --cubes 100,1000,10000 [--steps 25] [--per-group 1000] [--workdir DIR]
 
 Scale (`--cubes`): synthetic cubes of the shipped model's grid (64x64, `--steps` timesteps, rate and
-rate_se, no probe statistics: the default batch layout) written through the store's own writer
-(cache.slots.create_group / write_slot, `--per-group` slots per group as one `workbench cubes`
-batch makes), then, in the same process with the OS page cache warm: opening the store and
+rate_se, no probe statistics: the default batch layout) written through the store's own batch writer
+(cache.slots.create_group / write_slots, `--per-group` slots per group as one `workbench cubes`
+batch makes), each finished group compacted as `workbench cubes` does (cache.compact), then, in
+the same process with the OS page cache warm: opening the store and
 indexing it (`CubeStore(...)` + `index()`), `keys()`, a lookup by image name (`find`), a curve query
 and a map query of a random cube (`open(key)` + `ds.curves.pixel` / `ds.curves.at`, median of 50),
 `check_store` (every chunk read and verified), files on disk and bytes per cube. Goals at 10,000
@@ -130,11 +131,13 @@ def _scale_slot(rng, N: int, H: int, W: int) -> dict:
 
 
 def write_scale_store(path: Path, n: int, *, steps: int = 25, per_group: int = 1000, H: int = 64, W: int = 64,
-                      seed: int = 0) -> float:
-    """A store of `n` synthetic cubes written through cache.slots (groups of `per_group` slots);
-    returns the seconds the writes took."""
-    from cache import schema, slots
-    from cache.keys import cube_key, model_attrs  # noqa: F401  (the attribute recipe the store writes)
+                      seed: int = 0, block: int = 100) -> tuple[float, float]:
+    """A store of `n` synthetic cubes written through the store's batch writer (cache.slots.write_slots,
+    `block` slots per write; groups of `per_group` slots), each group then compacted
+    (cache.compact.compact_group) as `workbench cubes` does at the end of a batch; returns (seconds
+    writing, seconds compacting)."""
+    from cache import compact, schema, slots
+    from cache.keys import cube_key
     from cache.params import CubeParams
     from cache.store import CubeStore
 
@@ -143,7 +146,7 @@ def write_scale_store(path: Path, n: int, *, steps: int = 25, per_group: int = 1
     params = CubeParams(K=16, steps=steps)
     attrs = {"model_fingerprint": "synthetic", "model_name": "synthetic", **params.as_attrs(), "scale": 1,
              "dtype": "float32", "package_version": "bench"}
-    t0 = time.perf_counter()
+    write_s = compact_s = 0.0
     for g0 in range(0, n, per_group):
         m = min(per_group, n - g0)
         rows = [{"key": cube_key(f"img{g0 + i}".encode(), "synthetic", params), "source_image": f"/data/img{g0 + i}.jpg",
@@ -151,11 +154,18 @@ def write_scale_store(path: Path, n: int, *, steps: int = 25, per_group: int = 1
         spec = slots.GroupSpec(shape=(steps, H, W), image_shape=(H, W), timesteps=np.arange(steps) * 40 + 1,
                                alphas=np.linspace(0.999, 0.005, steps), attrs=attrs, slots=rows)
         gpath = store.group_path(f"b-bench{g0:08d}")
+        t0 = time.perf_counter()
         slots.create_group(gpath, spec)
-        for i in range(m):
-            a = _scale_slot(rng, steps, H, W)
-            slots.write_slot(gpath, i, a["rate"], a["image"], **{schema.VAR_RATE_SE: a["rate_se"]})
-    return time.perf_counter() - t0
+        for b0 in range(0, m, block):
+            cubes = {}
+            for i in range(b0, min(m, b0 + block)):
+                a = _scale_slot(rng, steps, H, W)
+                cubes[i] = {schema.VAR_RATE: a["rate"], schema.VAR_IMAGE: a["image"], schema.VAR_RATE_SE: a["rate_se"]}
+            slots.write_slots(gpath, cubes)
+        t1 = time.perf_counter()
+        compact.compact_group(gpath)
+        write_s, compact_s = write_s + t1 - t0, compact_s + time.perf_counter() - t1
+    return write_s, compact_s
 
 
 def _files_bytes(path: Path) -> tuple[int, int]:
@@ -181,23 +191,30 @@ def measure_scale(path: Path, *, queries: int = 50, seed: int = 1) -> dict:
     for nm in names:
         assert store.find(nm) is not None
     find_ms = 1e3 * (time.perf_counter() - t0) / len(names)
-    tc, tm = [], []
+    tc, tm, cc, cm = [], [], [], []
     for i in rng.integers(0, len(keys), queries):
         ds = store.open(keys[int(i)])
         N, H, W = ds.rate.shape
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         store.open(keys[int(i)]).curves.pixel(int(rng.integers(0, H)), int(rng.integers(0, W))).values
         tc.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        store.open(keys[int(i)]).curves.at(int(ds.timestep[int(rng.integers(0, N))])).values
+        cc.append(time.process_time() - c0)
+        # a map of another cube: the curve's chunks are cached (cache.reader), a map of the same cube would be cheaper
+        j = int(rng.integers(0, len(keys)))
+        t0, c0 = time.perf_counter(), time.process_time()
+        store.open(keys[j]).curves.at(int(ds.timestep[int(rng.integers(0, N))])).values
         tm.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
+        cm.append(time.process_time() - c0)
+    t0, c0 = time.perf_counter(), time.process_time()
     rep = check_store(store)
-    check_s = time.perf_counter() - t0
+    check_s, check_cpu = time.perf_counter() - t0, time.process_time() - c0
     files, nbytes = _files_bytes(path)
     rate_bytes = sum(_files_bytes(g / "rate")[1] + _files_bytes(g / "rate_se")[1] for g in store.groups_dir.glob("*.zarr"))
     return {"cubes": len(keys), "open_index_s": open_index, "keys_s": keys_s, "find_ms": find_ms,
             "curve_ms": 1e3 * float(np.median(tc)), "map_ms": 1e3 * float(np.median(tm)), "check_s": check_s,
+            # CPU seconds of this process: what the query costs without the other jobs' share of the cores
+            "curve_cpu_ms": 1e3 * float(np.median(cc)), "map_cpu_ms": 1e3 * float(np.median(cm)),
+            "check_cpu_s": check_cpu, "checked": rep.checked,
             "check_damaged": len(getattr(rep, "damaged", [])), "files": files,
             "files_per_1000": 1000 * files / max(1, len(keys)), "bytes_per_cube": nbytes / max(1, len(keys)),
             "rate_se_bytes_per_cube": rate_bytes / max(1, len(keys))}
@@ -252,15 +269,21 @@ def scale_main(args) -> int:
             path = base / f"store-{n}"
             shutil.rmtree(path, ignore_errors=True)
             load0 = load_average()[0]
-            write_s = write_scale_store(path, n, steps=args.steps, per_group=args.per_group)
-            row = {"write_s": write_s, **measure_scale(path), "load": [load0, load_average()[0]]}
+            write_s, compact_s = write_scale_store(path, n, steps=args.steps, per_group=args.per_group)
+            row = {"write_s": write_s, "compact_s": compact_s, **measure_scale(path),
+                   "load": [load0, load_average()[0]]}
             results["rows"].append(row)
-            print(f"{n:>6} cubes: write {write_s:.1f} s, open+index {row['open_index_s']:.3f} s, keys() "
-                  f"{row['keys_s'] * 1e3:.1f} ms, find {row['find_ms']:.1f} ms, curve {row['curve_ms']:.2f} ms, map "
-                  f"{row['map_ms']:.2f} ms, check {row['check_s']:.1f} s, {row['files_per_1000']:.0f} files per 1,000 "
+            print(f"{n:>6} cubes: write {write_s:.1f} s + compact {compact_s:.1f} s, open+index "
+                  f"{row['open_index_s']:.3f} s, keys() "
+                  f"{row['keys_s'] * 1e3:.1f} ms, find {row['find_ms']:.1f} ms, curve {row['curve_ms']:.2f} ms "
+                  f"({row['curve_cpu_ms']:.2f} CPU), map {row['map_ms']:.2f} ms ({row['map_cpu_ms']:.2f} CPU), check "
+                  f"{row['check_s']:.1f} s ({row['check_cpu_s']:.1f} CPU), "
+                  f"{row['files_per_1000']:.0f} files per 1,000 "
                   f"cubes, {row['bytes_per_cube'] / 1e3:.0f} kB per cube (rate + rate_se "
                   f"{row['rate_se_bytes_per_cube'] / 1e3:.0f} kB); load {row['load'][0]:.1f} -> {row['load'][1]:.1f}",
                   flush=True)
+            if args.json:  # after every row: a long last row leaves the others written
+                Path(args.json).write_text(json.dumps(results, indent=1))
             if not args.keep:
                 shutil.rmtree(path, ignore_errors=True)
     finally:

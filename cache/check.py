@@ -25,18 +25,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressFn, emit
 
-from . import integrity, meaning, schema, slots
+from . import compact, integrity, meaning, schema, slots
 
 __all__ = ["Damage", "StoreReport", "check_store", "check_group", "repair", "DAMAGED_SUFFIX"]
 
 DAMAGED_SUFFIX = ".damaged"
-_NOT_LAYOUT = ("slots", "format", "schema_version", meaning.LAYOUT_ATTR, integrity.DIGEST_ATTR,
+_NOT_LAYOUT = ("slots", "format", "schema_version", meaning.LAYOUT_ATTR, integrity.DIGEST_ATTR, compact.COMPACTED_ATTR,
                "consolidated_metadata")
 
 
@@ -77,8 +78,8 @@ def _slot_ids(attrs: dict, i: int) -> tuple[str, str]:
     return str(slot.get("key", "")), str(slot.get("name", ""))
 
 
-def check_group(path: Path, report: StoreReport) -> None:
-    """Check one group folder into `report` (see the module doc)."""
+def check_group(path: Path, report: StoreReport, *, pool: ThreadPoolExecutor | None = None) -> None:
+    """Check one group folder into `report` (see the module doc); `pool` verifies its slots in parallel."""
     gid = path.name[: -len(".zarr")]
     try:
         attrs = slots.read_attrs(path)
@@ -100,16 +101,22 @@ def check_group(path: Path, report: StoreReport) -> None:
     if problems:  # the slots are read once the group's own metadata is sound again (after --repair)
         report.checked += int(done.sum())
         return
-    for i in range(len(attrs["slots"])):
-        if not done[i]:
-            continue
-        report.checked += 1
-        try:
-            integrity.verify_slot(path, i)
-        except integrity.DamagedChunk as exc:
-            reason = str(exc).split(": run `workbench check")[0].split(": chunk ", 1)[-1]
+    todo = [i for i in range(len(attrs["slots"])) if done[i]]
+    report.checked += len(todo)
+    verifier = integrity.SlotVerifier(path)
+    for i, reason in zip(todo, (pool.map if pool is not None else map)(lambda i: _slot_damage(verifier, i), todo)):
+        if reason is not None:
             key, name = _slot_ids(attrs, i)
             report.damaged.append(Damage(gid, i, key, name, "chunk " + reason))
+
+
+def _slot_damage(verifier: integrity.SlotVerifier, i: int) -> str | None:
+    """What is wrong with slot `i`'s chunks (None: nothing): every chunk read once and verified."""
+    try:
+        verifier.verify(i)
+    except integrity.DamagedChunk as exc:
+        return str(exc).split(": run `workbench check")[0].split(": chunk ", 1)[-1]
+    return None
 
 
 def check_store(store, *, progress: ProgressFn | None = None) -> StoreReport:
@@ -119,9 +126,11 @@ def check_store(store, *, progress: ProgressFn | None = None) -> StoreReport:
     report = StoreReport()
     paths = sorted(p for p in store.groups_dir.glob("*.zarr") if p.is_dir())
     report.groups = len(paths)
-    for n, path in enumerate(paths):
-        check_group(path, report)
-        emit(progress, "check", n + 1, len(paths))
+    # the reads release the GIL (pread, Blosc, SHA-256, NumPy): a thread per core
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        for n, path in enumerate(paths):
+            check_group(path, report, pool=pool)
+            emit(progress, "check", n + 1, len(paths))
     return report
 
 
@@ -161,7 +170,10 @@ def _rewrite_from_layout(path: Path, bad: set[str]) -> bool:
             else:  # per-slot data stays; damaged slots are found by the check that follows
                 (path / var).mkdir(exist_ok=True)
                 tmp = path / var / f"zarr.json.partial-{os.getpid()}"
-                shutil.copyfile(template / var / "zarr.json", tmp)
+                meta = json.loads((template / var / "zarr.json").read_text())
+                if attrs.get(compact.COMPACTED_ATTR):  # the metadata of the compacted layout (cache.compact)
+                    meta = compact.compacted_meta(var, meta, len(spec.slots))
+                tmp.write_text(json.dumps(meta, indent=2))
                 os.replace(tmp, path / var / "zarr.json")
         root = json.loads((path / "zarr.json").read_text())
         if "consolidated_metadata" in root and hasattr(slots, "consolidate"):
@@ -169,6 +181,18 @@ def _rewrite_from_layout(path: Path, bad: set[str]) -> bool:
     finally:
         shutil.rmtree(template, ignore_errors=True)
     return True
+
+
+def _clear(path: Path, bad: set[int]) -> None:
+    """Make the slots `bad` absent: clear their done flags, or, in a compacted group (whose flags share
+    one chunk), rewrite it one file per chunk without them (cache.compact.expand_group)."""
+    if not bad:
+        return
+    if compact.is_compacted(path):
+        compact.expand_group(path, drop=bad)
+        return
+    for i in sorted(bad):
+        slots.clear_done(path, i)
 
 
 def repair(store, report: StoreReport) -> list[Damage]:
@@ -192,17 +216,12 @@ def repair(store, report: StoreReport) -> list[Damage]:
             else:
                 aside = False
             if not aside:
-                for d in damages:
-                    if d.kind in ("flag", "slot"):
-                        slots.clear_done(path, d.slot)
+                _clear(path, {d.slot for d in damages if d.kind in ("flag", "slot")})
                 if "meta" in kinds:  # the metadata is sound again: now its slots can be read
                     again = StoreReport()
                     check_group(path, again)
-                    for d in again.damaged:
-                        if d.kind in ("flag", "slot"):
-                            slots.clear_done(path, d.slot)
-                        else:
-                            aside = True
+                    _clear(path, {d.slot for d in again.damaged if d.kind in ("flag", "slot")})
+                    aside = any(d.kind not in ("flag", "slot") for d in again.damaged)
         if aside:
             _set_aside(path)
         fixed += damages

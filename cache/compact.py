@@ -161,8 +161,8 @@ def _finish(tmp: Path, attrs_update: dict, drop_attr: str | None = None) -> None
 
 def compact_group(path: Path, *, min_slots: int | None = None) -> bool:
     """Compact the finished group at `path` (module doc) under its writer lock; False (and nothing
-    changed) when `compactable` says it cannot be (`min_slots`: default COMPACT_MIN_SLOTS). A chunk that fails verification while it is copied
-    raises integrity.DamagedChunk and leaves the group as it was."""
+    changed) when `compactable` says it cannot be (`min_slots`: default COMPACT_MIN_SLOTS). A chunk
+    that fails verification while it is copied raises integrity.DamagedChunk and leaves the group as it was."""
     path = Path(path)
     if compactable(path, min_slots=min_slots) is not None:
         return False

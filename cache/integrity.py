@@ -45,7 +45,8 @@ from .chunks import crc32c
 
 __all__ = ["DamagedChunk", "CheckedStore", "array_info", "is_protected", "verify_slot", "crc32c",
            "done_bytes", "SLOT_VARS", "DIGEST_ATTR", "write_digest", "read_digest", "digest_path", "slot_chunks",
-           "verified_chunk", "decoded_chunk", "read_flags", "slot_done", "slot_grid", "damaged", "DIGESTS_FILE", "slot_values", "Records"]
+           "verified_chunk", "decoded_chunk", "read_flags", "slot_done", "slot_grid", "damaged", "DIGESTS_FILE",
+           "slot_values", "Records", "SlotVerifier"]
 
 #: the per-slot arrays whose chunks a done slot needs
 SLOT_VARS = (schema.VAR_RATE, schema.VAR_IMAGE, *schema.EXTRA_VARS)
@@ -413,38 +414,53 @@ def slot_values(group: Path, info: dict, i: int, records: Records | None, cube_k
     return out
 
 
+class SlotVerifier:
+    """Verifies the slots of one group (`verify(i)`: see `verify_slot`), reading the group's metadata and
+    content records once for all of them (the group's zarr.json holds every slot's attributes: parsing it
+    per slot cost more than the slot's chunks in a group of 1,000)."""
+
+    def __init__(self, group: Path):
+        self.group = Path(group)
+        self.attrs = _group_attrs(self.group)
+        self.records = Records(self.group) if self.attrs.get(DIGEST_ATTR) == "sha256" else None
+        self.infos = {}
+        for var in SLOT_VARS:
+            info = array_info(self.group, var)
+            if info is not None and info["slotted"]:
+                self.infos[var] = info
+
+    def verify(self, i: int) -> None:
+        """Read and verify every chunk of slot `i` once; raise DamagedChunk naming the first bad one."""
+        group = self.group
+        try:
+            cube_key = self.attrs["slots"][i]["key"]
+        except Exception:  # the group's own metadata is checked elsewhere (cache.meaning)
+            cube_key = None
+        slow = []
+        for var, info in self.infos.items():
+            if not info["layout"].fast:
+                for idx in slot_grid(info["layout"], i):
+                    verified_chunk(group, info, idx, self.records, cube_key)
+                slow.append(var)
+                continue
+            problem = schema.value_problem(var, slot_values(group, info, i, self.records, cube_key))
+            if problem:
+                raise damaged(group, f"{var}/c/{i}", f"damaged ({problem})")
+        if slow:  # codecs this module does not decode (older groups): through zarr
+            g = zarr.open_group(CheckedStore(group, read_only=True), mode="r", zarr_format=3)
+            for var in slow:
+                try:
+                    values = np.asarray(g[var][i])
+                except DamagedChunk:
+                    raise
+                except Exception as exc:  # a decoder failure on an unprotected chunk whose header looked fine
+                    raise damaged(group, f"{var}/c/{i}", f"undecodable ({type(exc).__name__})") from None
+                problem = schema.value_problem(var, values)
+                if problem:
+                    raise damaged(group, f"{var}/c/{i}", f"damaged ({problem})")
+
+
 def verify_slot(group: Path, i: int) -> None:
     """Read and verify every chunk of slot `i` once (presence, checksum / Blosc header, content record,
     decoding, values no cube can hold); raise DamagedChunk naming the first bad one."""
-    group = Path(group)
-    attrs = _group_attrs(group)
-    try:
-        cube_key = attrs["slots"][i]["key"]
-    except Exception:  # the group's own metadata is checked elsewhere (cache.meaning)
-        cube_key = None
-    records = Records(group) if attrs.get(DIGEST_ATTR) == "sha256" else None
-    slow = []
-    for var in SLOT_VARS:
-        info = array_info(group, var)
-        if info is None or not info["slotted"]:
-            continue
-        if not info["layout"].fast:
-            for idx in slot_grid(info["layout"], i):
-                verified_chunk(group, info, idx, records, cube_key)
-            slow.append(var)
-            continue
-        problem = schema.value_problem(var, slot_values(group, info, i, records, cube_key))
-        if problem:
-            raise damaged(group, f"{var}/c/{i}", f"damaged ({problem})")
-    if slow:  # codecs this module does not decode (older groups): through zarr
-        g = zarr.open_group(CheckedStore(group, read_only=True), mode="r", zarr_format=3)
-        for var in slow:
-            try:
-                values = np.asarray(g[var][i])
-            except DamagedChunk:
-                raise
-            except Exception as exc:  # a decoder failure on an unprotected chunk whose header looked fine
-                raise damaged(group, f"{var}/c/{i}", f"undecodable ({type(exc).__name__})") from None
-            problem = schema.value_problem(var, values)
-            if problem:
-                raise damaged(group, f"{var}/c/{i}", f"damaged ({problem})")
+    SlotVerifier(group).verify(i)
