@@ -84,17 +84,6 @@ def test_experiments_end_to_end_and_export(osie3, tiny_pixel_dir, tmp_path):
     assert man["window"] == 3 and man["normalise"] is False and set(man["maps"]) == {"100", "101", "102"}
 
 
-def test_cli_errors_are_one_line(tmp_path, capsys):
-    from workbench.cli import main
-
-    assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
-    assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--what", "speed"]) == 2
-    assert main(["experiment", "paired", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("workbench ") and "error:" in line for line in err)
-    assert "Traceback" not in "".join(err)
-
-
 def test_nan_cube_gives_one_line_error(tmp_path):
     import xarray as xr
 
