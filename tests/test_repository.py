@@ -38,46 +38,9 @@ def test_the_pattern_catches_what_it_should():
 
 
 PACKAGES = ("workbench", "cache", "analysis", "dashboards")
-#: modules without a file of their own, each with the reason; keep this short
-UNTESTED_ALONE = {
-    "workbench/adapters/contract": "not yet: exercised only through other modules' tests",
-    "workbench/adapters/latent": "not yet: exercised only through other modules' tests",
-    "workbench/adapters/pixel": "not yet: exercised only through other modules' tests",
-    "workbench/adapters/text": "not yet: exercised only through other modules' tests",
-    "workbench/adapters/transformer": "not yet: exercised only through other modules' tests",
-    "workbench/cli": "not yet: exercised only through other modules' tests",
-    "workbench/commands/check": "not yet: exercised only through other modules' tests",
-    "workbench/commands/common": "not yet: exercised only through other modules' tests",
-    "workbench/commands/edit": "not yet: exercised only through other modules' tests",
-    "workbench/commands/experiment": "not yet: exercised only through other modules' tests",
-    "workbench/commands/export": "not yet: exercised only through other modules' tests",
-    "workbench/commands/query": "not yet: exercised only through other modules' tests",
-    "workbench/editing/evaluate": "not yet: exercised only through other modules' tests",
-    "workbench/editing/report": "not yet: exercised only through other modules' tests",
-    "workbench/outputs": "not yet: exercised only through other modules' tests",
-    "workbench/tiny": "not yet: exercised only through other modules' tests",
-    "cache/build": "not yet: exercised only through other modules' tests",
-    "cache/chunks": "not yet: exercised only through other modules' tests",
-    "cache/integrity": "not yet: exercised only through other modules' tests",
-    "cache/reader": "not yet: exercised only through other modules' tests",
-    "analysis/baselines": "not yet: exercised only through other modules' tests",
-    "analysis/cubes": "not yet: exercised only through other modules' tests",
-    "analysis/curvefig": "not yet: exercised only through other modules' tests",
-    "analysis/density": "not yet: exercised only through other modules' tests",
-    "analysis/features": "not yet: exercised only through other modules' tests",
-    "analysis/figures": "not yet: exercised only through other modules' tests",
-    "analysis/inforeport": "not yet: exercised only through other modules' tests",
-    "analysis/lowlevel": "not yet: exercised only through other modules' tests",
-    "analysis/paired": "not yet: exercised only through other modules' tests",
-    "analysis/perceptual": "not yet: exercised only through other modules' tests",
-    "analysis/protocol": "not yet: exercised only through other modules' tests",
-    "dashboards/catalog": "not yet: exercised only through other modules' tests",
-    "dashboards/context": "not yet: exercised only through other modules' tests",
-    "dashboards/edit": "not yet: exercised only through other modules' tests",
-    "dashboards/jobs": "not yet: exercised only through other modules' tests",
-    "dashboards/sockets": "not yet: exercised only through other modules' tests",
-    "dashboards/widgets": "not yet: exercised only through other modules' tests",
-}
+#: modules without a file of their own ("package/module": the one-line reason it cannot be tested alone);
+#: none today, keep it short
+UNTESTED_ALONE: dict[str, str] = {}
 
 
 def module_test_names(package: str, module: Path) -> tuple[str, str]:
