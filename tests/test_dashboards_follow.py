@@ -101,7 +101,7 @@ def test_a_valid_image_clears_a_stale_error_and_a_refused_file_leaves_the_box(tw
     assert v.message.visible and "not a readable image" in v.message.object
     buf = io.BytesIO()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
-    assert v.upload(buf.getvalue(), "ok.png") is not None
+    assert isinstance(v.upload(buf.getvalue(), "ok.png"), _IdleJob)  # taken: its job runs
     assert not v.message.visible  # the red "not a readable image" is gone while the next image computes
     v.upload_widget.filename = "second.png"
     assert v.upload(buf.getvalue(), "second.png") is None  # busy: refused ...

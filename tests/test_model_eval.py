@@ -46,7 +46,9 @@ def test_fluctuation_maps_of_samples_on_the_tiny_model(tiny_pixel_dir):
     assert tile_grid(samples).size == (2 * adapter.image_size[1], 2 * adapter.image_size[0])
     maps = fluctuation_maps(adapter, samples, steps=6, K=2)
     assert maps.shape == (2, *adapter.model_shape[1:]) and np.isfinite(maps).all() and (maps >= 0).all()
-    assert 0 <= grid_power_fraction(maps[0], period=4) <= 1
+    m = maps[0].astype(np.float64)  # eta^2 of the 4x4 phase by a loop over the phases
+    between = sum(m[py::4, px::4].size * (m[py::4, px::4].mean() - m.mean()) ** 2 for py in range(4) for px in range(4))
+    assert grid_power_fraction(maps[0], period=4) == pytest.approx(between / ((m - m.mean()) ** 2).sum())
 
 
 def test_eval_model_grid_on_photos_is_paired_on_the_same_photos(tiny_pixel_dir, tmp_path):
