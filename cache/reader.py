@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -33,6 +34,7 @@ __all__ = ["SlotArray", "CACHE_BYTES"]
 CACHE_BYTES = 64 * 2**20
 _DECODED: OrderedDict = OrderedDict()
 _DECODED_BYTES = 0
+_LOCK = threading.Lock()
 
 
 def _drop(nbytes: int) -> None:
@@ -80,20 +82,22 @@ class SlotArray(BackendArray):
         lay = info["layout"]
         ident = _identity(chunks.chunk_file(self.group, lay, idx))
         ck = (str(self.group), self.var, idx)
-        hit = _DECODED.get(ck)
-        if hit is not None and ident is not None and hit[0] == ident:
-            _DECODED.move_to_end(ck)
-            return hit[1]
+        with _LOCK:  # dashboards read from several threads
+            hit = _DECODED.get(ck)
+            if hit is not None and ident is not None and hit[0] == ident:
+                _DECODED.move_to_end(ck)
+                return hit[1]
         cube_key = self.keys[idx[0]] if idx[0] < len(self.keys) else None
         block = integrity.decoded_chunk(self.group, info, idx, self._records, cube_key)
         if block is not None and ident is not None:
-            if hit is not None:
-                _DECODED.pop(ck)
-                _drop(hit[1].nbytes)
-            _DECODED[ck] = (ident, block)
-            _drop(-block.nbytes)
-            while _DECODED_BYTES > CACHE_BYTES and _DECODED:
-                _drop(_DECODED.popitem(last=False)[1][1].nbytes)
+            with _LOCK:
+                old = _DECODED.pop(ck, None)
+                if old is not None:
+                    _drop(old[1].nbytes)
+                _DECODED[ck] = (ident, block)
+                _drop(-block.nbytes)
+                while _DECODED_BYTES > CACHE_BYTES and _DECODED:
+                    _drop(_DECODED.popitem(last=False)[1][1].nbytes)
         return block
 
     def _raw(self, key: tuple) -> np.ndarray:

@@ -242,3 +242,28 @@ def test_a_batch_compacts_its_finished_group(tmp_path, monkeypatch, tiny_pixel_d
     assert cli(["check", str(store)]) == 0
     st = CubeStore(store, create=False)
     assert len(st.keys()) == 2 and st.open(st.find("im1")).rate.shape[0] == 4
+
+
+def test_selections_across_chunks_read_as_zarr_reads_them_in_both_layouts(tmp_path):
+    """Several chunks per slot with partial edge chunks: every selection equals plain zarr's, before and
+    after compaction (the shard is padded to whole chunks)."""
+    store = CubeStore(tmp_path / "st")
+    cubes = [synthetic_cube(i, name=f"im{i}") for i in range(3)]  # 6 x 12 x 10 cubes
+    spec = _spec(cubes)
+    spec = slots.GroupSpec(spec.shape, spec.image_shape, spec.timesteps, spec.alphas, spec.attrs, spec.slots,
+                           chunks=(4, 5, 4))
+    path = slots.create_group(store.group_path("b-chunks"), spec)
+    for i, c in enumerate(cubes):
+        slots.write_slot(path, i, c.rate.values, c.image.values, rate_se=(0.1 * c.rate.values).astype(np.float32))
+    want = np.stack([c.rate.values for c in cubes])
+    selections = [(1, slice(None), 7, 9), (slice(None), 3, slice(2, 11), slice(None, None, -3)),
+                  (-1, slice(5, 0, -2), slice(None), 4), (slice(0, 2), slice(None), slice(11, 12), slice(3, 9, 2))]
+    for compacted in (False, True):
+        if compacted:
+            assert compact.compact_group(path, min_slots=2)
+        ds = slots.open_group(path)
+        for sel in selections:
+            np.testing.assert_array_equal(ds.rate.values[sel], want[sel])
+            np.testing.assert_array_equal(ds.rate[sel].values, want[sel])
+        np.testing.assert_array_equal(xr.open_zarr(path).rate.values, want)
+    assert check_store(store).ok
