@@ -1,6 +1,6 @@
 """cache.check through its Python API: a clean store's report, one damaged cube found with its
 line, `repair` clears exactly that cube and leaves the others as they were (every kind of damage,
-through the command line: tests/test_store_meaning.py)."""
+through the command line: tests/test_cache_meaning.py)."""
 from __future__ import annotations
 
 import numpy as np
