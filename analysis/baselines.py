@@ -16,6 +16,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter, uniform_filter
 
 from workbench.errors import WorkbenchError
+from workbench.images import read_image
 
 from .datasets import resize_map
 
@@ -41,8 +42,6 @@ def spectral_residual(image, *, width: int = 64, blur_sigma: float = 8.0, avg_si
     """Spectral-residual saliency (Hou and Zhang 2007) of an RGB/grey image (PIL, path or (H, W[, 3])
     array), returned at the image's own size (H, W) in [0, 1]."""
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        from workbench.images import read_image
-
         image = read_image(image)
     if isinstance(image, Image.Image):
         gray = np.asarray(image.convert("L"), dtype=np.float64)

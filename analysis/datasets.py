@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io as sio
+import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter, maximum_filter
 
@@ -57,8 +58,6 @@ def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     The one resize used for every saliency map (model grid -> image, image -> model grid), so that
     maps and ground truth always meet the same way. A map already of that size is returned as is.
     """
-    import torch
-
     a = np.asarray(m, dtype=np.float32)
     if a.ndim != 2:
         raise WorkbenchError(f"a saliency map must be 2-D (H, W), got shape {a.shape}")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from .figures import line_plot, map_grid
 
@@ -53,8 +54,6 @@ def build_figures(results: dict) -> dict:
         s = results["predictor"]["summary"]
         names = _ordered(s)
         metrics = list(next(iter(s.values())))
-        from plotly.subplots import make_subplots
-
         f = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics)
         for j, m in enumerate(metrics):
             f.add_trace(go.Bar(x=names, y=[s[n][m]["mean"] for n in names], showlegend=False,
@@ -88,8 +87,6 @@ def build_figures(results: dict) -> dict:
             figs[f"curves_{ex['image']}"] = f
     if "perceptual" in results and results["perceptual"].get("example"):
         e = results["perceptual"]["example"]
-        from plotly.subplots import make_subplots
-
         f = make_subplots(rows=1, cols=3, subplot_titles=["perceptual state s(t)", "|ds/dt| (alternative curve)",
                                                           "rate curve (ours)"])
         for r, (label, colour) in enumerate((("salient region", "crimson"), ("non-salient region", "steelblue"))):
@@ -107,8 +104,6 @@ def build_figures(results: dict) -> dict:
                         xaxis_title="r", template="plotly_white")
         figs["perceptual_agreement"] = f
     if "tune" in results:
-        from plotly.subplots import make_subplots
-
         rows = results["tune"]["rows"]
         Ls = sorted({r["window"] for r in rows})
         tbs = sorted({r["t_b"] for r in rows})

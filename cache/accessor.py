@@ -22,6 +22,7 @@ convenience, never the only way to a value (docs/format.md has a reader without 
 """
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Callable
 
 import numpy as np
@@ -29,6 +30,7 @@ import xarray as xr
 
 from workbench.curve_kinds import accumulated, accumulated_se, check_kind
 from workbench.errors import WorkbenchError
+from workbench.pipeline import source_to_model_pixel
 
 from . import schema
 
@@ -165,8 +167,6 @@ class CurvesAccessor:
 
     def source_pixel(self, x: int, y: int) -> tuple[int, int]:
         """Pixel (x, y) of the source image -> model-grid (y, x) (workbench.pipeline.source_to_model_pixel)."""
-        from workbench.pipeline import source_to_model_pixel
-
         a = self._ds.attrs
         if "source_size" not in a:
             raise WorkbenchError("this cube has no source_size attribute: pass model-grid coordinates instead")
@@ -207,8 +207,6 @@ def select_image(ds: xr.Dataset, image: str) -> xr.Dataset:
     if not hit.any() and len(q) >= 8:
         hit = np.char.startswith(keys, q)
     if not hit.any():
-        from pathlib import PurePath
-
         hit = np.asarray([PurePath(str(s)).name == q for s in ds[schema.COORD_SOURCE].values])
     if schema.VAR_DONE in ds.variables:
         hit &= np.asarray(ds[schema.VAR_DONE].values).astype(bool)

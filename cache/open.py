@@ -21,6 +21,7 @@ import xarray as xr
 from workbench.errors import WorkbenchError
 
 from . import slots
+from .store import STORE_FILE, CubeStore
 
 __all__ = ["open_store"]
 
@@ -29,8 +30,6 @@ def open_store(path: str | os.PathLike) -> xr.DataTree:
     """Every group of the cube store at `path` as a lazy `xarray.DataTree` (module docstring): node
     `/<gid>` = the labelled multi-image group Dataset. A folder that is not a cube store raises
     WorkbenchError; an empty store gives a tree with no children."""
-    from .store import STORE_FILE, CubeStore
-
     store = CubeStore(path, create=False)  # checks the marker and the schema version
     groups = {}
     for p in sorted(store.groups_dir.glob("*.zarr")):
