@@ -59,10 +59,12 @@ class ArrayLayout:
 
     @property
     def crc(self) -> bool:
+        """True when the chunks end with a CRC32C checksum."""
         return any(c.get("name") == "crc32c" for c in self.codecs if isinstance(c, dict))
 
     @property
     def blosc(self) -> bool:
+        """True when the chunks are Blosc frames."""
         return any(c.get("name") == "blosc" for c in self.codecs if isinstance(c, dict))
 
     @property
@@ -72,6 +74,7 @@ class ArrayLayout:
 
     @property
     def chunk_nbytes(self) -> int:
+        """Decoded bytes of one chunk."""
         return int(math.prod(self.chunks)) * self.dtype.itemsize
 
     @property

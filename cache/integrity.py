@@ -195,6 +195,7 @@ class Records:
         self._cache: dict = {}
 
     def get(self, i: int) -> dict | None:
+        """Slot `i`'s content record ({"key", "sha256": {chunk: hex}}), None when absent or unreadable."""
         merged = self.group / schema.VAR_DONE / DIGESTS_FILE
         path = merged if merged.exists() else digest_path(self.group, i)
         try:

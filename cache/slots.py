@@ -30,6 +30,7 @@ import numpy as np
 import xarray as xr
 import zarr
 from xarray.core import indexing
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from workbench.errors import WorkbenchError
 
@@ -79,21 +80,17 @@ def chunks_for(shape: tuple[int, int, int], chunks: tuple[int, int, int] | None 
 
 
 def _compressor():
-    from zarr.codecs import BloscCodec
-
     return BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
 
 
 def _checksummed(*codecs) -> list:
     """`codecs` followed by a CRC32C checksum of the encoded chunk (cache.integrity)."""
-    from zarr.codecs import Crc32cCodec
-
     return [*codecs, Crc32cCodec()]
 
 
 def create_group(path: Path, spec: GroupSpec) -> Path:
     """Write the group's metadata (no slot data) atomically at `path`; an existing group is kept."""
-    import dask.array as da
+    import dask.array as da  # heavy (about 0.5 s): only creating a group needs it
 
     path = Path(path)
     if path.exists():
@@ -441,7 +438,7 @@ def group_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            import fcntl
+            import fcntl  # optional: absent on Windows
 
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except ImportError:  # no fcntl (Windows): no lock

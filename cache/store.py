@@ -11,6 +11,7 @@ group or a done flag changed.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -24,7 +25,7 @@ from workbench.errors import WorkbenchError
 from workbench.progress import ProgressFn
 
 from . import integrity, meaning, schema, slots
-from .keys import cube_key, image_bytes, model_identity
+from .keys import cube_key, image_bytes, model_identity, package_version
 from .params import CubeParams, FluctuationParams
 
 __all__ = ["CubeStore", "STORE_FILE", "creation_interrupted"]
@@ -96,8 +97,6 @@ class CubeStore:
             p.unlink(missing_ok=True)
 
     def _write_marker(self) -> None:
-        from .keys import package_version
-
         tmp = self.path / f"{STORE_FILE}.partial-{os.getpid()}"
         try:
             tmp.write_text(json.dumps({"format": schema.STORE_FORMAT, "schema_version": schema.SCHEMA_VERSION,
@@ -354,7 +353,7 @@ class CubeStore:
                        progress: ProgressFn | None = None) -> xr.Dataset:
         """The cube of `image` under `adapter` and `params`: from the store when complete, else
         computed (cache.build.compute_cube), stored, and returned."""
-        from .build import compute_cube
+        from .build import compute_cube  # torch: heavy, only computing cubes needs it
 
         key = self.key_of(adapter, image, params)
         if self._locate(key) is None:
@@ -365,7 +364,7 @@ class CubeStore:
               progress: ProgressFn | None = None, scheduler=None, **kw) -> list[str]:
         """Compute the cubes of many images (resumable; see `cache.batch.build_batch`); returns their keys.
         `kw`: the `cache.batch.BatchOptions` (local_cluster, model, device, refine) and `plan`."""
-        from .batch import BatchOptions, build_batch
+        from .batch import BatchOptions, build_batch  # torch (through cache.build): heavy, only computing needs it
 
         opts = {k: kw.pop(k) for k in ("local_cluster", "model", "device", "refine") if k in kw}
         return build_batch(self, images, adapter, params, options=BatchOptions(scheduler=scheduler, **opts),
@@ -376,8 +375,6 @@ class CubeStore:
         """Bring the cubes of `images` (of `params`, any K below K2) to K2 probes: only the missing
         probes run, merged exactly with the stored ones (as if K2 had run at once, the same seed);
         crash-safe and resumable like `build`. Returns the K2 cubes' keys."""
-        import dataclasses
-
         return self.build(images, adapter, dataclasses.replace(params, K=int(K2)), progress=progress, refine=True,
                           **kw)
 
@@ -392,9 +389,7 @@ class CubeStore:
         more) is skipped. `progress`: the events of `cache.build.compute_cube` with `name` the image's
         stem (phase "block" after each probe block: K and stability so far).
         Returns one dict per image: key, name, K, stability, computed (bool)."""
-        import dataclasses
-
-        from .build import StopRule, compute_cube
+        from .build import StopRule, compute_cube  # torch: heavy, only computing cubes needs it
 
         if not params.refinable:
             raise WorkbenchError("--until-stable needs Hutchinson cubes (rate h, eps or step)")
