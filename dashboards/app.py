@@ -7,16 +7,25 @@ share is the read-only `AppContext` (the cube catalog, the data set, the loaded 
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
+import secrets
 import socket
 import sys
 
 import panel as pn
 import param
+from tornado.web import HTTPError
+
+from workbench.errors import WorkbenchError
 
 from .context import AppContext
+from .edit import EditView
+from .explore import ExploreView
+from .saliency import SaliencyView
+from .sockets import quiet_closed_websockets, refuse_bad_handshakes
 
 __all__ = ["WorkbenchApp", "serve", "is_loopback", "free_port", "bound_hosts", "check_port_free",
            "allowed_component_module", "EXTENSIONS", "PASSWORD_ENV"]
@@ -32,10 +41,6 @@ class WorkbenchApp(pn.viewable.Viewer):
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
-        from .edit import EditView
-        from .explore import ExploreView
-        from .saliency import SaliencyView
-
         self.context = context
         self.explore = ExploreView(context)
         self.saliency = SaliencyView(context)
@@ -90,8 +95,6 @@ def allowed_component_module(name: str) -> bool:
 def _component_handler():
     """Panel's /components/<module>/... handler, restricted to `allowed_component_module` (Panel's
     own imports any module named in the URL: `GET /components/this/X/__css__/x` ran `import this`)."""
-    from tornado.web import HTTPError
-
     from panel.io.server import ComponentResourceHandler
 
     class RestrictedComponentHandler(ComponentResourceHandler):
@@ -121,10 +124,6 @@ def bound_hosts(address: str) -> list[str]:
 
 def check_port_free(address: str, port: int) -> None:
     """Raise WorkbenchError (one line, naming the port and the fix) when `port` is taken on `address`."""
-    import errno
-
-    from workbench.errors import WorkbenchError
-
     if not port:
         return
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -155,12 +154,8 @@ def serve(context: AppContext, *, port: int = 5006, address: str = "127.0.0.1", 
     one): the login page then guards every page and the websocket. The server's `workbench_password`
     attribute holds it (None on loopback without a password). A port in use is a one-line WorkbenchError.
     """
-    import secrets
-
     remote = not is_loopback(address)
     if remote and not allow_remote:
-        from workbench.errors import WorkbenchError
-
         raise WorkbenchError(f"--address {address} would expose the dashboard beyond this machine: add "
                              "--allow-remote to do so on purpose")
     logging.getLogger("bokeh").setLevel(logging.WARNING)
@@ -169,21 +164,15 @@ def serve(context: AppContext, *, port: int = 5006, address: str = "127.0.0.1", 
     origins = [h if ":" in h.rsplit("]", 1)[-1] else f"{h}:{port}" for h in (*bound_hosts(address), *allow_origin)]
     password = password or os.environ.get(PASSWORD_ENV) or (secrets.token_urlsafe(12) if remote else None)
     if password and os.path.exists(password):  # Panel would read a file of that name as a user table
-        from workbench.errors import WorkbenchError
-
         raise WorkbenchError("the dashboard password names an existing file: choose another password")
     auth = {"basic_auth": password, "cookie_secret": secrets.token_urlsafe(32)} if password else {}
 
     def session():
-        from .sockets import quiet_closed_websockets
-
         quiet_closed_websockets()  # a tab closed mid-update is no error (dashboards/sockets.py)
         pn.extension(*EXTENSIONS, notifications=True)
         return WorkbenchApp(context).__panel__()
 
     pn.extension(*EXTENSIONS, notifications=True)
-    from .sockets import refuse_bad_handshakes
-
     refuse_bad_handshakes()  # a forged or broken websocket handshake: one log line, not a traceback
     patterns = [(r"/components/(.*)", _component_handler(), {}), *kw.pop("extra_patterns", [])]
     server = pn.serve({"/": session}, port=port, address=address, show=show, threaded=threaded,

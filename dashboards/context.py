@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from workbench.adapters import load_model
+
 from .catalog import CubeCatalog
 from .jobs import ComputeQueue
 
@@ -40,8 +44,6 @@ class AppContext:
     def from_paths(cls, store: str | Path, *, dataset: str | Path | None = None, model: str | None = None,
                    device: str | None = None, adapter=None) -> "AppContext":
         """Open (or create) the store at `store`; `adapter` short-circuits loading (tests)."""
-        import torch
-
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         ctx = cls(CubeCatalog(store), Path(dataset) if dataset else None, model, dev)
         ctx._adapter = adapter
@@ -51,8 +53,6 @@ class AppContext:
         """The model adapter, loaded on first use (shared by every session)."""
         with self._lock:
             if self._adapter is None:
-                from workbench.adapters import load_model
-
                 self._adapter = load_model(self.model, device=self.device)
             return self._adapter
 

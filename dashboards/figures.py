@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image
+from plotly.colors import sample_colorscale, unlabel_rgb
+from plotly.subplots import make_subplots
 
 __all__ = ["COLOURS", "LIGHT", "Layer", "Frame", "title_margin", "TICKFORMAT", "PLAIN_TICKFORMAT", "tickformat",
            "band_alpha", "png_data_uri", "image_trace", "downsample", "robust_range", "heatmap_trace",
@@ -51,8 +54,6 @@ LIGHT = go.layout.Template(layout=dict(
 
 def png_data_uri(rgb: np.ndarray) -> str:
     """uint8 (H, W, 3) or (H, W) -> 'data:image/png;base64,...'."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -334,8 +335,6 @@ def click_to_pixel(event: dict | None, shape: tuple[int, int],
 
 def colour_lut(colorscale: str = "Viridis", n: int = 256) -> np.ndarray:
     """A plotly colour scale sampled at `n` levels -> uint8 (n, 3)."""
-    from plotly.colors import sample_colorscale, unlabel_rgb
-
     cols = sample_colorscale(colorscale, np.linspace(0, 1, n), colortype="rgb")
     return np.array([unlabel_rgb(c) for c in cols], dtype=np.float64).round().astype(np.uint8)
 
@@ -343,8 +342,6 @@ def colour_lut(colorscale: str = "Viridis", n: int = 256) -> np.ndarray:
 def overlay_rgb(image: np.ndarray, values: np.ndarray, *, opacity: float = 0.6,
                 colorscale: str = "Viridis") -> np.ndarray:
     """Blend a map (H, W) coloured with `colorscale` over an RGB image (resized to the map) -> uint8 (H, W, 3)."""
-    from PIL import Image
-
     lo, hi = robust_range(values)
     v = np.clip((np.asarray(values, dtype=np.float64) - lo) / (hi - lo), 0, 1)
     rgb = colour_lut(colorscale)[(v * 255).round().astype(np.int64)].astype(np.float64)
@@ -354,8 +351,6 @@ def overlay_rgb(image: np.ndarray, values: np.ndarray, *, opacity: float = 0.6,
 
 
 def _thumb(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    from PIL import Image
-
     h, w = rgb.shape[:2]
     s = min(1.0, max_side / max(h, w))
     if s >= 1.0:
@@ -368,8 +363,6 @@ def before_after_figure(before: np.ndarray, after: np.ndarray, *, titles: tuple[
                         max_side: int = 512, height: int = 330) -> go.Figure:
     """Two images of one size (H0, W0, 3) side by side at their true shape, axes in their pixels
     (shown at most `max_side` per side: display only)."""
-    from plotly.subplots import make_subplots
-
     H0, W0 = before.shape[:2]
     fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{titles[0]} ({W0}×{H0} px)", f"{titles[1]} ({W0}×{H0} px)"],
                         horizontal_spacing=0.06)

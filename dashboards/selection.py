@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from skimage.draw import polygon
 
 __all__ = ["grid_stride", "pixel_grid_trace", "box_mask", "polygon_mask", "mask_from_selection", "click_xy"]
 
@@ -42,8 +43,6 @@ def box_mask(size: tuple[int, int], x0: float, y0: float, x1: float, y1: float) 
 
 def polygon_mask(size: tuple[int, int], xs, ys) -> np.ndarray:
     """Boolean (H, W): pixels whose centres lie inside the polygon (xs, ys) in pixel coordinates."""
-    from skimage.draw import polygon
-
     H, W = size
     m = np.zeros((H, W), dtype=bool)
     rr, cc = polygon(np.asarray(ys, dtype=np.float64), np.asarray(xs, dtype=np.float64), shape=(H, W))

@@ -17,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError
+
 __all__ = ["quiet_closed_websockets", "session_connections", "is_closed_socket_error", "refuse_bad_handshakes"]
 
 log = logging.getLogger(__name__)
@@ -25,9 +28,6 @@ _QUIET: dict = {}
 
 def is_closed_socket_error(exc: BaseException | None) -> bool:
     """True for tornado's WebSocketClosedError / StreamClosedError (a peer that went away)."""
-    from tornado.iostream import StreamClosedError
-    from tornado.websocket import WebSocketClosedError
-
     return isinstance(exc, (WebSocketClosedError, StreamClosedError))
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import panel as pn
 
+from workbench.errors import WorkbenchError
+
 __all__ = ["checkbox", "number_box", "NumberBox", "INVALID_CSS"]
 
 #: the red border of a refused number (on the widget's host element, class "invalid")
@@ -53,8 +55,6 @@ class NumberBox:
     (lay it out under the box, or under a row of boxes); `column()` gives the two stacked."""
 
     def __init__(self, parameter, label: str, check, *, integer: bool = True, width: int = 90):
-        from workbench.errors import WorkbenchError
-
         owner, name = parameter.owner, parameter.name
         self._owner, self._name, self._check, self._integer = owner, name, check, integer
         self.box = pn.widgets.TextInput(label=label, value=self._text(getattr(owner, name)), width=width,
