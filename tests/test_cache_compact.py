@@ -223,17 +223,28 @@ def test_the_batch_writer_writes_what_write_slot_writes(group, tmp_path):
 
 
 def test_a_batch_compacts_its_finished_group(tmp_path, monkeypatch, tiny_pixel_dir):
-    """`workbench cubes` compacts the group it finished; the store then reads and checks clean."""
+    """`workbench cubes` compacts the group it finished; the store then reads and checks clean (the
+    cubes are synthetic: what is tested is the batch around them)."""
     from PIL import Image
 
+    from cache import batch
     from workbench.cli import main as cli
+
+    def synthetic_slot(job, params, adapter=None, **kw):
+        lay = slots.read_attrs(Path(job.group_path))["layout"]
+        rng = np.random.default_rng(job.slot)
+        rate = rng.random(tuple(lay["shape"]), dtype=np.float32)
+        slots.write_slot(Path(job.group_path), job.slot, rate,
+                         rng.integers(0, 256, (*lay["image_shape"], 3), dtype=np.uint8), rate_se=0.1 * rate)
+        return job.slot
 
     images = tmp_path / "images"
     images.mkdir()
     rng = np.random.default_rng(2)
-    for i in range(2):
+    for i in range(3):
         Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(images / f"im{i}.png")
     monkeypatch.setattr(compact, "COMPACT_MIN_SLOTS", 2)
+    monkeypatch.setattr(batch, "compute_slot", synthetic_slot)
     store = tmp_path / "store"
     assert cli(["cubes", str(images), "--store", str(store), "--model", str(tiny_pixel_dir), "--K", "4", "--steps",
                 "4", "--device", "cpu"]) == 0
@@ -241,7 +252,7 @@ def test_a_batch_compacts_its_finished_group(tmp_path, monkeypatch, tiny_pixel_d
     assert compact.is_compacted(group) and not (group / "rate" / "c" / "1").exists()
     assert cli(["check", str(store)]) == 0
     st = CubeStore(store, create=False)
-    assert len(st.keys()) == 2 and st.open(st.find("im1")).rate.shape[0] == 4
+    assert len(st.keys()) == 3 and st.open(st.find("im1")).rate.shape[0] == 4
 
 
 def test_selections_across_chunks_read_as_zarr_reads_them_in_both_layouts(tmp_path):
