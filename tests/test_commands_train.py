@@ -19,7 +19,7 @@ def test_train_export_is_an_output_folder_with_a_marker(tmp_path, monkeypatch):
     import workbench.train as train_mod
     from workbench.commands.train import EXPORT_FILES, _export, _export_dir
     from workbench.errors import WorkbenchError
-    from workbench.outputs import MARKER
+    from workbench.outputs import MARKER, OutputOptions
 
     def fake_export(checkpoint, out_dir, **kw):
         for rel in EXPORT_FILES:
@@ -32,12 +32,12 @@ def test_train_export_is_an_output_folder_with_a_marker(tmp_path, monkeypatch):
     (user / "model_card.json").write_text("{}")  # looked like an earlier export before: it is the user's
     (user / "notes.txt").write_text("mine")
     with pytest.raises(WorkbenchError, match="--overwrite"):
-        _export_dir(str(user), False)
+        _export_dir(OutputOptions(user, flag="--export"))
     out = tmp_path / "model"
-    _export("ck1", _export_dir(str(out), False))
+    _export("ck1", _export_dir(OutputOptions(out, flag="--export")))
     assert sorted(json.loads((out / MARKER).read_text())["files"]) == sorted(EXPORT_FILES)
-    _export("ck2", _export_dir(str(out), False))  # an earlier export: replaced
+    _export("ck2", _export_dir(OutputOptions(out, flag="--export")))  # an earlier export: replaced
     assert (out / "model_card.json").read_text() == "model_card.json of ck2"
     (out / "model_card.json").write_text("edited by hand")
     with pytest.raises(WorkbenchError, match="model_card.json"):
-        _export_dir(str(out), False)
+        _export_dir(OutputOptions(out, flag="--export"))
