@@ -53,7 +53,8 @@ LAYER = {"workbench": 0, "cache": 1, "analysis": 2, "dashboards": 3}
 TOP_MODULES = re.compile(r"^workbench\.(cli|commands)(\.|$)")
 
 #: function-local imports that are fine, by imported module prefix: (reason, where it may be local).
-#: `where` is a module-name prefix of the importing module ("" = anywhere).
+#: `where` is a dotted prefix of the importing function's qualified name (`module.function`): a
+#: module or package, or one function ("" = anywhere).
 ALLOWED_LOCAL_IMPORTS: dict[str, tuple[str, str]] = {
     "panel": ("heavy (about 8 s): only the dashboards need it", ""),
     "bokeh": ("heavy, comes with Panel: only the dashboards need it", ""),
@@ -66,16 +67,33 @@ ALLOWED_LOCAL_IMPORTS: dict[str, tuple[str, str]] = {
     "pysaliency": ("optional: only for comparing with pysaliency's metrics", ""),
     "psutil": ("optional (test extra)", ""),
     "google_crc32c": ("optional C extension; a pure-Python fallback exists", ""),
-    "torch": ("heavy (about 7 s): analysis works on NumPy and loads torch only for the one resize that uses it",
-              "analysis"),
     "cv2": ("heavy-ish (1.3 s): only the classical edit baselines use OpenCV", "workbench.editing"),
+    "skimage.restoration": ("heavy-ish (0.2-0.8 s): only the biharmonic edit baseline uses it, and `workbench "
+                            "--help` imports workbench.editing", "workbench.editing.baselines"),
+    "scipy.stats": ("heavy (1-3 s): `import analysis` loads analysis.fluctuation, whose significance maps alone "
+                    "need the normal distribution", "analysis.fluctuation"),
+    "huggingface_hub": ("its constants read HF_HOME and HF_HUB_OFFLINE once, when imported, and the command line "
+                        "sets the offline default after `workbench --help` has imported the adapters",
+                        "workbench.adapters.loading"),
+    # `import cache` (and so `import analysis`: the accessor, CubeParams, fluctuation maps of arrays)
+    # does not load the Zarr stack (0.6-0.9 s, 170 modules); opening a store does
+    "cache.store": ("heavy (Zarr, 0.6-0.9 s): `import cache` gives `cache.CubeStore` lazily", "cache.__getattr__"),
+    "cache.open": ("heavy (Zarr, 0.6-0.9 s): `import cache` gives `cache.open_store` lazily", "cache.__getattr__"),
+    "cache.slots": ("heavy (Zarr, 0.6-0.9 s): `import cache` registers the accessor, which reads a store's group "
+                    "only when asked to select an image from it", "cache.accessor.select_image"),
     # `workbench --help` imports every command module to build its parser: a command loads the
-    # layers and libraries it needs inside the function that runs it, so that help and a bad flag
-    # answer at once (the standard library is not heavy and does not count here)
+    # layers above the engine (and the libraries help does not load) inside the function that runs
+    # it, so that help and a bad flag answer at once; the engine's own modules load with help anyway
     "diffusers": ("heavy (about 10 s on top of torch): `workbench --help` imports the adapters, which load it "
                   "only when a model is built", ""),
-    "": ("heavy: `workbench --help` imports every command module, a command loads its layers when it runs",
-         "workbench.commands"),
+    "cache": ("heavy (xarray, Zarr, scipy): `workbench --help` imports every command module, a command loads "
+              "the layers above the engine when it runs", "workbench.commands"),
+    "analysis": ("heavy (xarray, scipy, plotly): `workbench --help` imports every command module, a command "
+                 "loads the layers above the engine when it runs", "workbench.commands"),
+    "dashboards": ("heavy (Panel, about 8 s): only `workbench dashboard` loads them, when it runs",
+                   "workbench.commands"),
+    "plotly": ("0.1-0.2 s that `workbench --help` need not pay: only the HTML figures of `curve` and `edit` "
+               "draw with it", "workbench.commands"),
 }
 
 
@@ -346,7 +364,7 @@ def measure(root: Path) -> dict:
                     if lo is not None and hi is not None and hi > lo:
                         upward.add(f"{module} -> {t}")
             if in_fn:  # one count per import statement; allowed when all its modules are
-                reasons = [_local_allowed(t, module) for t in targets] or [None]
+                reasons = [_local_allowed(t, scopes[id(node)]) for t in targets] or [None]
                 reason = None if None in reasons else reasons[0]
                 local.append({"where": f"{path.relative_to(root)}:{node.lineno}", "function": scopes[id(node)],
                               "imports": ", ".join(sorted(set(targets))), "allowed": reason})

@@ -8,7 +8,9 @@ import torch
 from tqdm import tqdm
 
 from .. import validate
+from ..adapters import load_model
 from ..errors import WorkbenchError
+from ..memory import given_budget
 from ..outputs import OutputOptions
 from ..precision import DTYPE_CHOICES, resolve_model
 from ..progress import Progress, ProgressFn, by_phase
@@ -50,9 +52,6 @@ def _memory_size(text: str) -> str:
 def model_from(args, device: str, dtype):
     """The model the command's arguments name (--model, the prompt arguments), loaded offline, with the
     memory budget of --max-memory as its `memory_budget` (none given: automatic)."""
-    from ..adapters import load_model
-    from ..memory import given_budget
-
     def load(dt):
         return load_model(args.model, device=device, dtype=dt, prompt=args.prompt,
                           negative_prompt=args.negative_prompt, guidance_scale=args.guidance_scale,

@@ -8,11 +8,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..estimators import DEFAULT_K, ESTIMATORS
+from .. import validate
 from ..errors import WorkbenchError
+from ..estimators import DEFAULT_K, ESTIMATORS
+from ..images import check_image_file
+from ..outputs import check_writable
 from ..progress import by_phase
 from ..splits import split_held_out
-from .common import add_held_out_arg, model_from, add_model_args, batch_bars
+from .common import add_held_out_arg, model_from, add_model_args, batch_bars, check_against_model, device_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,12 +91,6 @@ def run(args) -> int:
     from cache.params import CubeParams
     from cache.sources import find_images
     from cache.store import CubeStore
-
-    from ..errors import WorkbenchError
-    from ..images import check_image_file
-    from ..outputs import check_writable
-    from .common import check_against_model
-    from .common import device_from
 
     if args.local_cluster is not None and args.local_cluster < 1:
         raise WorkbenchError(f"--local-cluster must be at least 1 worker, got {args.local_cluster}")
@@ -182,9 +179,6 @@ def _refine_plan(store, plan, adapter, params) -> str:
 def _check_flags(args, params) -> None:
     """The flags of `cubes` that need no model (workbench.validate): stability target, probe cap,
     refinement target, scheduler address, memory budget."""
-    from .. import validate
-    from ..errors import WorkbenchError
-
     if args.until_stable is not None:
         validate.check_stability(args.until_stable)
         validate.check_probe_cap(args.max_K, K=params.K)

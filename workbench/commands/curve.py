@@ -12,8 +12,12 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import (model_from, add_model_args, add_overwrite_arg, add_rate_args, check_against_model,
-                     device_from, output_from, parse_xy, progress_bar, rate_spec_from)
+from ..curves import pixel_curves
+from ..images import read_image
+from ..pipeline import prepare_image, source_to_model_pixel
+from ..validate import check_steps
+from .common import (model_from, add_model_args, add_overwrite_arg, add_rate_args, check_against_model, device_from,
+                     output_from, parse_xy, progress_bar, rate_spec_from)
 
 #: First line of every plot `workbench curve` writes: how a rerun knows the file is its own.
 PLOT_SIGNATURE = "<!-- written by genrate-workbench curve -->"
@@ -33,12 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    from ..curves import pixel_curves
-    from ..pipeline import prepare_image, source_to_model_pixel
-    from ..images import read_image
-
-    from ..validate import check_steps
-
     x, y = parse_xy(args.pixel)
     check_steps(args.steps)
     device, dtype = device_from(args)

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
 from ..errors import WorkbenchError
 
 
@@ -91,8 +93,6 @@ def run(args) -> int:
     if store.exists() and not store.is_dir():
         raise WorkbenchError(f"--store {store} is a file, not a cube store folder")
     if args.device and args.device.startswith("cuda"):
-        import torch
-
         if not torch.cuda.is_available():
             raise WorkbenchError(f"--device {args.device} asked for, but no CUDA device is available: use --device cpu")
     ctx = AppContext.from_paths(store, dataset=args.dataset, model=args.model, device=args.device)

@@ -13,6 +13,10 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
+from .. import precision, validate
+from ..adapters import load_model
 from ..errors import WorkbenchError
 
 #: the cube sizes the report prices (probes K, DDIM steps)
@@ -39,11 +43,6 @@ def estimate_cube_seconds(probe_step_s: float, model_step_s: float, K: int, step
 
 
 def run(args) -> int:
-    import torch
-
-    from .. import precision, validate
-    from ..adapters import load_model
-
     if args.threads is not None:
         if args.threads < 1:
             raise WorkbenchError(f"--threads must be at least 1, got {args.threads}")

@@ -16,6 +16,16 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .. import editing
+from ..editing.config import EditConfig
+from ..editing.masks import read_mask
+from ..editing.report import curves_png, image_grid, mask_overlay
+from ..errors import WorkbenchError
+from ..images import read_image
 from .common import (model_from, add_model_args, add_overwrite_arg, check_against_model, device_from, output_from,
                      parse_xy)
 
@@ -28,8 +38,6 @@ TASK_HELP = {
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..editing.config import EditConfig
-
     d = EditConfig()
     p = sub.add_parser("edit", help="curve-matching edits: transfer, removal, saliency, blending",
                        description="Edit IMAGE inside MASK by matching generation curves (Algorithm 1 of "
@@ -70,8 +78,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args):
-    from ..editing.config import EditConfig
-
     return EditConfig(task=args.task, n_iter=args.iters, lr=args.lr, refresh_every=args.refresh_every,
                       blend=not args.no_blend, blend_t=args.blend_t, t_b=args.t_b,
                       direction=-1 if args.increase else 1, rate_weight=args.rate_weight,
@@ -94,11 +100,6 @@ def _out_dir(args):
 
 
 def run(args) -> int:
-    from ..editing import run_edit
-    from ..editing.masks import read_mask
-    from ..errors import WorkbenchError
-    from ..images import read_image
-
     if args.increase and args.task != "saliency":
         raise WorkbenchError("--increase only applies to the saliency task")
     cfg = _config(args)
@@ -122,7 +123,7 @@ def run(args) -> int:
     bar = _bar(cfg.n_iter)
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = run_edit(adapter, pil, mask, cfg, ref_xy=ref, callback=bar, should_stop=lambda: stop["flag"],
+        result = editing.run_edit(adapter, pil, mask, cfg, ref_xy=ref, callback=bar, should_stop=lambda: stop["flag"],
                           baselines=not args.no_baselines)
     finally:
         signal.signal(signal.SIGINT, old)
@@ -147,8 +148,6 @@ class _bar:
 
     def __call__(self, p) -> None:
         if self.t is None:  # created on the first report, so that input errors print no bar
-            from tqdm import tqdm
-
             self.t = tqdm(total=self.total, desc="edit", file=sys.stderr, dynamic_ncols=True, leave=False)
         self.t.set_description(p.phase)
         self.t.n = p.done
@@ -179,11 +178,6 @@ def _save_png(st, rel: str, image) -> None:
 
 
 def _write_files(st, args, result) -> None:
-    import numpy as np
-    from PIL import Image
-
-    from ..editing.report import curves_png, image_grid, mask_overlay
-
     _save_png(st, "original.png", result.original)
     _save_png(st, "edited.png", (result.edited_source or result.edited))  # at the source image's resolution
     _save_png(st, "edited_model.png", result.edited)  # as the model made it, at its image size

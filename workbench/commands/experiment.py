@@ -6,7 +6,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ..estimators import DEFAULT_K
+from ..errors import WorkbenchError
+from ..estimators import DEFAULT_K, ESTIMATORS
+from ..rates import RATE_DEFINITIONS
+from ..validate import check_K, check_steps, check_t_b, check_window
 from .common import add_held_out_arg, add_overwrite_arg, device_from, output_from, stage_bars
 
 WHICH = {"paired": ("paired",), "predictor": ("predictor",), "curves": ("curves",), "perceptual": ("perceptual",),
@@ -81,9 +84,6 @@ def run(args) -> int:
     from analysis.paired import PairedRule
     from analysis.report import tables_markdown
 
-    from ..errors import WorkbenchError
-    from ..rates import RATE_DEFINITIONS
-
     names = [w.strip() for w in args.which.split(",") if w.strip()]
     bad = [w for w in names if w not in WHICH]
     if bad or not names:
@@ -101,12 +101,10 @@ def run(args) -> int:
     for r in rates:
         if r not in RATE_DEFINITIONS:
             raise WorkbenchError(f"--rate {r!r}: choose from {', '.join(RATE_DEFINITIONS)}")
-    from ..estimators import ESTIMATORS
 
     for e in ests:
         if e not in ESTIMATORS:
             raise WorkbenchError(f"--estimator {e!r}: choose from {', '.join(ESTIMATORS)}")
-    from ..validate import check_K, check_steps, check_t_b, check_window
 
     check_steps(args.steps)
     check_K(args.K)
@@ -132,9 +130,6 @@ def run(args) -> int:
 def _run_information(args) -> int:
     from analysis.information import InformationExperiment, run_information
     from analysis.inforeport import information_markdown, write_information_report
-
-    from ..errors import WorkbenchError
-    from ..rates import RATE_DEFINITIONS
 
     if not args.store:
         raise WorkbenchError("information reads cubes from a store: pass --store PATH (computed with workbench cubes)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tqdm import tqdm
+
 from .common import add_overwrite_arg, output_from
 
 
@@ -29,8 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from analysis.export import export_maps
     from analysis.fluctuation import DEFAULT_NORMALISE, DEFAULT_T_B, DEFAULT_WINDOW
     from cache.params import FluctuationParams

@@ -9,8 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 
 from ..curve_kinds import CURVE_KINDS
+from ..errors import WorkbenchError
+from ..images import read_image
+from ..validate import check_timestep
 from .common import add_overwrite_arg, output_from, parse_xy
 
 #: PNG text chunk of every PNG `workbench query` writes: how a rerun knows the file is its own.
@@ -48,9 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
     from cache.store import CubeStore
-
-    from ..errors import WorkbenchError
-    from ..validate import check_timestep
 
     if args.t is not None:
         check_timestep(args.t)  # before the store is read: a huge --t is one line, not an OverflowError
@@ -116,11 +118,6 @@ def run(args) -> int:
 # --- inputs ---------------------------------------------------------------------------------
 def _region_weights(path: str, ds) -> np.ndarray:
     """Mask image at the source size -> fraction of each model-grid cell inside (H, W)."""
-    from PIL import Image
-
-    from ..errors import WorkbenchError
-    from ..images import read_image
-
     H0, W0 = (int(v) for v in np.atleast_1d(ds.attrs["source_size"])[:2])
     mask = read_image(path).convert("L")
     if mask.size != (W0, H0):
@@ -141,8 +138,6 @@ def _out(args, name: str, tag: str) -> str:
 # --- outputs --------------------------------------------------------------------------------
 def _is_ours(path: Path) -> bool:
     """A file an earlier `workbench query` wrote: a PNG carrying its text chunk, or its CSV/JSON layout."""
-    from PIL import Image
-
     with open(path, "rb") as fh:
         head = fh.read(64)
     if head.startswith(b"\x89PNG"):
@@ -172,8 +167,6 @@ def _emit_bytes(data: bytes, out: str, args) -> int:
 
 def _png(img) -> bytes:
     """PNG bytes with the query's text chunk."""
-    from PIL.PngImagePlugin import PngInfo
-
     info = PngInfo()
     info.add_text("Software", PNG_SOFTWARE)
     buf = io.BytesIO()
@@ -236,8 +229,6 @@ def _viridis(u: np.ndarray) -> np.ndarray:
 def _map_png(m: np.ndarray, size: tuple[int, int]) -> bytes:
     """Rate map -> Viridis PNG at the source image's aspect (size = (H0, W0); longer side at least
     256 px; nearest upsampling), min-max scaled."""
-    from PIL import Image
-
     lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
     u = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
     H0, W0 = size
@@ -249,8 +240,6 @@ def _map_png(m: np.ndarray, size: tuple[int, int]) -> bytes:
 def _curve_png(ts: list[int], vals: list[float], title: str, size: tuple[int, int] = (640, 400), *,
                ylabel: str = "rate") -> bytes:
     """A plain line chart (`ylabel`, the curve kind, against timestep) drawn with PIL."""
-    from PIL import Image, ImageDraw
-
     W, H = size
     left, right, top, bottom = 70, 20, 30, 45
     img = Image.new("RGB", size, "white")

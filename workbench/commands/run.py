@@ -7,7 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-from .common import model_from, add_model_args, add_overwrite_arg
+import numpy as np
+from PIL import Image
+
+from ..default_model import SAMPLES_DIR
+from ..errors import WorkbenchError
+from ..images import check_image_file, read_image
+from ..outputs import check_writable
+from .common import (model_from, add_model_args, add_overwrite_arg, batch_bars, check_against_model, device_from,
+                     output_from)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,14 +43,6 @@ def run(args) -> int:
 
     from analysis.export import export_maps
     from analysis.fluctuation import DEFAULT_T_B, DEFAULT_WINDOW
-
-    import numpy as np
-
-    from ..default_model import SAMPLES_DIR
-    from ..images import check_image_file
-    from ..outputs import check_writable
-    from .common import check_against_model
-    from .common import batch_bars, device_from, output_from
 
     # the flags' form is checked here, before the model loads; against its schedule once it has
     fluct = FluctuationParams(window=DEFAULT_WINDOW if args.window is None else args.window,
@@ -90,13 +90,7 @@ def run(args) -> int:
 
 def _overview(ds, fmap):
     """image | image with the fluctuation map overlaid | the map alone, as one PNG."""
-    import numpy as np
-    from PIL import Image
-
     from analysis.figures import colorize, map_grid
-
-    from ..errors import WorkbenchError
-    from ..images import read_image
 
     H0, W0 = fmap.shape
     try:  # the original, sharper than the model-size copy inside the cube

@@ -13,6 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
+from .. import train as training
 from ..errors import WorkbenchError
 from .common import add_held_out_arg, add_overwrite_arg, output_from
 
@@ -79,10 +82,8 @@ def _export_dir(options):
 
 def _export(checkpoint, out) -> Path:
     """export_model into a temporary folder, then staged into `out` all or nothing (with its marker)."""
-    from ..train import export_model
-
     with tempfile.TemporaryDirectory(prefix="wb-export-") as tmp:
-        export_model(checkpoint, tmp)
+        training.export_model(checkpoint, tmp)
         with out.staging() as st:
             for f in sorted(Path(tmp).rglob("*")):
                 if f.is_file():
@@ -91,17 +92,13 @@ def _export(checkpoint, out) -> Path:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
-    from ..train import TrainConfig, train
-
-    cfg = TrainConfig(data_dir=args.data, checkpoint_dir=args.checkpoints, resolution=args.resolution,
-                      held_out=args.held_out, batch_size=args.batch_size, max_steps=args.steps, lr=args.lr,
-                      max_minutes=args.minutes, checkpoint_minutes=args.checkpoint_minutes, device=args.device,
-                      init=None if args.init == "scratch" else args.init, bf16=args.bf16,
-                      channels_last=args.channels_last, prefetch=args.prefetch,
-                      photo_aspect=args.crops == "photo", min_crop_fraction=args.min_crop_fraction,
-                      prediction=args.prediction, snr_gamma=args.snr_gamma, ema_decay=args.ema_decay)
+    cfg = training.TrainConfig(data_dir=args.data, checkpoint_dir=args.checkpoints, resolution=args.resolution,
+                               held_out=args.held_out, batch_size=args.batch_size, max_steps=args.steps, lr=args.lr,
+                               max_minutes=args.minutes, checkpoint_minutes=args.checkpoint_minutes, device=args.device,
+                               init=None if args.init == "scratch" else args.init, bf16=args.bf16,
+                               channels_last=args.channels_last, prefetch=args.prefetch,
+                               photo_aspect=args.crops == "photo", min_crop_fraction=args.min_crop_fraction,
+                               prediction=args.prediction, snr_gamma=args.snr_gamma, ema_decay=args.ema_decay)
     if args.init not in ("shipped", "scratch") and not Path(args.init).is_dir():
         raise WorkbenchError(f"--init {args.init} is not a model folder: pass 'shipped', 'scratch' or a folder "
                              "written by workbench train --export")
@@ -136,7 +133,7 @@ def run(args) -> int:
             recent.clear()
 
     try:
-        ckpt = train(cfg, show, should_stop=lambda: bool(got))
+        ckpt = training.train(cfg, show, should_stop=lambda: bool(got))
     finally:
         for bar in bars:
             bar.close()
