@@ -72,8 +72,11 @@ def test_the_dashboard_and_the_report_give_the_same_sauc_for_the_same_map(tmp_pa
         st.put(synthetic_cube(16, 16, 12, name=name, seed=j))
     ctx = AppContext.from_paths(st.path, dataset=pairs, device="cpu")
     window, t_b = 3, 0.0
-    dash = {r["name"]: r["sAUC"] for r in score_dataset(ctx, window, t_b)["rows"] if r["map"] == "fluctuation"}
+    seen = []  # the Saliency view's job shows this progress (one `Progress` per image scored)
+    dash = {r["name"]: r["sAUC"] for r in score_dataset(ctx, window, t_b, progress=seen.append)["rows"]
+            if r["map"] == "fluctuation"}
     assert sorted(dash) == names
+    assert [(p.phase, p.done, p.total) for p in seen] == [("metrics", i + 1, 13) for i in range(13)]
 
     items = open_dataset(pairs, names=names)
     keys = {e["name"]: e["key"] for e in ctx.catalog.entries()}
