@@ -81,6 +81,14 @@ ALLOWED_LOCAL_IMPORTS: dict[str, tuple[str, str]] = {
     "cache.open": ("heavy (Zarr, 0.6-0.9 s): `import cache` gives `cache.open_store` lazily", "cache.__getattr__"),
     "cache.slots": ("heavy (Zarr, 0.6-0.9 s): `import cache` registers the accessor, which reads a store's group "
                     "only when asked to select an image from it", "cache.accessor.select_image"),
+    # a store opened to read cubes (queries, the dashboards, analysis) does not load the engine that computes them
+    "cache.build": ("computing only (about 1 s: the estimators, scipy.stats): a store opened to read cubes does not "
+                    "load them", "cache.store"),
+    "cache.batch": ("computing only (about 1 s: the batch engine and the model loader): a store opened to read "
+                    "cubes does not load it", "cache.store"),
+    "dask.array": ("heavy (about 0.5 s): only creating a group writes its template through dask",
+                   "cache.slots.create_group"),
+    "fcntl": ("POSIX only: absent on Windows, where the group lock is skipped", "cache.slots"),
     # `workbench --help` imports every command module to build its parser: a command loads the
     # layers above the engine (and the libraries help does not load) inside the function that runs
     # it, so that help and a bad flag answer at once; the engine's own modules load with help anyway
@@ -305,6 +313,21 @@ def _layer(module: str) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------ measure
+def tree_name(root: Path) -> str:
+    """What the figures were measured on, without the machine's path: the git commit of `root`
+    (with `-dirty` for uncommitted changes) when it is a checkout, else the folder's name."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        out = None
+    if out is not None and out.returncode == 0 and out.stdout.strip() and \
+            Path(root).resolve() == Path(subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+                                                        capture_output=True, text=True).stdout.strip() or "/").resolve():
+        return out.stdout.strip()
+    return Path(root).resolve().name
+
+
 def measure(root: Path) -> dict:
     """Every figure of the module docstring for the tree at `root`, as a JSON-able dict."""
     root = Path(root)
@@ -376,7 +399,7 @@ def measure(root: Path) -> dict:
     for x in not_allowed:
         per_file[x["where"].split(":")[0]] += 1
     return {
-        "tree": str(root),
+        "tree": tree_name(root),
         "lines_of_code": lines_of_code(root),
         "longest_functions": [{"lines": n, "function": f} for n, f in funcs[:10]],
         "largest_parameter_count": params[0][0] if params else 0,

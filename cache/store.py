@@ -353,7 +353,7 @@ class CubeStore:
                        progress: ProgressFn | None = None) -> xr.Dataset:
         """The cube of `image` under `adapter` and `params`: from the store when complete, else
         computed (cache.build.compute_cube), stored, and returned."""
-        from .build import compute_cube  # torch: heavy, only computing cubes needs it
+        from .build import compute_cube  # computing only: reading a store does not load the estimators
 
         key = self.key_of(adapter, image, params)
         if self._locate(key) is None:
@@ -364,7 +364,7 @@ class CubeStore:
               progress: ProgressFn | None = None, scheduler=None, **kw) -> list[str]:
         """Compute the cubes of many images (resumable; see `cache.batch.build_batch`); returns their keys.
         `kw`: the `cache.batch.BatchOptions` (local_cluster, model, device, refine) and `plan`."""
-        from .batch import BatchOptions, build_batch  # torch (through cache.build): heavy, only computing needs it
+        from .batch import BatchOptions, build_batch  # computing only: reading a store does not load the batch engine
 
         opts = {k: kw.pop(k) for k in ("local_cluster", "model", "device", "refine") if k in kw}
         return build_batch(self, images, adapter, params, options=BatchOptions(scheduler=scheduler, **opts),
@@ -389,7 +389,7 @@ class CubeStore:
         more) is skipped. `progress`: the events of `cache.build.compute_cube` with `name` the image's
         stem (phase "block" after each probe block: K and stability so far).
         Returns one dict per image: key, name, K, stability, computed (bool)."""
-        from .build import StopRule, compute_cube  # torch: heavy, only computing cubes needs it
+        from .build import StopRule, compute_cube  # computing only: reading a store does not load the estimators
 
         if not params.refinable:
             raise WorkbenchError("--until-stable needs Hutchinson cubes (rate h, eps or step)")
