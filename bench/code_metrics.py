@@ -314,17 +314,19 @@ def _layer(module: str) -> int | None:
 
 # ------------------------------------------------------------------------------------------ measure
 def tree_name(root: Path) -> str:
-    """What the figures were measured on, without the machine's path: the git commit of `root`
-    (with `-dirty` for uncommitted changes) when it is a checkout, else the folder's name."""
-    try:
-        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
-                             text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        out = None
-    if out is not None and out.returncode == 0 and out.stdout.strip() and \
-            Path(root).resolve() == Path(subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"],
-                                                        capture_output=True, text=True).stdout.strip() or "/").resolve():
-        return out.stdout.strip()
+    """What the figures were measured on, without the machine's path: the short commit of `root`
+    (with `-dirty` for uncommitted changes) when `root` is the top of a git checkout, else its folder's name."""
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    top = git("rev-parse", "--show-toplevel")
+    if top and Path(top).resolve() == Path(root).resolve():
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
     return Path(root).resolve().name
 
 
