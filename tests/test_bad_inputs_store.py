@@ -70,18 +70,22 @@ def error_lines(err: str) -> list[str]:
     return [s for s in lines if s.strip() and not s.startswith("#") and not bar.search(s)]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, tiny_pixel_dir):
-    """A store with the cubes of two small images, computed once by `workbench cubes` (tiny model)."""
-    root = tmp_path_factory.mktemp("damaged")
+def two_image_store(root: Path, model_dir: Path, seed: int) -> dict:
+    """A store under `root` with the cubes of two random 20x24 images (`seed`), computed by `workbench cubes`."""
     images = root / "images"
     images.mkdir()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for i in range(2):
         Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(images / f"im{i}.png")
     store = root / "store"
-    assert cli(["cubes", str(images), "--store", str(store), "--model", str(tiny_pixel_dir), *ARGS]) == 0
-    return {"images": images, "store": store, "model": tiny_pixel_dir}
+    assert cli(["cubes", str(images), "--store", str(store), "--model", str(model_dir), *ARGS]) == 0
+    return {"images": images, "store": store, "model": model_dir}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_pixel_dir):
+    """A store with the cubes of two small images, computed once by `workbench cubes` (tiny model)."""
+    return two_image_store(tmp_path_factory.mktemp("damaged"), tiny_pixel_dir, seed=0)
 
 
 def _copy(built, tmp_path) -> Path:

@@ -20,29 +20,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from PIL import Image
 
 from cache.store import CubeStore
 from workbench.cli import main as cli
 
-from test_bad_inputs_store import error_lines, tree_hash
+from test_bad_inputs_store import error_lines, tree_hash, two_image_store
 
 ARGS = ["--K", "4", "--steps", "4", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_pixel_dir):
-    root = tmp_path_factory.mktemp("meaning")
-    images = root / "images"
-    images.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(images / f"im{i}.png")
-    store = root / "store"
-    assert cli(["cubes", str(images), "--store", str(store), "--model", str(tiny_pixel_dir), *ARGS]) == 0
-    st = CubeStore(store, create=False)
-    rows = {r["name"]: r for r in st.index()}
-    return {"images": images, "store": store, "model": tiny_pixel_dir, "rows": rows}
+    out = two_image_store(tmp_path_factory.mktemp("meaning"), tiny_pixel_dir, seed=1)
+    out["rows"] = {r["name"]: r for r in CubeStore(out["store"], create=False).index()}
+    return out
 
 
 def _group(store: Path, row: dict) -> Path:
