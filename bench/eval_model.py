@@ -6,7 +6,8 @@
 
 MODEL is a diffusers folder (unet/ + scheduler/) or "default". Figures: held-out epsilon MSE at
 t = 50, 250, 500, 750, 950 on the 50 held-out OSIE photos (last 50 by sorted name, whole-image
-resizes, one fixed noise draw per t shared by all models); DDIM-50 invert-then-generate PSNR;
+resizes, one fixed noise draw per t shared by all models); DDIM-50 invert-then-generate PSNR, with
+the engine's fixed-point refined inversion and with plain DDIM inversion;
 16 DDIM-50 samples (seed 0) as a picture; the 8-pixel grid power fraction of the fluctuation maps
 of 8 of those samples (DDIM-20, Hutchinson K=8) and, paired across models, of every 6th held-out
 photo (`grid-photos`, 8 of them); the held-out MSE again with the weights rounded
@@ -30,6 +31,7 @@ import torch
 
 from bench.measure import load_average
 from workbench.adapters import load_model
+from workbench.ddim import INVERSION_FIXED_POINT
 from workbench.model_eval import (EVAL_TIMESTEPS, fluctuation_maps, generate_samples, heldout_losses, heldout_mses,
                                   photo_batch, reconstruction_psnrs, sample_vs_photo_stats, side_by_side, tile_grid,
                                   x0_from_noise)
@@ -83,9 +85,12 @@ def evaluate(model: str, figures=FIGURES, *, psnr_images: int = 50, samples_png:
             out["heldout_eps_mse_fp16_weights"] = {str(t): v for t, v in mse16.items()}
             out["heldout_eps_mse_fp16_weights_mean"] = float(np.mean(list(mse16.values())))
     if "psnr" in figures:
-        psnr = reconstruction_psnrs(adapter, files[:psnr_images], steps=50)
-        out["heldout_ddim50_reconstruction_psnr_db"] = {"mean": float(psnr.mean()), "median": float(np.median(psnr)),
-                                                         "min": float(psnr.min()), "images": int(len(psnr))}
+        # the engine's inversion (fixed-point refined, INVERSION_FIXED_POINT) and plain DDIM inversion
+        for key, fp in (("heldout_ddim50_reconstruction_psnr_db", INVERSION_FIXED_POINT),
+                        ("heldout_ddim50_plain_inversion_psnr_db", 0)):
+            psnr = reconstruction_psnrs(adapter, files[:psnr_images], steps=50, fixed_point=fp)
+            out[key] = {"mean": float(psnr.mean()), "median": float(np.median(psnr)), "min": float(psnr.min()),
+                        "images": int(len(psnr)), "fixed_point": fp}
     if "x0noise" in figures:
         out["x0_from_pure_noise"] = {str(t): v for t, v in x0_from_noise(adapter, n=8, seed=0).items()}
     generated = None

@@ -57,7 +57,7 @@ def cube_batches(adapter, image: str | Path | Image.Image, params: CubeParams = 
         ds = compute_cube(adapter, image, params, progress=progress)
         yield CubeBatch(ds, params.K, params.K, float("nan"), True)
         return
-    inv = invert_image(adapter, image, params.steps)
+    inv = invert_image(adapter, image, params.steps, params.fixed_point)
     rule = StopRule.anytime(params.K, first, until_stable)
     for block in probe_blocks(adapter, inv, params, rule, fluct=FluctuationParams(window=window, t_b=t_b),
                               progress=progress):

@@ -239,7 +239,8 @@ def _prepare_group(store, path: Path, plan: BatchPlan, adapter, params: CubePara
         rows = [_slot_row(plan.keys[i], plan.images[i]) for i in plan.todo]
         slots.create_group(path, _group_spec(adapter, params, rows, refinable=refinable))
     attrs = slots.read_attrs(path)
-    if not same_model(attrs, adapter) or any(attrs.get(k) != v for k, v in params.as_attrs().items()):
+    if not same_model(attrs, adapter) or any(attrs.get(k, schema.PARAM_DEFAULTS.get(k)) != v
+                                             for k, v in params.as_attrs().items()):
         raise WorkbenchError(f"{path.name} in {store.path} was written with another model or parameters: delete that "
                              "folder and rerun")
     return {row["key"]: i for i, row in enumerate(attrs["slots"])}

@@ -97,9 +97,9 @@ class Inversion:
     trajectory: Trajectory
 
 
-def invert_image(adapter, image: str | Path | Image.Image | bytes, steps: int) -> Inversion:
+def invert_image(adapter, image: str | Path | Image.Image | bytes, steps: int, fixed_point: int) -> Inversion:
     """Read `image` (a path, a PIL image or an image file's bytes), bring it to the model's size and
-    DDIM-invert it with `steps` steps (`workbench.pipeline.prepare_image`)."""
+    DDIM-invert it with `steps` steps, each refined `refine` times (`workbench.pipeline.prepare_image`)."""
     raw = image_bytes(image)
     if isinstance(image, bytes):
         im = Image.open(io.BytesIO(image))
@@ -107,7 +107,7 @@ def invert_image(adapter, image: str | Path | Image.Image | bytes, steps: int) -
         pil, source = to_rgb(im), None
     else:
         pil, source = (to_rgb(image) if isinstance(image, Image.Image) else read_image(image)), image
-    prep = prepare_image(adapter, pil, steps=steps)
+    prep = prepare_image(adapter, pil, steps=steps, fixed_point=fixed_point)
     return Inversion(raw, source, prep.source_size, to_uint8(prep.pixels), prep.trajectory)
 
 
@@ -312,7 +312,7 @@ def compute_cube(adapter, image: str | Path | Image.Image | bytes, params: CubeP
                                  "compute it afresh")
     if rule is not None and not params.refinable:
         raise WorkbenchError("--until-stable needs Hutchinson cubes (rate h, eps or step)")
-    inv = invert_image(adapter, image, params.steps)
+    inv = invert_image(adapter, image, params.steps, params.fixed_point)
     if not params.refinable:
         return cube_of(adapter, inv, params, progress=progress)
     block = None

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from workbench.ddim import make_schedule
+from workbench.ddim import INVERSION_FIXED_POINT, make_schedule
 from workbench.errors import WorkbenchError
 from workbench.estimators import DEFAULT_K, ESTIMATORS, has_probe_stats
-from workbench.validate import check_channel, check_K, check_seed, check_steps, check_t_b, check_window
+from workbench.validate import check_channel, check_K, check_fixed_point, check_seed, check_steps, check_t_b, check_window
 
 __all__ = ["CubeParams", "FluctuationParams"]
 
@@ -21,11 +21,14 @@ _KEYED = ("definition", "estimator", "K", "seed", "steps", "channel")
 class CubeParams:
     """A cube's parameters: rate `definition` (workbench.rates), `estimator`, `K` (the estimator's
     size: Hutchinson probes; for `rsvd` the rank), probe `seed`, DDIM `steps`, the pixel `channel`
-    rule (None = mean over the model's channels), `rank` (the basis of `rsvd+hutchinson`; None = K // 2)
-    and `k` (the tangent dimension of the `projected` rate; None = K).
+    rule (None = mean over the model's channels), `rank` (the basis of `rsvd+hutchinson`; None = K // 2),
+    `k` (the tangent dimension of the `projected` rate; None = K) and `fixed_point`, the fixed-point
+    iterations refining each DDIM inversion step (`workbench.ddim`; 0 = plain inversion).
 
     `rank` and `k` equal to their defaults are stored as None, so that parameters that compute the
-    same cube have one key, the key of cubes written before these fields existed."""
+    same cube have one key, the key of cubes written before these fields existed. `fixed_point` = 0 is left
+    out of the key for the same reason (cubes written before it existed were inverted plainly); its
+    default, `workbench.ddim.INVERSION_FIXED_POINT`, is not 0, so a default cube has a key of its own."""
 
     definition: str = "h"
     estimator: str = "hutchinson"
@@ -35,6 +38,7 @@ class CubeParams:
     channel: int | None = None
     rank: int | None = None
     k: int | None = None
+    fixed_point: int = INVERSION_FIXED_POINT
 
     def __post_init__(self):
         if self.definition not in _DEFINITIONS:
@@ -46,6 +50,7 @@ class CubeParams:
         check_steps(self.steps)
         check_seed(self.seed)
         check_channel(self.channel)
+        object.__setattr__(self, "fixed_point", check_fixed_point(self.fixed_point))
         for name in ("rank", "k"):
             if getattr(self, name) is not None:
                 check_K(getattr(self, name))
@@ -83,21 +88,23 @@ class CubeParams:
         return "mean" if self.channel is None else f"channel {self.channel}"
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (what the content key hashes); `rank` and `k` only when set."""
+        """The fields as a plain dict (what the content key hashes); `rank` and `k` only when set,
+        `fixed_point` only when not 0."""
         out = {f: getattr(self, f) for f in _KEYED}
         out.update({f: getattr(self, f) for f in ("rank", "k") if getattr(self, f) is not None})
-        return out
+        return out if self.fixed_point == 0 else {**out, "fixed_point": self.fixed_point}
 
     def as_attrs(self) -> dict[str, Any]:
         """The cube attributes these parameters set (cache.schema.PARAM_ATTRS; `rank` only when set)."""
         out = {"rate_definition": self.definition, "estimator": self.estimator, "K": self.K, "k": self.tangent_k,
-               "seed": self.seed, "steps": self.steps, "channel_rule": self.channel_rule}
+               "seed": self.seed, "steps": self.steps, "channel_rule": self.channel_rule,
+               "inversion_fixed_point": self.fixed_point}
         return out if self.rank is None else {**out, "rank": self.rank}
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> "CubeParams":
         """Inverse of `as_attrs` (reads a cube's attributes, also those written before `rank`/`k` were
-        fields: there `k` repeats K)."""
+        fields: there `k` repeats K, and those written before `inversion_fixed_point`: inverted plainly, 0)."""
         rule = str(attrs.get("channel_rule", "mean"))
         channel = None if rule == "mean" else int(rule.split()[-1])
         definition = str(attrs["rate_definition"])
@@ -105,7 +112,8 @@ class CubeParams:
         return cls(definition=definition, estimator=str(attrs["estimator"]), K=int(attrs["K"]),
                    seed=int(attrs["seed"]), steps=int(attrs["steps"]), channel=channel,
                    rank=None if attrs.get("rank") is None else int(attrs["rank"]),
-                   k=int(k) if k is not None and definition == "projected" else None)
+                   k=int(k) if k is not None and definition == "projected" else None,
+                   fixed_point=int(attrs.get("inversion_fixed_point", 0)))
 
 
 @dataclass(frozen=True)

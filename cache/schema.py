@@ -38,7 +38,7 @@ from workbench.errors import WorkbenchError
 
 __all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "STORE_FORMAT", "DIMS", "VAR_RATE", "VAR_IMAGE", "VAR_ALPHA",
            "VAR_TRAJECTORY", "VAR_DONE", "VAR_RATE_SE", "VAR_SUM_S", "VAR_SUM_SS", "EXTRA_VARS", "NO_SE_NOTE",
-           "COORD_T", "ATTR_KEYS", "PARAM_ATTRS", "SLOT_ATTRS", "check_cube", "COORD_STEP", "COORD_KEY",
+           "COORD_T", "ATTR_KEYS", "PARAM_ATTRS", "PARAM_DEFAULTS", "SLOT_ATTRS", "check_cube", "COORD_STEP", "COORD_KEY",
            "COORD_SOURCE", "COORD_Y_BOUNDS", "COORD_X_BOUNDS", "BOUND_DIM", "ROLE_ATTR", "PROBE_ROLE", "VAR_ATTRS",
            "GROUP_ATTRS", "slot_labels", "label_coords", "label_group", "step_index", "source_bounds"]
 
@@ -145,7 +145,9 @@ ATTR_KEYS = ("model_fingerprint", "model_name", "rate_definition", "estimator", 
              "channel_rule", "scale", "source_image", "source_size", "package_version", "schema_version", "key",
              "complete")
 #: the attributes written by `CubeParams.as_attrs()`
-PARAM_ATTRS = ("rate_definition", "estimator", "K", "k", "seed", "steps", "channel_rule")
+PARAM_ATTRS = ("rate_definition", "estimator", "K", "k", "seed", "steps", "channel_rule", "inversion_fixed_point")
+#: the value a parameter attribute has in cubes written before it existed
+PARAM_DEFAULTS = {"inversion_fixed_point": 0}
 #: attributes that differ between the images of one multi-image group
 SLOT_ATTRS = ("key", "source_image", "source_size", "name")
 

@@ -196,7 +196,8 @@ class CubeStore:
                 row = {"key": key, "name": slot.get("name") or Path(str(slot.get("source_image", key))).stem,
                        "source_image": slot.get("source_image", ""), "source_size": slot.get("source_size"),
                        "group": gid, "slot": i}
-                row.update({k: attrs.get(k) for k in (*schema.PARAM_ATTRS, "model_fingerprint", "model_name")})
+                row.update({k: attrs.get(k, schema.PARAM_DEFAULTS.get(k)) for k in (*schema.PARAM_ATTRS, "model_fingerprint",
+                                                                                 "model_name")})
                 rows.append(row)
             self._lookup = _Lookup(rows)
         return self._lookup

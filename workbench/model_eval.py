@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from .adapters import ModelAdapter
-from .ddim import ddim_loop, make_schedule, reconstruction_psnr
+from .ddim import INVERSION_FIXED_POINT, ddim_loop, make_schedule, reconstruction_psnr
 from .estimators import ProbeOptions, rate_cube
 from .fluctuation import fluctuation
 from .images import read_image, to_tensor, to_uint8
@@ -141,11 +141,13 @@ def sample_vs_photo_stats(samples: torch.Tensor, photos: torch.Tensor) -> dict:
             "n_samples": int(len(samples)), "n_photos": int(len(photos))}
 
 
-def reconstruction_psnrs(adapter: ModelAdapter, files, steps: int = 50) -> np.ndarray:
-    """PSNR (dB) of DDIM-`steps` inversion followed by generation, one per image."""
+def reconstruction_psnrs(adapter: ModelAdapter, files, steps: int = 50,
+                         fixed_point: int = INVERSION_FIXED_POINT) -> np.ndarray:
+    """PSNR (dB) of DDIM-`steps` inversion (each step refined `fixed_point` times, workbench.ddim)
+    followed by DDIM-`steps` generation, one per image."""
     x0 = photo_batch(adapter, files)
     sched = make_schedule(adapter, steps)
-    xT = ddim_loop(adapter, x0, sched, direction="invert")
+    xT = ddim_loop(adapter, x0, sched, direction="invert", fixed_point=fixed_point)
     rec = ddim_loop(adapter, xT, sched, direction="generate")
     return reconstruction_psnr(x0, rec).cpu().numpy()
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from .adapters import ModelAdapter
-from .ddim import Trajectory, invert, make_schedule
+from .ddim import INVERSION_FIXED_POINT, Trajectory, invert, make_schedule
 from .errors import WorkbenchError
 from .images import read_image, to_rgb, to_tensor
 from .progress import ProgressFn, emit
@@ -28,15 +28,17 @@ class PreparedImage:
 
 
 def prepare_image(adapter: ModelAdapter, image: str | Path | Image.Image, *, steps: int = 50,
-                  with_trajectory: bool = True, progress: ProgressFn | None = None) -> PreparedImage:
-    """Read (if a path), resize the whole image to `adapter.image_size`, encode, and DDIM-invert;
-    `progress`: a `Progress` of phase "invert" (steps done of `steps`) after each inversion step."""
+                  with_trajectory: bool = True, progress: ProgressFn | None = None,
+                  fixed_point: int = INVERSION_FIXED_POINT) -> PreparedImage:
+    """Read (if a path), resize the whole image to `adapter.image_size`, encode, and DDIM-invert
+    (each step refined `refine` times, `workbench.ddim`); `progress`: a `Progress` of phase "invert"
+    (steps done of `steps`) after each inversion step."""
     pil = read_image(image) if not isinstance(image, Image.Image) else to_rgb(image)
     pixels = to_tensor(pil, adapter.image_size)
     with torch.no_grad():
         x0 = adapter.encode(pixels[None])[0]
     step = None if progress is None else (lambda info: emit(progress, "invert", info["i"] + 1, steps))
-    traj = invert(adapter, x0, make_schedule(adapter, steps), callback=step) if with_trajectory else None
+    traj = invert(adapter, x0, make_schedule(adapter, steps), callback=step, fixed_point=fixed_point) if with_trajectory else None
     return PreparedImage(pixels, x0, (pil.height, pil.width), traj)
 
 

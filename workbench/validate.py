@@ -50,7 +50,7 @@ import torch
 from .errors import WorkbenchError
 from .memory import parse_size
 
-__all__ = ["MAX_K", "MAX_BATCH", "MAX_RESOLUTION", "DTYPES", "check_int", "check_real", "check_steps", "check_K",
+__all__ = ["MAX_K", "MAX_BATCH", "MAX_RESOLUTION", "MAX_FIXED_POINT", "DTYPES", "check_int", "check_real", "check_steps", "check_fixed_point", "check_K",
            "check_k", "check_window", "check_t_b", "check_iterations", "check_batch_size", "check_resolution",
            "check_channel", "check_seed", "check_device", "check_dtype", "check_scheduler_config", "check_stability",
            "check_probe_cap", "check_refine_to", "check_scheduler_address", "check_memory_size", "check_timestep",
@@ -112,6 +112,16 @@ def check_steps(steps: Any, *, num_train_timesteps: int | None = None, minimum: 
     """DDIM steps: minimum..T (T = the model's training timesteps, when known)."""
     why = "the model's training timesteps" if num_train_timesteps is not None else ""
     return check_int("steps", steps, minimum=minimum, maximum=num_train_timesteps, why=why)
+
+
+#: more fixed-point refinements than this per inversion step gain nothing measurable (docs/model.md)
+MAX_FIXED_POINT = 8
+
+
+def check_fixed_point(fixed_point: Any) -> int:
+    """Fixed-point refinements per DDIM inversion step: 0 (plain inversion)..MAX_FIXED_POINT."""
+    return check_int("fixed-point iterations", fixed_point, minimum=0, maximum=MAX_FIXED_POINT,
+                     why="each costs one network evaluation per inversion step")
 
 
 def check_K(K: Any) -> int:

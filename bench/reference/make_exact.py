@@ -2,7 +2,8 @@
 
     nice -n 19 python -m bench.reference.make_exact [--pixels 256] [--images osie-1654.jpg,osie-1668.jpg]
 
-Per image: DDIM inversion with 50 steps, then, for `--pixels` pixels drawn uniformly without
+Per image: DDIM inversion with 50 steps (the engine's, each step fixed-point refined
+`workbench.ddim.INVERSION_FIXED_POINT` times; recorded as `fixed_point`), then, for `--pixels` pixels drawn uniformly without
 replacement (a seeded permutation of the model grid), the exact `h` rate of every channel's unit
 variation at all 50 timesteps: one JVP column per pixel and channel, batched over the timesteps
 (`linalg.jvp_columns_batched`). Pixels are processed in small blocks, alternating between images,
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> Path:
     """Compute (or resume) the reference file; returns its path."""
     from workbench.adapters import load_model
     from workbench.default_model import DEFAULT_MODEL_DIR, SAMPLES_DIR
+    from workbench.ddim import INVERSION_FIXED_POINT
     from workbench.pipeline import prepare_image
 
     p = argparse.ArgumentParser(prog="python -m bench.reference.make_exact", description=__doc__.split("\n\n")[0])
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> Path:
                            image_sha256=np.array([_sha(q) for q in paths]), model_fingerprint=np.array(fp),
                            model_name=np.array(str(ad.name)), definition=np.array("h"), steps=np.array(STEPS),
                            timesteps=timesteps, state_norms=np.stack(norms), seconds=seconds,
+                           fixed_point=np.array(INVERSION_FIXED_POINT),
                            load_average=np.array(os.getloadavg()), torch_version=np.array(torch.__version__),
                            method=np.array("JVP columns (torch.func.jvp, vmap), per channel, batched over "
                                            "timesteps; float32 model, float64 norms")))

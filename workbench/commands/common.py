@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from .. import validate
 from ..adapters import load_model
+from ..ddim import INVERSION_FIXED_POINT
 from ..errors import WorkbenchError
 from ..memory import given_budget
 from ..outputs import OutputOptions
@@ -70,6 +71,13 @@ def add_rate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", default="h", choices=RATE_DEFINITIONS, help="rate definition (default h, Eq. 10)")
     p.add_argument("--channel", type=int, default=None, help="one model channel instead of the channel mean")
     p.add_argument("--k", type=int, default=32, help="tangent dimension for --rate projected")
+
+
+def add_fixed_point_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fixed-point", type=int, default=INVERSION_FIXED_POINT, metavar="N",
+                   help=f"fixed-point iterations refining each DDIM inversion step, one network evaluation each "
+                        f"(default {INVERSION_FIXED_POINT}; 0 = plain DDIM inversion, that of cubes written "
+                        f"before this flag existed; see docs/model.md)")
 
 
 def add_overwrite_arg(p: argparse.ArgumentParser) -> None:

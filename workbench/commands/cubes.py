@@ -15,7 +15,7 @@ from ..images import check_image_file
 from ..outputs import check_writable
 from ..progress import by_phase
 from ..splits import split_held_out
-from .common import add_held_out_arg, model_from, add_model_args, batch_bars, check_against_model, device_from
+from .common import add_fixed_point_arg, add_held_out_arg, model_from, add_model_args, batch_bars, check_against_model, device_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                             f"dimension (default {DEFAULT_K})")
     p.add_argument("--seed", type=int, default=0, help="probe seed (default 0)")
     p.add_argument("--channel", type=int, default=None, help="one model channel instead of the channel mean")
+    add_fixed_point_arg(p)
     p.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by path)")
     p.add_argument("--split", default="all", choices=("all", "held-out", "train"),
                    help="held-out = the last --held-out images by sorted file name (the shipped model never saw "
@@ -97,7 +98,7 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise WorkbenchError(f"--workers must be at least 1, got {args.workers}")
     params = CubeParams(definition=args.rate, estimator=args.estimator, K=args.K, seed=args.seed, steps=args.steps,
-                        channel=args.channel)
+                        channel=args.channel, fixed_point=args.fixed_point)
     _check_flags(args, params)  # every flag that needs no model, before it loads and before anything is written
     if args.refine_to is not None:
         params = replace(params, K=args.refine_to)

@@ -15,8 +15,8 @@ from pathlib import Path
 from ..curves import pixel_curves
 from ..images import read_image
 from ..pipeline import prepare_image, source_to_model_pixel
-from ..validate import check_steps
-from .common import (model_from, add_model_args, add_overwrite_arg, add_rate_args, check_against_model, device_from,
+from ..validate import check_fixed_point, check_steps
+from .common import (model_from, add_fixed_point_arg, add_model_args, add_overwrite_arg, add_rate_args, check_against_model, device_from,
                      output_from, parse_xy, progress_bar, rate_spec_from)
 
 #: First line of every plot `workbench curve` writes: how a rerun knows the file is its own.
@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_rate_args(p)
     p.add_argument("--plot", default=None, help="plot file (.html; default curve-<image>-x<X>-y<Y>.html)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_fixed_point_arg(p)
     add_overwrite_arg(p)
     p.set_defaults(func=run)
 
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     x, y = parse_xy(args.pixel)
     check_steps(args.steps)
+    check_fixed_point(args.fixed_point)
     device, dtype = device_from(args)
     spec = rate_spec_from(args)
     pil = read_image(args.image)
@@ -48,7 +50,8 @@ def run(args) -> int:
     check_against_model(adapter, steps=args.steps, channel=spec.channel,
                         k=spec.k if spec.definition == "projected" else None)
     my, mx = source_to_model_pixel(adapter, x, y, (pil.height, pil.width))
-    prep = prepare_image(adapter, pil, steps=args.steps, progress=progress_bar(args.steps, "invert"))
+    prep = prepare_image(adapter, pil, steps=args.steps, progress=progress_bar(args.steps, "invert"),
+                         fixed_point=args.fixed_point)
     curve = pixel_curves(adapter, prep.trajectory, [(my, mx)], spec)[0]
     ts = prep.trajectory.schedule.timesteps.tolist()
     values = curve.tolist()

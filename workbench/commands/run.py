@@ -14,7 +14,7 @@ from ..default_model import SAMPLES_DIR
 from ..errors import WorkbenchError
 from ..images import check_image_file, read_image
 from ..outputs import check_writable
-from .common import (model_from, add_model_args, add_overwrite_arg, batch_bars, check_against_model, device_from,
+from .common import (model_from, add_fixed_point_arg, add_model_args, add_overwrite_arg, batch_bars, check_against_model, device_from,
                      output_from)
 
 
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="workbench-out", help="output folder for maps and figures (default ./workbench-out)")
     add_model_args(p)
     p.add_argument("--K", type=int, default=None, help="Hutchinson probes (default: the cache's default)")
+    add_fixed_point_arg(p)
     p.add_argument("--window", type=int, default=None, help="fluctuation window L (default: the analysis default)")
     p.add_argument("--t-b", type=float, default=None, help="fluctuation cut t_b (default: the analysis default)")
     add_overwrite_arg(p)
@@ -48,7 +49,7 @@ def run(args) -> int:
     fluct = FluctuationParams(window=DEFAULT_WINDOW if args.window is None else args.window,
                               t_b=DEFAULT_T_B if args.t_b is None else args.t_b)
     window, t_b = fluct.window, fluct.t_b
-    params = CubeParams(steps=args.steps, **({} if args.K is None else {"K": args.K}))
+    params = CubeParams(steps=args.steps, fixed_point=args.fixed_point, **({} if args.K is None else {"K": args.K}))
     device, dtype = device_from(args)
     images = [img for src in (args.images or [SAMPLES_DIR]) for img in find_images(src).images]
     for image in images:  # headers only: an unreadable file or a decompression bomb stops us now
