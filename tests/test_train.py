@@ -253,7 +253,7 @@ def test_min_snr_weights_by_hand():
 def test_finetune_from_epsilon_into_v_exports_a_v_prediction_scheduler(photos, tmp_path, capsys):
     from workbench.adapters import load_model
 
-    latest = train(_cfg(photos, tmp_path / "a", max_steps=1))
+    latest = train(_cfg(photos, tmp_path / "a", max_steps=1, prediction="epsilon"))
     export_model(latest, tmp_path / "eps")
     latest_v = train(_cfg(photos, tmp_path / "b", max_steps=2, init=str(tmp_path / "eps"), prediction="v",
                           snr_gamma=5.0))
@@ -264,7 +264,8 @@ def test_finetune_from_epsilon_into_v_exports_a_v_prediction_scheduler(photos, t
         "prediction_type"] == "epsilon"
     assert load_model(str(tmp_path / "v"), device="cpu").prediction_type == "v_prediction"
     before = _tree_hash(tmp_path / "b")
-    rc = main(["train", str(photos), "--checkpoints", str(tmp_path / "b"), "--steps", "5", *FAST])
+    rc = main(["train", str(photos), "--checkpoints", str(tmp_path / "b"), "--steps", "5", "--prediction", "epsilon",
+               *FAST])
     _one_error_line(capsys, rc, "--prediction v")
     assert _tree_hash(tmp_path / "b") == before
 

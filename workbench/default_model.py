@@ -26,7 +26,8 @@ def default_unet_config(sample_size: int = 64) -> dict:
 
 
 def default_scheduler_config() -> dict:
-    """DDPM training schedule (linear betas, 1000 steps, epsilon prediction)."""
+    """DDPM training schedule (linear betas, 1000 steps, epsilon prediction: the tiny test models'; the
+    shipped weights are a v-prediction fine-tune with this schedule, `workbench train --prediction`)."""
     return dict(
         num_train_timesteps=1000,
         beta_start=1e-4,

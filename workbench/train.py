@@ -84,7 +84,7 @@ class TrainConfig:
     bf16: bool | None = None
     channels_last: bool = False
     prefetch: bool = False
-    prediction: str = "epsilon"
+    prediction: str = "v"
     snr_gamma: float | None = None
 
     def __post_init__(self) -> None:

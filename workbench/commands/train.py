@@ -44,10 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     add_held_out_arg(p, help="how many photos to hold out of training: the last N by file name (default 50)")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="write a checkpoint this often")
-    p.add_argument("--prediction", choices=("epsilon", "v"), default="epsilon",
-                   help="what the network predicts: epsilon (the noise, default) or v = sqrt(abar) eps - "
-                        "sqrt(1 - abar) x0 (its x0 from pure noise stays in the data range); a fine-tune may change it "
-                        "(the exported scheduler says which)")
+    p.add_argument("--prediction", choices=("epsilon", "v"), default="v",
+                   help="what the network predicts: v = sqrt(abar) eps - sqrt(1 - abar) x0 (default, as the shipped "
+                        "model: its x0 from pure noise stays in the data range) or epsilon (the noise: the earlier "
+                        "shipped weights; resume their checkpoints with it); a fine-tune may change it (the exported "
+                        "scheduler says which)")
     p.add_argument("--snr-gamma", type=float, default=None,
                    help="weight the loss by min-SNR-gamma (Hang et al. 2023; 5 in the paper; default: off)")
     p.add_argument("--ema-decay", type=float, default=0.999,
