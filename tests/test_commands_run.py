@@ -8,13 +8,15 @@ import sys
 import numpy as np
 from PIL import Image
 
+from workbench.cli import main
+
 
 def _cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True,
                           timeout=600, cwd=cwd)
 
 
-def test_run_builds_cubes_and_exports_maps_at_source_resolution(tmp_path, tiny_pixel_dir):
+def test_run_builds_cubes_and_exports_maps_at_source_resolution(tmp_path, tiny_pixel_dir, monkeypatch, capsys):
     rng = np.random.default_rng(0)
     for name, size in (("a", (40, 30)), ("b", (24, 24))):
         Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
@@ -35,13 +37,17 @@ def test_run_builds_cubes_and_exports_maps_at_source_resolution(tmp_path, tiny_p
     assert "(2 computed" in first.stdout
     # a second run finds both cubes in the store, computes nothing and exports the same maps
     before = np.load(tmp_path / "out" / "fluctuation" / "a.npy")
-    second = _cli(*args, cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
-    assert "(0 computed" in second.stdout and "2 already in the store" in second.stdout
+    # (in this process: the first run above is the real process start, exit code and output of the main job)
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "(0 computed" in out and "2 already in the store" in out
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "fluctuation" / "a.npy"), before)
 
 
-def test_run_on_a_missing_image_is_one_line(tmp_path, tiny_pixel_dir):
-    r = _cli("run", str(tmp_path / "nope.png"), "--model", str(tiny_pixel_dir), cwd=tmp_path)
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "error:" in r.stderr and "Traceback" not in r.stderr
+def test_run_on_a_missing_image_is_one_line(tmp_path, tiny_pixel_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # in this process (a real process's exit and stderr: tests/test_bad_inputs.py)
+    assert main(["run", str(tmp_path / "nope.png"), "--model", str(tiny_pixel_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "error:" in err and "nope.png" in err and "Traceback" not in err
+    assert not (tmp_path / "workbench-store").exists() and not (tmp_path / "workbench-out").exists()
