@@ -43,16 +43,17 @@ def test_params_validate_and_round_trip():
 
 
 def test_key_is_stable_and_sensitive(tmp_path):
-    p = CubeParams(K=32)  # explicit: the pin is on the key recipe, not on the defaults
+    p = CubeParams(K=32, fixed_point=0)  # explicit: the pin is on the key recipe, not on the defaults
     k = cube_key(b"abc", "fp", p)
     # pinned: changing the key recipe orphans every stored cube, so it must be deliberate
     assert k == "2ea80725910caa876fae8109733b209f"
-    assert k == cube_key(b"abc", "fp", CubeParams(definition="h", estimator="hutchinson", K=32, seed=0, steps=50))
+    assert k == cube_key(b"abc", "fp", CubeParams(definition="h", estimator="hutchinson", K=32, seed=0, steps=50,
+                                                  fixed_point=0))
     others = {cube_key(b"abd", "fp", p), cube_key(b"abc", "fp2", p), cube_key(b"abc", "fp", CubeParams(K=33)),
               cube_key(b"abc", "fp", CubeParams(seed=1)), cube_key(b"abc", "fp", CubeParams(steps=49)),
               cube_key(b"abc", "fp", CubeParams(channel=0)), cube_key(b"abc", "fp", CubeParams(estimator="rsvd")),
-              cube_key(b"abc", "fp", CubeParams(definition="eps"))}
-    assert k not in others and len(others) == 8
+              cube_key(b"abc", "fp", CubeParams(definition="eps")), cube_key(b"abc", "fp", CubeParams(K=32))}
+    assert k not in others and len(others) == 9  # the last: the default fixed-point refined inversion
     # the same bytes under another name and folder give the same key; a new process agrees
     a, b = tmp_path / "a.png", tmp_path / "sub" / "b.png"
     b.parent.mkdir()
@@ -60,7 +61,7 @@ def test_key_is_stable_and_sensitive(tmp_path):
     b.write_bytes(a.read_bytes())
     assert cube_key(image_bytes(a), "fp", p) == cube_key(image_bytes(b), "fp", p)
     code = ("from cache.keys import cube_key, image_bytes; from cache.params import CubeParams; "
-            f"print(cube_key(image_bytes({str(a)!r}), 'fp', CubeParams(K=32)))")
+            f"print(cube_key(image_bytes({str(a)!r}), 'fp', CubeParams(K=32, fixed_point=0)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": "123"})
     assert out.stdout.strip() == cube_key(image_bytes(a), "fp", p)
