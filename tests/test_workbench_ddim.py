@@ -73,9 +73,9 @@ def test_refined_inversion_step_converges_to_the_exact_inverse_of_generation(tin
     ad = load_model(tiny_pixel_dir, device="cpu")
     sched = make_schedule(ad, 20)
     clean = torch.rand(1, *ad.model_shape, generator=torch.Generator().manual_seed(7)) * 2 - 1
-    x_src = ddim_loop(ad, clean, sched, direction="invert", start=-1, stop=0)  # the state at grid index 0
+    x_src = ddim_loop(ad, clean, sched, direction="invert", span=(-1, 0))  # the state at grid index 0
     exact = _newton_inverse_step(ad, sched, x_src, dst=1)
-    x_dst = {k: ddim_loop(ad, x_src, sched, direction="invert", start=0, stop=1, fixed_point=k) for k in (0, 1, 2, 6)}
+    x_dst = {k: ddim_loop(ad, x_src, sched, direction="invert", span=(0, 1), fixed_point=k) for k in (0, 1, 2, 6)}
     errors = [float((x_dst[k] - exact).abs().max()) for k in (0, 1, 2, 6)]
     assert errors[0] > 1e-3, errors  # the plain step is not the exact inverse
     assert errors[1] < errors[0] / 3 and errors[2] < errors[1] and errors[3] < 1e-4, errors

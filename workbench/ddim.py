@@ -141,18 +141,19 @@ GRAD_MODES = ("off", "on", "checkpointed")
 
 
 def ddim_loop(adapter: ModelAdapter, x: torch.Tensor, schedule: Schedule, *, direction: str,
-              start: int | None = None, stop: int | None = None, callback: StepCallback | None = None,
+              span: tuple[int | None, int | None] = (None, None), callback: StepCallback | None = None,
               grad: str = "off", fixed_point: int = 0) -> torch.Tensor:
-    """Run DDIM on a batch x (B, C, H, W) between grid indices.
+    """Run DDIM on a batch x (B, C, H, W) between grid indices `span` = (start, stop).
 
     direction="generate": from index `start` (default N-1, i.e. x_T) down to index `stop`
     (default -1, the clean sample); direction="invert": from `start` (default -1, clean) up to
     `stop` (default N-1). `callback(dict(i, t, x, eps))` after every step, `x` the new state at
     grid index i. `grad`: "off" (no graph), "on" (gradients flow) or "checkpointed" (gradients flow,
-    each step recomputed in the backward pass instead of kept). `refine`: fixed-point refinements of
-    each inversion step (see the module docstring; generation ignores it).
+    each step recomputed in the backward pass instead of kept). `fixed_point`: fixed-point
+    refinements of each inversion step (see the module docstring; generation ignores it).
     """
     N = len(schedule)
+    start, stop = span
     if direction == "generate":
         start, stop = (N - 1 if start is None else start), (-1 if stop is None else stop)
         pairs = [(i, i - 1) for i in range(start, stop, -1)]

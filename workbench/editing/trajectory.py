@@ -58,7 +58,7 @@ def generate_states(adapter: ModelAdapter, x_T: torch.Tensor, schedule: Schedule
 
 def _step(adapter, x, schedule, j, *, original_states=None, mask=None, blend_t=None, grad="off"):
     """One generation step from grid index j to j - 1, then the blend if that state is at t >= blend_t."""
-    x = ddim_loop(adapter, x, schedule, direction="generate", start=j, stop=j - 1, grad=grad)
+    x = ddim_loop(adapter, x, schedule, direction="generate", span=(j, j - 1), grad=grad)
     if blend_t is not None and mask is not None and original_states is not None and _blended_at(schedule, j - 1, blend_t):
         x = blend_states(x, original_states[j - 1][None], mask)
     return x
